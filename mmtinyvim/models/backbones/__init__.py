@@ -1,0 +1,4 @@
+from .mobilemamba import MobileMamba
+from .tinyvim import TinyViM
+
+__all__ = ['TinyViM', 'MobileMamba']

@@ -1,0 +1,78 @@
+"""Layers shared by both families: Conv+BN pairs that fold for deployment."""
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+@torch.no_grad()
+def fold_bn(weight, bias, bn):
+    """Fold an eval-mode BatchNorm that follows a conv/linear into it.
+
+    ``weight`` has the output channels first; ``bias`` may be None.
+    Returns the folded (weight, bias).
+    """
+    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+    shift = bn.bias - bn.running_mean * scale
+    if bias is not None:
+        shift = shift + bias * scale
+    return weight * scale.view(-1, *([1] * (weight.dim() - 1))), shift
+
+
+class ConvBN(nn.Sequential):
+    """Bias-free Conv2d followed by BatchNorm2d (state-dict keys ``c``, ``bn``)."""
+
+    def __init__(self, in_channels, out_channels, kernel_size=1, stride=1,
+                 padding=0, groups=1, bn_weight_init=1.0):
+        super().__init__()
+        self.add_module('c', nn.Conv2d(in_channels, out_channels, kernel_size,
+                                       stride, padding, groups=groups,
+                                       bias=False))
+        self.add_module('bn', nn.BatchNorm2d(out_channels))
+        nn.init.constant_(self.bn.weight, bn_weight_init)
+        nn.init.zeros_(self.bn.bias)
+
+    @torch.no_grad()
+    def fuse(self) -> nn.Conv2d:
+        """One Conv2d with bias that equals this pair in eval mode."""
+        c = self.c
+        weight, bias = fold_bn(c.weight, None, self.bn)
+        conv = nn.Conv2d(c.in_channels, c.out_channels, c.kernel_size,
+                         c.stride, c.padding, groups=c.groups, bias=True,
+                         device=weight.device, dtype=weight.dtype)
+        conv.weight.copy_(weight)
+        conv.bias.copy_(bias)
+        return conv
+
+
+class LayerNorm2d(nn.LayerNorm):
+    """LayerNorm over the channels of an NCHW map."""
+
+    def forward(self, x):
+        x = F.layer_norm(x.permute(0, 2, 3, 1), self.normalized_shape,
+                         self.weight, self.bias, self.eps)
+        return x.permute(0, 3, 1, 2)
+
+
+def fuse_modules(module: nn.Module) -> nn.Module:
+    """Replace, recursively, every child that has ``fuse()`` by its result."""
+    for name, child in module.named_children():
+        if hasattr(child, 'fuse'):
+            setattr(module, name, child.fuse())
+        else:
+            fuse_modules(child)
+    return module
+
+
+def check_image_batch(x, min_size: int = 32, name: str = 'backbone'):
+    """Refuse anything but an (N, 3, H, W) float tensor with H, W >= min_size."""
+    if not torch.is_tensor(x) or x.dim() != 4 or x.shape[1] != 3:
+        what = (f'a tensor of shape {tuple(x.shape)}' if torch.is_tensor(x)
+                else type(x).__name__)
+        raise ValueError(f'{name} expects a 4-D image batch (N, 3, H, W), '
+                         f'got {what}')
+    if x.shape[2] < min_size or x.shape[3] < min_size:
+        raise ValueError(f'{name} needs H and W >= {min_size}, got '
+                         f'{x.shape[2]}x{x.shape[3]}')
+    if not x.is_floating_point():
+        raise ValueError(f'{name} expects a floating-point image batch, got '
+                         f'{x.dtype}; normalise the images first')

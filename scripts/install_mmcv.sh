@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Install mmcv 2.1.0 (with compiled ops) for the current python/torch.
+#   1. reuse an installed, importable mmcv 2.1.0;
+#   2. else a prebuilt wheel from a find-links directory
+#      ($MMCV_FIND_LINKS, default ../shared/wheels when it exists);
+#   3. else build the PyPI sdist with the fixes modern torch needs:
+#      setuptools<70 (mmcv's setup.py imports pkg_resources),
+#      --no-build-isolation, MMCV_WITH_OPS=1, FORCE_CUDA=1 when a GPU is
+#      present, and -std=c++20 for torch >= 2.14. Takes 17-30 min on 2 cores.
+set -euo pipefail
+PY=${PYTHON:-python}
+MMCV_VERSION=2.1.0
+here=$(cd "$(dirname "$0")/.." && pwd)
+
+if $PY - <<PYEOF 2>/dev/null
+import mmcv, mmcv.ops
+assert mmcv.__version__ == '$MMCV_VERSION', mmcv.__version__
+PYEOF
+then
+    echo "[install_mmcv] reusing installed mmcv $MMCV_VERSION"
+    exit 0
+fi
+
+links=${MMCV_FIND_LINKS:-}
+if [ -z "$links" ] && [ -d "$here/../shared/wheels" ]; then
+    links="$here/../shared/wheels"
+fi
+if [ -n "$links" ]; then
+    echo "[install_mmcv] trying a prebuilt wheel from $links"
+    if $PY -m pip install --no-index --no-deps --only-binary=mmcv \
+            --find-links "$links" "mmcv==$MMCV_VERSION" &&
+       $PY -c "import mmcv.ops" 2>/dev/null; then
+        exit 0
+    fi
+    echo "[install_mmcv] no usable wheel there (python/torch mismatch?)"
+fi
+
+echo "[install_mmcv] building mmcv $MMCV_VERSION from source (slow)"
+$PY -m pip install 'setuptools<70' wheel ninja packaging addict yapf \
+    'mmengine==0.10.7' opencv-python
+build=$(mktemp -d)
+$PY -m pip download --no-deps --no-binary=:all: -d "$build" \
+    "mmcv==$MMCV_VERSION"
+tar -xzf "$build"/mmcv-$MMCV_VERSION.tar.gz -C "$build"
+src="$build/mmcv-$MMCV_VERSION"
+if $PY - <<'PYEOF'
+import sys, torch
+major, minor = (int(v) for v in torch.__version__.split('.')[:2])
+sys.exit(0 if (major, minor) >= (2, 14) else 1)
+PYEOF
+then
+    sed -i 's/-std=c++17/-std=c++20/g' "$src/setup.py"
+fi
+export MMCV_WITH_OPS=1 MAX_JOBS=${MAX_JOBS:-$(nproc)}
+if command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1; then
+    export FORCE_CUDA=1
+fi
+$PY -m pip install --no-build-isolation --no-deps "$src"
+$PY -c "import mmcv.ops; print('[install_mmcv] built', mmcv.__version__)"
+rm -rf "$build"

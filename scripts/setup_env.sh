@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Idempotent set-up of .venv with torch, mmcv 2.1.0, the OpenMMLab toolboxes
+# and mmtinyvim (editable). Source it or run it; the second run is fast.
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+venv=${MMTINYVIM_VENV:-$root/.venv}
+TORCH_SPEC=${TORCH_SPEC:-"torch==2.14.1 torchvision==0.29.1"}
+stamp="$venv/.mmtinyvim-setup"
+fingerprint=$(cat "$root/setup.py" "$root/scripts/setup_env.sh" \
+              "$root/scripts/install_mmcv.sh" | sha1sum | cut -c1-16)
+
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$fingerprint" ] &&
+   "$venv/bin/python" -c "import mmtinyvim, mmdet, mmseg, mmpretrain" \
+       2>/dev/null; then
+    echo "[setup] $venv is up to date"
+    exit 0
+fi
+
+[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+py="$venv/bin/python"
+$py -m pip install -q --upgrade 'pip>=23' 'setuptools<70' wheel
+$py -m pip install -q $TORCH_SPEC
+PYTHON=$py bash "$root/scripts/install_mmcv.sh"
+$py -m pip install -q -e "$root[tests]"
+$py -c "import mmtinyvim, mmdet, mmseg, mmpretrain, mmcv.ops; print('[setup] ok: mmcv', mmcv.__version__, 'torch', __import__('torch').__version__)"
+echo "$fingerprint" > "$stamp"
