@@ -1,0 +1,733 @@
+"""MobileMamba: a lightweight multi-receptive-field state-space network.
+
+MobileMamba (He et al., 2025) is a three-stage network on a stride-16 stem:
+
+    patch_embed  4 x (3x3 stride-2 Conv-BN), ReLU between     stride 16, C1
+    blocks1      MobileMambaBlock x d1                        stride 16, C1
+    blocks2      transition C1 -> C2, MobileMambaBlock x d2   stride 32, C2
+    blocks3      transition C2 -> C3, MobileMambaBlock x d3   stride 64, C3
+
+A ``MobileMambaBlock`` is ``x + DropPath(ffn1(dw1(mixer(ffn0(dw0(x))))))``
+with every inner op residual. Its mixer, MRFFI (multi-receptive field feature
+interaction), splits the channels three ways:
+
+* global: WTE-Mamba, a bidirectional selective scan (SS2D, d_state 1) plus a
+  Haar-wavelet branch whose depthwise conv works on the four sub-bands, i.e.
+  with a doubled receptive field and separate high frequencies;
+* local: a k x k depthwise conv (MK-DeConv: k = 7, 5, 3 per stage);
+* identity: passed through, then everything is re-mixed by ReLU + 1x1 Conv-BN.
+
+Module and parameter names follow the official implementation
+(lewandofskee/MobileMamba), so its checkpoints load without renaming; the
+dense form is the classification network minus ``head``.
+"""
+import math
+from collections import OrderedDict
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmcv.cnn.bricks import DropPath
+from mmengine.model import BaseModule
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from ...ops.selective_scan import check_backend, selective_scan
+from ...registry import MODELS
+from ...utils.checkpoint import safe_torch_load, strict_load, unwrap_state_dict
+from ..layers import ConvBN, LayerNorm2d, check_image_batch, fold_bn, \
+    fuse_modules
+from ..wavelet import haar_analysis, haar_filters, haar_synthesis
+
+__all__ = ['MobileMamba', 'checkpoint_filter_fn',
+           'convert_official_classifier', 'to_official_classifier']
+
+STAGE_NAMES = ('patch_embed', 'blocks1', 'blocks2', 'blocks3')
+STAGE_STRIDES = (16, 16, 32, 64)
+
+# Official classifier keys that have no place in the dense backbone.
+CLASSIFIER_PREFIXES = ('head.', 'head_dist.')
+
+
+def nearest_multiple_of_16(n: int) -> int:
+    """Round to the nearest multiple of 16, halfway cases upwards."""
+    lower = n // 16 * 16
+    return lower if n - lower < 8 else lower + 16
+
+
+def mrffi_channel_split(channels: int, global_ratio: float,
+                        local_ratio: float) -> Tuple[int, int, int]:
+    """(global, local, identity) channels of an MRFFI mixer.
+
+    Global gets ``int(global_ratio * C)`` rounded to a multiple of 16 (the
+    scan kernel's preferred granularity), local ``int(local_ratio * C)`` or
+    whatever is left, identity the rest.
+    """
+    global_channels = nearest_multiple_of_16(int(global_ratio * channels))
+    if global_channels > channels:
+        raise ValueError(
+            f'global_ratio {global_ratio} gives {global_channels} global '
+            f'channels (rounded to a multiple of 16) for a {channels}-channel '
+            'stage; lower it or widen the stage')
+    local_channels = int(local_ratio * channels)
+    if global_channels + local_channels > channels:
+        local_channels = channels - global_channels
+    return (global_channels, local_channels,
+            channels - global_channels - local_channels)
+
+
+def _is_residual_depthwise(conv: nn.Conv2d) -> bool:
+    """A depthwise conv whose output aligns with its input pixel by pixel."""
+    return (conv.groups == conv.in_channels == conv.out_channels and
+            conv.stride == (1, 1) and conv.dilation == (1, 1) and
+            all(k % 2 == 1 and p == k // 2
+                for k, p in zip(conv.kernel_size, conv.padding)))
+
+
+class Residual(nn.Module):
+    """``x + m(x)``."""
+
+    def __init__(self, m: nn.Module):
+        super().__init__()
+        self.m = m
+
+    def forward(self, x):
+        return x + self.m(x)
+
+    @torch.no_grad()
+    def fuse(self) -> nn.Module:
+        """Fuse ``m``; a residual depthwise Conv-BN becomes one conv whose
+        kernel centre carries the identity."""
+        if isinstance(self.m, ConvBN) and _is_residual_depthwise(self.m.c):
+            conv = self.m.fuse()
+            kh, kw = conv.kernel_size
+            conv.weight[:, 0, kh // 2, kw // 2] += 1
+            return conv
+        if hasattr(self.m, 'fuse'):
+            self.m = self.m.fuse()
+        else:
+            fuse_modules(self.m)
+        return self
+
+
+class FFN(nn.Module):
+    """1x1 Conv-BN, ReLU, 1x1 Conv-BN (zero-initialised output BN)."""
+
+    def __init__(self, channels: int, hidden_channels: int):
+        super().__init__()
+        self.pw1 = ConvBN(channels, hidden_channels)
+        self.act = nn.ReLU()
+        self.pw2 = ConvBN(hidden_channels, channels, bn_weight_init=0.)
+
+    def forward(self, x):
+        return self.pw2(self.act(self.pw1(x)))
+
+
+class SqueezeExcite(nn.Module):
+    """Squeeze-and-excitation gate (parameters named as timm's SEModule)."""
+
+    def __init__(self, channels: int, rd_ratio: float = 0.25,
+                 rd_divisor: int = 8):
+        super().__init__()
+        # timm's make_divisible(channels * rd_ratio, rd_divisor, round_limit=0)
+        reduced = max(rd_divisor,
+                      int(channels * rd_ratio + rd_divisor / 2) //
+                      rd_divisor * rd_divisor)
+        self.fc1 = nn.Conv2d(channels, reduced, 1)
+        self.act = nn.ReLU(inplace=True)
+        self.fc2 = nn.Conv2d(reduced, channels, 1)
+
+    def forward(self, x):
+        gate = self.fc2(self.act(self.fc1(x.mean((2, 3), keepdim=True))))
+        return x * gate.sigmoid()
+
+
+class PatchMerging(nn.Module):
+    """Stride-2 downsampling: 1x1 expand to 4C, 3x3 depthwise stride 2, SE,
+    1x1 project to the next width."""
+
+    def __init__(self, in_channels: int, out_channels: int):
+        super().__init__()
+        hidden = 4 * in_channels
+        self.conv1 = ConvBN(in_channels, hidden)
+        self.act = nn.ReLU()
+        self.conv2 = ConvBN(hidden, hidden, 3, stride=2, padding=1,
+                            groups=hidden)
+        self.se = SqueezeExcite(hidden, 0.25)
+        self.conv3 = ConvBN(hidden, out_channels)
+
+    def forward(self, x):
+        x = self.act(self.conv2(self.act(self.conv1(x))))
+        return self.conv3(self.se(x))
+
+
+class ChannelScale(nn.Module):
+    """Learned per-channel multiplier, ``weight`` of shape (1, C, 1, 1)."""
+
+    def __init__(self, channels: int, init_value: float = 1.0):
+        super().__init__()
+        self.weight = nn.Parameter(torch.full((1, channels, 1, 1),
+                                              init_value))
+
+    def forward(self, x):
+        return x * self.weight
+
+
+class LocalDWConv(nn.Sequential):
+    """Local branch of MRFFI: k x k depthwise Conv-BN, ReLU, 1x1 depthwise
+    Conv-BN (``dwconv3x3`` is the official name, whatever k is)."""
+
+    def __init__(self, channels: int, kernel_size: int):
+        super().__init__(OrderedDict(
+            dwconv3x3=nn.Conv2d(channels, channels, kernel_size,
+                                padding=kernel_size // 2, groups=channels,
+                                bias=False),
+            bn1=nn.BatchNorm2d(channels),
+            relu=nn.ReLU(inplace=True),
+            dwconv1x1=nn.Conv2d(channels, channels, 1, groups=channels,
+                                bias=False),
+            bn2=nn.BatchNorm2d(channels)))
+
+    @torch.no_grad()
+    def fuse(self) -> nn.Sequential:
+        return nn.Sequential(_fold_conv_bn(self.dwconv3x3, self.bn1),
+                             nn.ReLU(inplace=True),
+                             _fold_conv_bn(self.dwconv1x1, self.bn2))
+
+
+def _fold_conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
+    weight, bias = fold_bn(conv.weight, conv.bias, bn)
+    fused = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size,
+                      conv.stride, conv.padding, conv.dilation, conv.groups,
+                      bias=True, device=weight.device, dtype=weight.dtype)
+    fused.weight.copy_(weight)
+    fused.bias.copy_(bias)
+    return fused
+
+
+class SS2D(nn.Module):
+    """Bidirectional 2-D selective scan (VMamba's SS2D, MobileMamba's
+    ``v052d`` setting: two scan directions, channel-first layout).
+
+    ``in_proj`` (1x1 Conv-BN) gives x and the gate z; x -> depthwise 3x3 +
+    SiLU -> S6 over the row-major token sequence and over its reverse, the
+    two outputs summed back in place -> LayerNorm -> * SiLU(z) ->
+    ``out_proj`` (1x1 Conv-BN).
+    """
+
+    num_directions = 2
+
+    def __init__(self, channels: int, ssm_ratio: float = 2.0,
+                 d_state: int = 1, scan_backend: Optional[str] = None):
+        super().__init__()
+        d_inner = int(ssm_ratio * channels)
+        self.d_inner = d_inner
+        self.d_state = d_state
+        self.dt_rank = math.ceil(channels / 16)
+        self.scan_backend = scan_backend
+        k = self.num_directions
+
+        # scan parameters: official names, layout and registration order;
+        # initialisation "v2": A = -1, D = 1, dt weight and bias 0.1 * U[0, 1)
+        self.x_proj_weight = nn.Parameter(
+            torch.empty(k, self.dt_rank + 2 * d_state, d_inner))
+        bound = d_inner ** -0.5  # nn.Linear's default, as officially
+        nn.init.uniform_(self.x_proj_weight, -bound, bound)
+        self.Ds = nn.Parameter(torch.ones(k * d_inner))
+        self.A_logs = nn.Parameter(torch.zeros(k * d_inner, d_state))
+        self.dt_projs_weight = nn.Parameter(
+            0.1 * torch.rand(k, d_inner, self.dt_rank))
+        self.dt_projs_bias = nn.Parameter(0.1 * torch.rand(k, d_inner))
+
+        self.out_norm = LayerNorm2d(d_inner)
+        self.in_proj = ConvBN(channels, 2 * d_inner)
+        self.act = nn.SiLU()
+        self.conv2d = nn.Conv2d(d_inner, d_inner, 3, padding=1,
+                                groups=d_inner)
+        self.out_proj = ConvBN(d_inner, channels)
+
+    def selective_scan_2d(self, x: torch.Tensor) -> torch.Tensor:
+        """Bidirectional S6 over an (B, D, H, W) map, then ``out_norm``."""
+        batch, channels, height, width = x.shape
+        length = height * width
+        rank, d_state = self.dt_rank, self.d_state
+        rows = x.flatten(2)
+        xs = torch.cat((rows, rows.flip(-1)), dim=1)          # (B, 2D, L)
+        x_dbl = F.conv1d(xs, self.x_proj_weight.view(-1, channels, 1),
+                         groups=self.num_directions)
+        dts, Bs, Cs = x_dbl.view(batch, self.num_directions, -1,
+                                 length).split((rank, d_state, d_state), 2)
+        dts = F.conv1d(dts.reshape(batch, -1, length),
+                       self.dt_projs_weight.view(-1, rank, 1),
+                       groups=self.num_directions)
+        ys = selective_scan(
+            xs, dts, -torch.exp(self.A_logs.float()), Bs, Cs,
+            D=self.Ds.float(), delta_bias=self.dt_projs_bias.view(-1).float(),
+            delta_softplus=True, backend=self.scan_backend)
+        # merge per sample: forward + reversed-back backward direction
+        y = ys[:, :channels] + ys[:, channels:].flip(-1)
+        y = self.out_norm(y.view(batch, channels, height, width))
+        return y.to(x.dtype)
+
+    def forward(self, x):
+        x, z = self.in_proj(x).chunk(2, dim=1)
+        y = self.selective_scan_2d(self.act(self.conv2d(x)))
+        return self.out_proj(y * self.act(z))
+
+    @torch.no_grad()
+    def fuse(self, output_scale: Optional[torch.Tensor] = None) -> 'SS2D':
+        """Fold the projections' BNs (and a per-channel ``output_scale``
+        applied after ``out_proj``) into the 1x1 convs."""
+        self.in_proj = self.in_proj.fuse()
+        out_proj = self.out_proj.fuse()
+        if output_scale is not None:
+            scale = output_scale.reshape(-1)
+            out_proj.weight.mul_(scale.view(-1, 1, 1, 1))
+            out_proj.bias.mul_(scale)
+        self.out_proj = out_proj
+        return self
+
+
+class WTEMamba(nn.Module):
+    """Global branch of MRFFI (official ``MBWTConv2d``, one wavelet level).
+
+    ``base_scale * SS2D(x) + IWT(wavelet_scale * DWConv_kxk(WT(x)))``: a
+    one-level Haar transform turns the map into 4 half-size sub-bands per
+    channel, a depthwise k x k conv filters them, the inverse transform goes
+    back. The Haar filters are non-trainable parameters (they are part of the
+    official state dict) and are used as stored.
+    """
+
+    def __init__(self, channels: int, kernel_size: int,
+                 ssm_ratio: float = 2.0, scan_backend: Optional[str] = None):
+        super().__init__()
+        analysis, synthesis = haar_filters(channels)
+        self.wt_filter = nn.Parameter(analysis, requires_grad=False)
+        self.iwt_filter = nn.Parameter(synthesis, requires_grad=False)
+        self.global_atten = SS2D(channels, ssm_ratio, d_state=1,
+                                 scan_backend=scan_backend)
+        self.base_scale = ChannelScale(channels, 1.0)
+        # lists of one: the official code supports several wavelet levels
+        # and MobileMamba uses one; the names keep its checkpoint keys
+        self.wavelet_convs = nn.ModuleList([
+            nn.Conv2d(4 * channels, 4 * channels, kernel_size,
+                      padding=kernel_size // 2, groups=4 * channels,
+                      bias=False)])
+        self.wavelet_scale = nn.ModuleList([ChannelScale(4 * channels, 0.1)])
+
+    def forward(self, x):
+        channels = x.shape[1]
+        bands = haar_analysis(x, self.wt_filter).flatten(1, 2).to(x.dtype)
+        bands = self.wavelet_scale[0](self.wavelet_convs[0](bands))
+        detail = haar_synthesis(bands.unflatten(1, (channels, 4)),
+                                self.iwt_filter, x.shape[2:])
+        return self.base_scale(self.global_atten(x)) + detail.to(x.dtype)
+
+    @torch.no_grad()
+    def fuse(self) -> 'WTEMamba':
+        """Fold the BNs of SS2D and both per-channel scales into convs."""
+        self.global_atten.fuse(self.base_scale.weight)
+        self.base_scale = nn.Identity()
+        conv = self.wavelet_convs[0]
+        conv.weight.mul_(self.wavelet_scale[0].weight.view(-1, 1, 1, 1))
+        self.wavelet_scale[0] = nn.Identity()
+        return self
+
+
+class MRFFI(nn.Module):
+    """Multi-receptive field feature interaction: global (WTE-Mamba) | local
+    (k x k depthwise) | identity channels, concatenated, ReLU, 1x1 Conv-BN
+    (zero-initialised BN)."""
+
+    def __init__(self, channels: int, global_ratio: float, local_ratio: float,
+                 kernel_size: int, ssm_ratio: float = 2.0,
+                 scan_backend: Optional[str] = None):
+        super().__init__()
+        self.split_sizes = mrffi_channel_split(channels, global_ratio,
+                                               local_ratio)
+        global_channels, local_channels, _ = self.split_sizes
+        self.local_op = (LocalDWConv(local_channels, kernel_size)
+                         if local_channels else nn.Identity())
+        self.global_op = (WTEMamba(global_channels, kernel_size, ssm_ratio,
+                                   scan_backend)
+                          if global_channels else nn.Identity())
+        self.proj = nn.Sequential(
+            nn.ReLU(), ConvBN(channels, channels, bn_weight_init=0.))
+
+    def forward(self, x):
+        x_global, x_local, x_identity = torch.split(x, self.split_sizes, dim=1)
+        return self.proj(torch.cat((self.global_op(x_global),
+                                    self.local_op(x_local), x_identity),
+                                   dim=1))
+
+
+def _residual_dw(channels: int, bn_weight_init: float = 1.0) -> Residual:
+    return Residual(ConvBN(channels, channels, 3, padding=1, groups=channels,
+                           bn_weight_init=bn_weight_init))
+
+
+class MobileMambaBlock(nn.Module):
+    """Residual DW3x3, FFN, MRFFI mixer, DW3x3, FFN, and an outer skip with
+    DropPath."""
+
+    def __init__(self, channels: int, global_ratio: float, local_ratio: float,
+                 kernel_size: int, ssm_ratio: float = 2.0,
+                 drop_path: float = 0., scan_backend: Optional[str] = None):
+        super().__init__()
+        self.dw0 = _residual_dw(channels, bn_weight_init=0.)
+        self.ffn0 = Residual(FFN(channels, 2 * channels))
+        self.mixer = Residual(nn.Sequential(OrderedDict(attn=MRFFI(
+            channels, global_ratio, local_ratio, kernel_size, ssm_ratio,
+            scan_backend))))
+        self.dw1 = _residual_dw(channels, bn_weight_init=0.)
+        self.ffn1 = Residual(FFN(channels, 2 * channels))
+        self.drop_path = DropPath(drop_path) if drop_path > 0 else \
+            nn.Identity()
+
+    def forward(self, x):
+        y = self.ffn1(self.dw1(self.mixer(self.ffn0(self.dw0(x)))))
+        return x + self.drop_path(y)
+
+
+def transition(in_channels: int, out_channels: int) -> List[nn.Module]:
+    """Start of stages 2 and 3: residual DW + FFN, PatchMerging, residual DW
+    + FFN at the new width."""
+    return [
+        nn.Sequential(_residual_dw(in_channels),
+                      Residual(FFN(in_channels, 2 * in_channels))),
+        PatchMerging(in_channels, out_channels),
+        nn.Sequential(_residual_dw(out_channels),
+                      Residual(FFN(out_channels, 2 * out_channels))),
+    ]
+
+
+_SHARED = dict(global_ratios=[0.8, 0.7, 0.6], local_ratios=[0.2, 0.2, 0.3],
+               kernel_sizes=[7, 5, 3], ssm_ratio=2)
+
+
+@MODELS.register_module()
+class MobileMamba(BaseModule):
+    """MobileMamba backbone (`MobileMamba: Lightweight Multi-Receptive Visual
+    Mamba Network <https://arxiv.org/abs/2411.15941>`_).
+
+    Args:
+        arch (str | dict): 't2', 't4', 's6', 'b1', 'b2', 'b4' (any case) or a
+            dict with ``embed_dims``, ``depths``, ``global_ratios``,
+            ``local_ratios``, ``kernel_sizes`` (three entries each) and
+            ``ssm_ratio``, optionally ``drop_path_rate`` and ``img_size``.
+        out_indices (int | Sequence[int]): outputs among (patch_embed,
+            blocks1, blocks2, blocks3), i.e. strides 16, 16, 32, 64; negative
+            indices count from the end. The official detection backbone uses
+            ``(1, 2, 3)``; ``(3,)`` gives the classifier form.
+        frozen_stages (int): -1 freezes nothing, 0 ``patch_embed``, k
+            ``patch_embed`` and ``blocks1`` .. ``blocks{k}``.
+        norm_eval (bool): keep every BatchNorm in eval mode during training.
+        drop_path_rate (float, optional): stochastic depth of the blocks'
+            outer skip, increasing linearly over all blocks up to this value;
+            None takes the arch's value (0 for T2/T4/S6, 0.03 for B1/B2/B4).
+        scan_backend (str, optional): selective-scan backend, see
+            :mod:`mmtinyvim.ops.selective_scan`; None reads the
+            ``MMTINYVIM_SCAN_BACKEND`` environment variable or picks
+            automatically.
+        init_cfg (dict | list[dict], optional): ``dict(type='Pretrained',
+            checkpoint=..., prefix=...)`` loads an official (classification or
+            dense) or mmtinyvim checkpoint strictly, see
+            :func:`checkpoint_filter_fn`; other configs follow mmengine.
+
+    Any H, W >= 32 is accepted; output i is ``ceil(H / stride_i) x
+    ceil(W / stride_i)``. ``arch_zoo[name]['img_size']`` is the resolution
+    the official ImageNet weights were trained and tested at.
+    """
+
+    arch_zoo = {
+        't2': dict(embed_dims=[144, 272, 368], depths=[1, 2, 2],
+                   drop_path_rate=0., img_size=192, **_SHARED),
+        't4': dict(embed_dims=[176, 368, 448], depths=[1, 2, 2],
+                   drop_path_rate=0., img_size=192, **_SHARED),
+        's6': dict(embed_dims=[192, 384, 448], depths=[1, 2, 2],
+                   drop_path_rate=0., img_size=224, **_SHARED),
+        'b1': dict(embed_dims=[200, 376, 448], depths=[2, 3, 2],
+                   drop_path_rate=0.03, img_size=256, **_SHARED),
+        'b2': dict(embed_dims=[200, 376, 448], depths=[2, 3, 2],
+                   drop_path_rate=0.03, img_size=384, **_SHARED),
+        'b4': dict(embed_dims=[200, 376, 448], depths=[2, 3, 2],
+                   drop_path_rate=0.03, img_size=512, **_SHARED),
+    }
+    arch_keys = ('embed_dims', 'depths', 'global_ratios', 'local_ratios',
+                 'kernel_sizes', 'ssm_ratio')
+    optional_arch_keys = ('drop_path_rate', 'img_size')
+    num_stages = 3
+    num_outputs = len(STAGE_NAMES)
+
+    def __init__(self,
+                 arch: Union[str, dict] = 'b1',
+                 out_indices: Union[int, Sequence[int]] = (1, 2, 3),
+                 frozen_stages: int = -1,
+                 norm_eval: bool = False,
+                 drop_path_rate: Optional[float] = None,
+                 scan_backend: Optional[str] = None,
+                 init_cfg: Optional[Union[dict, List[dict]]] = None):
+        _check_init_cfg(init_cfg)
+        super().__init__(init_cfg=init_cfg)
+        self.arch_name, arch = self._parse_arch(arch)
+        self.arch_settings = arch
+        dims, depths = arch['embed_dims'], arch['depths']
+        self.embed_dims, self.depths = tuple(dims), tuple(depths)
+        self.out_indices = self._parse_out_indices(out_indices)
+        if not isinstance(frozen_stages, int) or \
+                not -1 <= frozen_stages <= self.num_stages:
+            raise ValueError(f'frozen_stages must be an int in '
+                             f'[-1, {self.num_stages}], got {frozen_stages!r}')
+        if drop_path_rate is None:
+            drop_path_rate = arch.get('drop_path_rate', 0.)
+        if not 0.0 <= drop_path_rate < 1.0:
+            raise ValueError(
+                f'drop_path_rate must be in [0, 1), got {drop_path_rate!r}')
+        self.frozen_stages = frozen_stages
+        self.norm_eval = norm_eval
+        self.drop_path_rate = drop_path_rate
+        self._scan_backend = check_backend(scan_backend)
+        self.deploy = False
+
+        stem = dims[0]
+        self.patch_embed = nn.Sequential(
+            ConvBN(3, stem // 8, 3, stride=2, padding=1), nn.ReLU(),
+            ConvBN(stem // 8, stem // 4, 3, stride=2, padding=1), nn.ReLU(),
+            ConvBN(stem // 4, stem // 2, 3, stride=2, padding=1), nn.ReLU(),
+            ConvBN(stem // 2, stem, 3, stride=2, padding=1))
+
+        rates = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
+        for i, (dim, depth) in enumerate(zip(dims, depths)):
+            layers = transition(dims[i - 1], dim) if i > 0 else []
+            layers += [
+                MobileMambaBlock(dim, arch['global_ratios'][i],
+                                 arch['local_ratios'][i],
+                                 arch['kernel_sizes'][i], arch['ssm_ratio'],
+                                 rate, self._scan_backend)
+                for rate in rates[sum(depths[:i]):sum(depths[:i + 1])]
+            ]
+            self.add_module(STAGE_NAMES[i + 1], nn.Sequential(*layers))
+
+        channels = (dims[0], *dims)
+        self.out_channels = tuple(channels[i] for i in self.out_indices)
+        self.out_strides = tuple(STAGE_STRIDES[i] for i in self.out_indices)
+        self._freeze_stages()
+
+    @classmethod
+    def _parse_arch(cls, arch) -> Tuple[str, dict]:
+        if isinstance(arch, str):
+            if arch.lower() not in cls.arch_zoo:
+                raise ValueError(
+                    f'Unknown MobileMamba arch {arch!r}; valid: '
+                    f'{", ".join(cls.arch_zoo)} (any case) or a dict with '
+                    f'keys {cls.arch_keys} (+ optional '
+                    f'{cls.optional_arch_keys})')
+            return arch.lower(), dict(cls.arch_zoo[arch.lower()])
+        if not isinstance(arch, dict):
+            raise TypeError('MobileMamba arch must be a name or a dict, got '
+                            f'{type(arch).__name__}')
+        missing = [k for k in cls.arch_keys if k not in arch]
+        unknown = [k for k in arch
+                   if k not in cls.arch_keys + cls.optional_arch_keys]
+        if missing or unknown:
+            raise ValueError(
+                f'Custom MobileMamba arch needs the keys {cls.arch_keys} '
+                f'(optional: {cls.optional_arch_keys}); missing {missing}, '
+                f'unknown {unknown}')
+        def is_ratio(v):
+            return isinstance(v, (int, float)) and 0 <= v <= 1
+
+        checks = dict(
+            embed_dims=lambda v: isinstance(v, int) and v >= 8,
+            depths=lambda v: isinstance(v, int) and v > 0,
+            global_ratios=is_ratio,
+            local_ratios=is_ratio,
+            kernel_sizes=lambda v: isinstance(v, int) and v > 0 and v % 2 == 1)
+        for key, valid in checks.items():
+            value = arch[key]
+            if (not isinstance(value, (list, tuple)) or
+                    len(value) != cls.num_stages or
+                    not all(valid(v) for v in value)):
+                raise ValueError(
+                    f'arch[{key!r}] must be {cls.num_stages} values '
+                    '(embed_dims: ints >= 8; depths: positive '
+                    'ints; ratios: in [0, 1]; kernel_sizes: odd ints), got '
+                    f'{value!r}')
+        if not isinstance(arch['ssm_ratio'], (int, float)) or \
+                arch['ssm_ratio'] <= 0:
+            raise ValueError('arch["ssm_ratio"] must be a positive number, '
+                             f'got {arch["ssm_ratio"]!r}')
+        for dim, g, l in zip(arch['embed_dims'], arch['global_ratios'],
+                             arch['local_ratios']):
+            mrffi_channel_split(dim, g, l)
+        return 'custom', dict(arch)
+
+    @classmethod
+    def _parse_out_indices(cls, out_indices) -> Tuple[int, ...]:
+        if isinstance(out_indices, int):
+            out_indices = (out_indices, )
+        n = cls.num_outputs
+        valid = f'[-{n}, {n - 1}] over {STAGE_NAMES}'
+        if (not isinstance(out_indices, Sequence) or not out_indices or
+                not all(isinstance(i, int) for i in out_indices)):
+            raise ValueError('out_indices must be an int or a non-empty '
+                             f'sequence of ints in {valid}, got '
+                             f'{out_indices!r}')
+        bad = [i for i in out_indices if not -n <= i < n]
+        if bad:
+            raise ValueError(f'out_indices {bad} out of range; valid '
+                             f'indices are {valid}')
+        resolved = sorted(i % n for i in out_indices)
+        if len(set(resolved)) != len(resolved):
+            raise ValueError(f'out_indices {out_indices!r} name an output '
+                             'twice')
+        return tuple(resolved)
+
+    @property
+    def scan_backend(self) -> str:
+        return self._scan_backend
+
+    @scan_backend.setter
+    def scan_backend(self, name: Optional[str]):
+        """Switch the selective-scan backend of every SS2D."""
+        self._scan_backend = check_backend(name)
+        for module in self.modules():
+            if isinstance(module, SS2D):
+                module.scan_backend = self._scan_backend
+
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        check_image_batch(x, name='MobileMamba')
+        outs = []
+        for index, name in enumerate(STAGE_NAMES[:self.out_indices[-1] + 1]):
+            x = getattr(self, name)(x)
+            if index in self.out_indices:
+                outs.append(x)
+        return tuple(outs)
+
+    def _freeze_stages(self):
+        for name in STAGE_NAMES[:self.frozen_stages + 1]:
+            module = getattr(self, name)
+            module.eval()
+            for param in module.parameters():
+                param.requires_grad = False
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self._freeze_stages()
+        if mode and self.norm_eval:
+            for module in self.modules():
+                if isinstance(module, _BatchNorm):
+                    module.eval()
+        return self
+
+    def switch_to_deploy(self):
+        """Fold every Conv-BN pair, the residual depthwise Conv-BNs (identity
+        into the kernel centre), the local DW-BN-ReLU-DW-BN branch, the SS2D
+        projections with their output scale and the wavelet-band scale into
+        single convs (inference only). Idempotent."""
+        if not self.deploy:
+            for name in STAGE_NAMES:
+                fuse_modules(getattr(self, name))
+            self.deploy = True
+
+    def init_weights(self):
+        """Load ``init_cfg=dict(type='Pretrained', ...)`` strictly; any other
+        init_cfg is left to mmengine. Without init_cfg the official
+        initialisation from the constructor stays."""
+        if not _is_pretrained(self.init_cfg):
+            super().init_weights()
+            return
+        path = self.init_cfg['checkpoint']
+        state_dict = unwrap_state_dict(safe_torch_load(path))
+        prefix = self.init_cfg.get('prefix')
+        if prefix:
+            state_dict = {k[len(prefix):]: v for k, v in state_dict.items()
+                          if k.startswith(prefix)}
+            if not state_dict:
+                raise RuntimeError(f'No key of checkpoint {path!r} starts '
+                                   f'with prefix {prefix!r}')
+        strict_load(self, checkpoint_filter_fn(state_dict, self),
+                    what=f'Checkpoint {path!r}')
+        self._is_init = True
+
+
+def _is_pretrained(init_cfg) -> bool:
+    return isinstance(init_cfg, dict) and init_cfg.get('type') == 'Pretrained'
+
+
+def _check_init_cfg(init_cfg):
+    if isinstance(init_cfg, (list, tuple)) and any(
+            _is_pretrained(cfg) for cfg in init_cfg):
+        raise ValueError('Give a Pretrained init_cfg as a single dict, not '
+                         'inside a list')
+    if _is_pretrained(init_cfg):
+        unknown = sorted(set(init_cfg) - {'type', 'checkpoint', 'prefix'})
+        if unknown or 'checkpoint' not in init_cfg:
+            raise ValueError(
+                "init_cfg=dict(type='Pretrained', checkpoint=PATH, "
+                f"prefix=None) expected; unknown keys {unknown}, checkpoint "
+                f"{'given' if 'checkpoint' in init_cfg else 'missing'}")
+
+
+def checkpoint_filter_fn(state_dict: Dict[str, torch.Tensor],
+                         model: MobileMamba) -> Dict[str, torch.Tensor]:
+    """Map an official MobileMamba checkpoint to ``model``'s keys.
+
+    Official classification and dense checkpoints use the backbone's own
+    names; only the classifier (``head.*``, ``head_dist.*``) is dropped. All
+    other keys pass unchanged and loading stays strict. The official
+    downstream loader silently kept random weights when the file was wrapped
+    (``net``, ``state_dict``...); here the caller unwraps with
+    :func:`~mmtinyvim.utils.checkpoint.unwrap_state_dict` and a mismatch
+    fails loudly.
+    """
+    if model.deploy:
+        raise RuntimeError('Load checkpoints before switch_to_deploy(): a '
+                           'deployed MobileMamba has fused parameters')
+    return {k: v for k, v in state_dict.items()
+            if not k.startswith(CLASSIFIER_PREFIXES)}
+
+
+def convert_official_classifier(
+        state_dict: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+    """Official classification state dict -> keys of the mmpretrain
+    ``ImageClassifier(backbone=MobileMamba(out_indices=(3,)), neck=GAP,
+    head=MobileMambaClsHead)``: ``patch_embed.*``/``blocks*`` ->
+    ``backbone.*``, ``head.*`` unchanged, ``head_dist.*`` ->
+    ``head.head_dist.*``."""
+    converted, unknown = {}, []
+    for key, value in state_dict.items():
+        if key.split('.')[0] in STAGE_NAMES:
+            converted['backbone.' + key] = value
+        elif key.startswith('head.'):
+            converted[key] = value
+        elif key.startswith('head_dist.'):
+            converted['head.' + key] = value
+        else:
+            unknown.append(key)
+    if unknown:
+        raise ValueError('Not an official MobileMamba classification state '
+                         f'dict: unexpected keys {unknown[:8]}')
+    return converted
+
+
+def to_official_classifier(
+        state_dict: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+    """Inverse of :func:`convert_official_classifier`."""
+    converted, unknown = {}, []
+    for key, value in state_dict.items():
+        parts = key.split('.')
+        if parts[0] == 'backbone' and len(parts) > 1 and \
+                parts[1] in STAGE_NAMES:
+            converted[key[len('backbone.'):]] = value
+        elif key.startswith('head.head_dist.'):
+            converted[key[len('head.'):]] = value
+        elif key.startswith(('head.bn.', 'head.l.')):
+            converted[key] = value
+        else:
+            unknown.append(key)
+    if unknown:
+        raise ValueError('Not a MobileMamba ImageClassifier state dict '
+                         '(backbone out_indices=(3,), MobileMambaClsHead): '
+                         f'unexpected keys {unknown[:8]}')
+    return converted

@@ -1,0 +1,157 @@
+"""MobileMamba's classifier: BatchNorm1d + Linear (``bn``, ``l``), optionally
+with a distillation head of the same form (``head_dist``)."""
+from collections import OrderedDict
+from typing import List, Optional, Tuple, Union
+
+import torch
+import torch.nn as nn
+from mmpretrain.evaluation.metrics import Accuracy
+from mmpretrain.models.heads import ClsHead
+from mmpretrain.structures import DataSample
+
+from ...registry import MODELS
+from ..layers import fold_bn
+
+__all__ = ['MobileMambaClsHead']
+
+
+@torch.no_grad()
+def _fold_bn_linear(bn: nn.BatchNorm1d, linear: nn.Linear) -> nn.Linear:
+    """One Linear equal to ``linear(bn(x))`` with ``bn`` in eval mode."""
+    # bn(x) = x * scale + shift, so linear(bn(x)) = (W * scale) x + W shift + b
+    scale, shift = fold_bn(torch.ones_like(bn.weight), None, bn)
+    fused = nn.Linear(linear.in_features, linear.out_features,
+                      device=linear.weight.device, dtype=linear.weight.dtype)
+    fused.weight.copy_(linear.weight * scale[None, :])
+    bias = linear.weight @ shift
+    if linear.bias is not None:
+        bias = bias + linear.bias
+    fused.bias.copy_(bias)
+    return fused
+
+
+@MODELS.register_module()
+class MobileMambaClsHead(ClsHead):
+    """BatchNorm1d + Linear classifier of MobileMamba, optional distillation
+    head.
+
+    Meant to follow ``MobileMamba(out_indices=(3,))`` and
+    ``GlobalAveragePooling``. Keys equal the official ones (``head.bn.*``,
+    ``head.l.*``); an official ``head_dist.*`` maps to ``head.head_dist.*``,
+    see :func:`mmtinyvim.models.backbones.mobilemamba.
+    convert_official_classifier`.
+
+    Args:
+        num_classes (int): number of classes.
+        in_channels (int): channels of the pooled feature (the last width).
+        distillation (bool): add ``head_dist`` (BatchNorm1d + Linear); the
+            prediction is then the mean of both heads' logits, as in the
+            official eval mode. The released MobileMamba models have none.
+        loss (dict): classification loss config.
+        topk (int | tuple[int]): top-k accuracy reported when ``cal_acc``.
+        cal_acc (bool): report training accuracy (of the mean logits).
+        init_cfg (dict, optional): defaults to the official truncated normal
+            (std 0.02, zero bias) for the Linear layers.
+
+    Training without a teacher: both heads learn from the labels and the loss
+    is the mean of their two losses; a subclass feeds ``head_dist`` other
+    targets (a teacher's) by overriding :meth:`distillation_targets`.
+    :meth:`switch_to_deploy` folds the BatchNorms into the Linears.
+    """
+
+    def __init__(self,
+                 num_classes: int,
+                 in_channels: int,
+                 distillation: bool = False,
+                 loss: dict = dict(type='CrossEntropyLoss', loss_weight=1.0),
+                 topk: Union[int, Tuple[int]] = (1, ),
+                 cal_acc: bool = False,
+                 init_cfg: Optional[dict] = dict(
+                     type='TruncNormal', layer='Linear', std=0.02, bias=0.)):
+        super().__init__(loss=loss, topk=topk, cal_acc=cal_acc,
+                         init_cfg=init_cfg)
+        for name, value in (('num_classes', num_classes),
+                            ('in_channels', in_channels)):
+            if not isinstance(value, int) or value <= 0:
+                raise ValueError(f'{name} must be a positive int, got '
+                                 f'{value!r}')
+        self.num_classes = num_classes
+        self.in_channels = in_channels
+        self.distillation = distillation
+        self.deploy = False
+        self.bn = nn.BatchNorm1d(in_channels)
+        self.l = nn.Linear(in_channels, num_classes)  # noqa: E741
+        if distillation:
+            self.head_dist = nn.Sequential(OrderedDict(
+                bn=nn.BatchNorm1d(in_channels),
+                l=nn.Linear(in_channels, num_classes)))
+
+    def pre_logits(self, feats: Tuple[torch.Tensor]) -> torch.Tensor:
+        feat = feats[-1]
+        if feat.dim() != 2 or feat.shape[1] != self.in_channels:
+            raise ValueError(
+                'MobileMambaClsHead expects pooled features (N, '
+                f'{self.in_channels}) (put GlobalAveragePooling before it), '
+                f'got {tuple(feat.shape)}')
+        return feat
+
+    def forward_heads(self, feats: Tuple[torch.Tensor]
+                      ) -> Tuple[torch.Tensor, ...]:
+        """Logits of the main head and, with distillation, of ``head_dist``."""
+        x = self.pre_logits(feats)
+        logits = self.l(self.bn(x))
+        if self.distillation:
+            return logits, self.head_dist(x)
+        return (logits, )
+
+    def forward(self, feats: Tuple[torch.Tensor]) -> torch.Tensor:
+        logits = self.forward_heads(feats)
+        if self.distillation:
+            return (logits[0] + logits[1]) / 2
+        return logits[0]
+
+    def distillation_targets(self, targets: torch.Tensor,
+                             data_samples: List[DataSample]) -> torch.Tensor:
+        """Targets of ``head_dist``: the labels. Hook for distillation: a
+        subclass returns the teacher's predictions here."""
+        return targets
+
+    def loss(self, feats: Tuple[torch.Tensor], data_samples: List[DataSample],
+             **kwargs) -> dict:
+        """Loss of the main head (labels), averaged with that of
+        ``head_dist`` (:meth:`distillation_targets`) when present;
+        ``kwargs`` go to the loss module."""
+        logits = self.forward_heads(feats)
+        if 'gt_score' in data_samples[0]:
+            targets = torch.stack([s.gt_score for s in data_samples])
+        else:
+            targets = torch.cat([s.gt_label for s in data_samples])
+        losses = [self.loss_module(logits[0], targets,
+                                   avg_factor=logits[0].size(0), **kwargs)]
+        if self.distillation:
+            dist_targets = self.distillation_targets(targets, data_samples)
+            losses.append(self.loss_module(logits[1], dist_targets,
+                                           avg_factor=logits[1].size(0),
+                                           **kwargs))
+        result = {'loss': sum(losses) / len(losses)}
+        if self.cal_acc:
+            if targets.ndim != 1:
+                raise ValueError('cal_acc needs hard labels; it is '
+                                 'meaningless with mixup/cutmix scores')
+            scores = sum(logits) / len(logits)
+            accuracy = Accuracy.calculate(scores, targets, topk=self.topk)
+            result.update({f'accuracy_top-{k}': a
+                           for k, a in zip(self.topk, accuracy)})
+        return result
+
+    def switch_to_deploy(self):
+        """Fold each BatchNorm1d into its Linear (inference only).
+        Idempotent."""
+        if self.deploy:
+            return
+        self.l = _fold_bn_linear(self.bn, self.l)  # noqa: E741
+        self.bn = nn.Identity()
+        if self.distillation:
+            self.head_dist = _fold_bn_linear(self.head_dist.bn,
+                                             self.head_dist.l)
+        self.deploy = True
