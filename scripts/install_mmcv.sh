@@ -27,20 +27,23 @@ if [ -z "$links" ] && [ -d "$here/../shared/wheels" ]; then
 fi
 if [ -n "$links" ]; then
     echo "[install_mmcv] trying a prebuilt wheel from $links"
-    if $PY -m pip install --no-index --no-deps --only-binary=mmcv \
-            --find-links "$links" "mmcv==$MMCV_VERSION" &&
+    # mmcv itself only from there; its pure-python deps from the index
+    if $PY -m pip install --only-binary=mmcv --find-links "$links" \
+            "mmcv==$MMCV_VERSION" &&
        $PY -c "import mmcv.ops" 2>/dev/null; then
         exit 0
     fi
     echo "[install_mmcv] no usable wheel there (python/torch mismatch?)"
+    $PY -m pip uninstall -y mmcv >/dev/null 2>&1 || true
 fi
 
 echo "[install_mmcv] building mmcv $MMCV_VERSION from source (slow)"
 $PY -m pip install 'setuptools<70' wheel ninja packaging addict yapf \
     'mmengine==0.10.7' opencv-python
 build=$(mktemp -d)
-$PY -m pip download --no-deps --no-binary=:all: -d "$build" \
-    "mmcv==$MMCV_VERSION"
+# --no-build-isolation: even reading the sdist's metadata needs pkg_resources
+$PY -m pip download --no-deps --no-binary=:all: --no-build-isolation \
+    -d "$build" "mmcv==$MMCV_VERSION"
 tar -xzf "$build"/mmcv-$MMCV_VERSION.tar.gz -C "$build"
 src="$build/mmcv-$MMCV_VERSION"
 if $PY - <<'PYEOF'
@@ -55,6 +58,6 @@ export MMCV_WITH_OPS=1 MAX_JOBS=${MAX_JOBS:-$(nproc)}
 if command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1; then
     export FORCE_CUDA=1
 fi
-$PY -m pip install --no-build-isolation --no-deps "$src"
+$PY -m pip install --no-build-isolation "$src"
 $PY -c "import mmcv.ops; print('[install_mmcv] built', mmcv.__version__)"
 rm -rf "$build"
