@@ -30,7 +30,9 @@ setup(
         'mmpretrain==1.2.0',
         'ftfy',  # imported by mmseg
         'regex',  # imported by mmseg
-        'setuptools<70',  # pkg_resources, needed by `mmdet::` config bases
+        # pkg_resources (gone from setuptools 81) is needed by `mmdet::` config
+        # bases; torch 2.14 needs setuptools >= 77
+        'setuptools<81',
     ],
     extras_require={
         'gpu': ['mamba-ssm>=2.2'],

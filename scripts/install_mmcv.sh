@@ -38,6 +38,8 @@ if [ -n "$links" ]; then
 fi
 
 echo "[install_mmcv] building mmcv $MMCV_VERSION from source (slow)"
+# the known-good build recipe uses setuptools<70; torch >= 2.14 itself wants
+# setuptools >= 77, so the newer one is put back after the build
 $PY -m pip install 'setuptools<70' wheel ninja packaging addict yapf \
     'mmengine==0.10.7' opencv-python
 build=$(mktemp -d)
@@ -59,5 +61,6 @@ if command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1; then
     export FORCE_CUDA=1
 fi
 $PY -m pip install --no-build-isolation "$src"
+$PY -m pip install 'setuptools<81'
 $PY -c "import mmcv.ops; print('[install_mmcv] built', mmcv.__version__)"
 rm -rf "$build"

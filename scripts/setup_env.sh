@@ -18,9 +18,20 @@ fi
 
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 py="$venv/bin/python"
-$py -m pip install -q --upgrade 'pip>=23' 'setuptools<70' wheel
-$py -m pip install -q $TORCH_SPEC
+pip_install() {  # pip without the local mirror's noise
+    "$py" -m pip install "$@" 2>&1 | { grep -v '^WARNING: Location' || true; }
+}
+pip_install -q --upgrade 'pip>=23' wheel
+pip_install $TORCH_SPEC
 PYTHON=$py bash "$root/scripts/install_mmcv.sh"
-$py -m pip install -q -e "$root[tests]"
+# torch pinned again so that no requirement can move it off the requested build
+pip_install -e "$root[tests]" $TORCH_SPEC
+# the package must not have moved torch away from the requested build
+$py - <<PYEOF
+import sys, torch
+want = [s.split('==')[1] for s in '$TORCH_SPEC'.split() if s.startswith('torch==')]
+if want and not torch.__version__.startswith(want[0]):
+    sys.exit(f'[setup] torch {torch.__version__} installed, {want[0]} requested')
+PYEOF
 $py -c "import mmtinyvim, mmdet, mmseg, mmpretrain, mmcv.ops; print('[setup] ok: mmcv', mmcv.__version__, 'torch', __import__('torch').__version__)"
 echo "$fingerprint" > "$stamp"
