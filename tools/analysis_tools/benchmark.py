@@ -1,0 +1,515 @@
+"""GPU throughput of every variant, next to timm peers and the official code.
+
+    # everything (9 variants, 3 peers), default configurations, JSON + table
+    python tools/analysis_tools/benchmark.py --out work_dirs/bench.json
+    # two variants, chosen fast paths, inference only
+    python tools/analysis_tools/benchmark.py tinyvim-s mobilemamba-s6 \\
+        --configs eager deploy+graph deploy+cl+graph --modes amp fp32
+    # the selective-scan kernels alone, at the shapes the variants produce
+    python tools/analysis_tools/benchmark.py --scan-kernels
+    # a detector config at 800x1333 (batch 2), with and without fast paths
+    python tools/analysis_tools/benchmark.py --det-only \
+        --det-config configs/maskrcnn_tinyvim_s_coco.py
+
+Protocol (../shared/reference/baseline-gpu.md, the EfficientViT/MobileMamba
+convention): classifier in ``eval()`` under ``torch.no_grad()``, batch 256 of
+random images already on the GPU at the variant's paper resolution, 10
+warm-up iterations, then iterations each followed by
+``torch.cuda.synchronize()`` until at least 3 s have passed; images/s = batch
+/ mean iteration time. ``amp`` = ``torch.autocast('cuda', torch.float16)``,
+``fp32`` = no autocast (TF32 at torch's defaults). Training = forward,
+cross-entropy, backward and AdamW step under autocast with a GradScaler; 5
+warm-up steps, then at least 3 s. Peak memory = ``max_memory_allocated``.
+
+A configuration is ``eager`` (the network as built) or fast paths joined by
+``+``:
+
+* ``deploy``: ``switch_to_deploy()`` (inference only): Conv+BN, RepDW,
+  7x1/1x7 and BN+Linear folded;
+* ``cl``: channels-last model and input;
+* ``cudnn``: ``torch.backends.cudnn.benchmark = True``;
+* ``compile``: ``torch.compile(model)`` (inductor, default mode);
+* ``graph``: the whole forward (inference) or forward+backward (training,
+  ``torch.cuda.make_graphed_callables``) replayed as one CUDA graph;
+* ``scan=NAME``: selective-scan backend (default ``auto``: Triton on CUDA).
+
+Official numbers are those of baseline-gpu.md (H100 80GB HBM3, torch
+2.11.0+cu130, best of the official runs); a ratio is only meaningful on the
+same GPU kind, and every report also times the timm peers in the same run.
+"""
+import argparse
+import copy
+import importlib
+import json
+import math
+import platform
+import sys
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from mmtinyvim.models.classifiers import (VARIANTS, build_classifier,
+                                          parse_variant, switch_to_deploy)
+
+PEERS = ('resnet18', 'efficientvit_m4', 'repvit_m1_1')
+MODES = ('amp', 'fp32', 'train')
+FAST_PATHS = ('deploy', 'cl', 'cudnn', 'compile', 'graph')
+
+# baseline-gpu.md: img/s, best of the official runs (fused included), and
+# training img/s at batch 128 (AMP).
+OFFICIAL = {
+    'tinyvim-s': dict(amp=8753, fp32=7210, train=1441),
+    'tinyvim-b': dict(amp=6974, fp32=5683, train=1213),
+    'tinyvim-l': dict(amp=4286, fp32=3388, train=1069),
+    'mobilemamba-t2': dict(amp=16724, fp32=9561, train=1838),
+    'mobilemamba-t4': dict(amp=16096, fp32=8766, train=2421),
+    'mobilemamba-s6': dict(amp=16503, fp32=8203, train=2100),
+    'mobilemamba-b1': dict(amp=10934, fp32=5283, train=1650),
+    'mobilemamba-b2': dict(amp=5454, fp32=2783, train=1102),
+    'mobilemamba-b4': dict(amp=3439, fp32=1430, train=837),
+    'resnet18': dict(amp=28439, fp32=18229, train=5848),
+    'efficientvit_m4': dict(amp=18031, fp32=15294, train=2278),
+    'repvit_m1_1': dict(amp=11602, fp32=7682, train=2284),
+}
+OFFICIAL_TRAIN_BATCH = 128
+
+
+def parse_config(text: str) -> dict:
+    """'deploy+cl+graph' / 'eager' / 'scan=mamba_ssm+graph' -> options."""
+    options = dict(paths=set(), scan=None)
+    if text == 'eager':
+        return options
+    for token in text.split('+'):
+        if token.startswith('scan='):
+            options['scan'] = token[len('scan='):]
+        elif token in FAST_PATHS:
+            options['paths'].add(token)
+        else:
+            raise ValueError(
+                f'Unknown configuration token {token!r} in {text!r}; valid: '
+                f'eager, or {", ".join(FAST_PATHS)} and scan=NAME joined '
+                'by "+"')
+    return options
+
+
+class Logits(nn.Module):
+    """An mmpretrain classifier as a plain tensor -> logits module."""
+
+    def __init__(self, classifier: nn.Module):
+        super().__init__()
+        self.classifier = classifier
+
+    def forward(self, x):
+        return self.classifier(x, mode='tensor')
+
+
+def build_model(name: str, scan_backend):
+    """(module, resolution) of a variant's classifier or a timm peer."""
+    if name in PEERS:
+        import timm
+        return timm.create_model(name, pretrained=False), 224
+    kwargs = {} if scan_backend is None else dict(scan_backend=scan_backend)
+    classifier, resolution = build_classifier(name, **kwargs)
+    return Logits(classifier), resolution
+
+
+def time_loop(step, warmup: int, min_time: float):
+    """Mean seconds per call of ``step`` (synchronised after each call)."""
+    for _ in range(warmup):
+        step()
+    torch.cuda.synchronize()
+    times, start = [], time.perf_counter()
+    while True:
+        tic = time.perf_counter()
+        step()
+        torch.cuda.synchronize()
+        times.append(time.perf_counter() - tic)
+        if time.perf_counter() - start >= min_time:
+            return sum(times) / len(times), len(times)
+
+
+def capture_graph(fn, warmup: int = 3):
+    """Record ``fn`` (static inputs and outputs) into a CUDA graph."""
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):
+        for _ in range(warmup):
+            fn()
+    torch.cuda.current_stream().wait_stream(stream)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        fn()
+    return graph.replay
+
+
+def deploy_error(model: nn.Module, resolution: int) -> float:
+    """max|deploy - eager| / std(eager), fp32 with TF32 off, batch 8."""
+    reference = copy.deepcopy(model).eval()
+    deployed = switch_to_deploy(copy.deepcopy(model)).eval()
+    x = torch.randn(8, 3, resolution, resolution, device='cuda')
+    flags = (torch.backends.cudnn.allow_tf32,
+             torch.backends.cuda.matmul.allow_tf32)
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        with torch.no_grad():
+            ref, out = reference(x).double(), deployed(x).double()
+    finally:
+        (torch.backends.cudnn.allow_tf32,
+         torch.backends.cuda.matmul.allow_tf32) = flags
+    return float((out - ref).abs().max() / ref.std())
+
+
+def run_one(name: str, mode: str, config: str, batch: int, args) -> dict:
+    options = parse_config(config)
+    paths = options['paths']
+    if mode == 'train' and 'deploy' in paths:
+        raise ValueError(f'{config!r}: deploy mode is inference only')
+    torch.cuda.empty_cache()
+    torch.cuda.reset_peak_memory_stats()
+    torch.backends.cudnn.benchmark = 'cudnn' in paths
+    tic = time.perf_counter()
+    model, resolution = build_model(name, options['scan'])
+    model = model.cuda()
+    record = dict(model=name, mode=mode, config=config, batch=batch,
+                  resolution=resolution,
+                  params_M=round(sum(p.numel() for p in model.parameters()) /
+                                 1e6, 3))
+    if 'deploy' in paths:
+        record['deploy_err'] = deploy_error(model, resolution)
+        switch_to_deploy(model)
+    memory_format = (torch.channels_last if 'cl' in paths else
+                     torch.contiguous_format)
+    model = model.to(memory_format=memory_format)
+    x = torch.randn(batch, 3, resolution, resolution,
+                    device='cuda').to(memory_format=memory_format)
+    if 'compile' in paths:
+        model = torch.compile(model)
+    graphed = 'graph' in paths
+    # a CUDA graph must not keep autocast's weight cache alive across calls
+    autocast = dict(device_type='cuda', dtype=torch.float16,
+                    cache_enabled=not graphed)
+
+    if mode == 'train':
+        model.train()
+        labels = torch.randint(0, 1000, (batch, ), device='cuda')
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+        scaler = torch.amp.GradScaler('cuda')
+        forward = model
+        if graphed:
+            with torch.autocast(**autocast):
+                forward = torch.cuda.make_graphed_callables(model, (x, ))
+
+        def step():
+            with torch.autocast(**autocast):
+                loss = F.cross_entropy(forward(x).float(), labels)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+
+        warmup = args.train_warmup
+    else:
+        model.eval()
+
+        def forward():
+            with torch.no_grad(), torch.autocast(enabled=mode == 'amp',
+                                                 **autocast):
+                return model(x)
+
+        step = capture_graph(forward) if graphed else forward
+        warmup = args.warmup
+    seconds, iters = time_loop(step, warmup, args.min_time)
+    record.update(
+        img_s=round(batch / seconds, 1), ms=round(seconds * 1e3, 3),
+        iters=iters, peak_GiB=round(torch.cuda.max_memory_allocated() / 2**30,
+                                    3),
+        setup_s=round(time.perf_counter() - tic - seconds * iters, 1))
+    official = OFFICIAL.get(name, {}).get(mode)
+    if official and (mode != 'train' or batch == OFFICIAL_TRAIN_BATCH):
+        record['official'] = official
+        record['ratio'] = round(record['img_s'] / official, 3)
+    del model, step
+    torch.backends.cudnn.benchmark = False
+    return record
+
+
+def scan_shapes(name: str, batch: int):
+    """The selective-scan calls (shapes, K) one forward of ``name`` makes."""
+    from mmtinyvim.models.backbones import mobilemamba, tinyvim
+    calls = []
+    family, _ = parse_variant(name)
+    module = {'tinyvim': tinyvim, 'mobilemamba': mobilemamba}[family]
+    original = module.selective_scan
+
+    def recording(u, delta, A, B, C, *rest, **kwargs):
+        calls.append((tuple(u.shape), tuple(A.shape), B.shape[1]))
+        return original(u, delta, A, B, C, *rest, **kwargs)
+
+    model, resolution = build_model(name, 'torch')
+    module.selective_scan = recording
+    try:
+        with torch.no_grad():
+            model.eval()(torch.randn(1, 3, resolution, resolution))
+    finally:
+        module.selective_scan = original
+    return [((batch, ) + u[1:], a, k) for u, a, k in calls]
+
+
+def bench_scan_kernels(names, batch: int, backends, reps: int = 30):
+    """Forward and forward+backward ms of each backend at each scan shape;
+    ``triton-fused`` also does the cross-scan and merge (square maps)."""
+    ss = importlib.import_module('mmtinyvim.ops.selective_scan')
+    rows = []
+    seen = set()
+    for name in names:
+        for (b, kd, length), (_, d_state), k in scan_shapes(name, batch):
+            if (kd, length, d_state, k) in seen:
+                continue
+            seen.add((kd, length, d_state, k))
+            d = kd // k
+            side = math.isqrt(length)
+            order = {4: 'cross2d', 2: 'bidi'}[k]
+            g = torch.Generator(device='cuda').manual_seed(0)
+
+            def rand(*shape):
+                return torch.randn(*shape, device='cuda', generator=g)
+
+            inputs = dict(u=rand(b, kd, length), delta=rand(b, kd, length),
+                          A=-torch.rand(kd, d_state, device='cuda',
+                                        generator=g),
+                          B=rand(b, k, d_state, length),
+                          C=rand(b, k, d_state, length), D=rand(kd),
+                          delta_bias=rand(kd))
+            row = dict(variant=name, batch=b, K=k, D=d, N=d_state, L=length)
+            for backend in backends:
+                fused = backend == 'triton-fused'
+                if fused and side * side != length:
+                    continue
+                if fused:
+                    args = dict(
+                        x=inputs['u'][:, :d].reshape(b, d, side, side),
+                        delta=inputs['delta'].view(b, kd, side, side),
+                        A=inputs['A'],
+                        B=inputs['B'].view(b, k, d_state, side, side),
+                        C=inputs['C'].view(b, k, d_state, side, side),
+                        D=inputs['D'], delta_bias=inputs['delta_bias'])
+
+                    def fn(**kw):
+                        return ss.cross_selective_scan(**kw, order=order,
+                                                       backend='triton')
+                else:
+                    args = inputs
+
+                    def fn(backend=backend, **kw):
+                        return ss.selective_scan(**kw, backend=backend)
+                try:
+                    row[f'{backend}_fwd_ms'] = _cuda_ms(
+                        lambda: fn(**args), reps)
+                    grads = {key: v.detach().requires_grad_()
+                             for key, v in args.items()}
+
+                    def fwd_bwd():
+                        fn(**grads).sum().backward()
+
+                    row[f'{backend}_fwdbwd_ms'] = _cuda_ms(fwd_bwd, reps)
+                except RuntimeError as error:  # backend not installed
+                    row[f'{backend}_fwd_ms'] = str(error).split('\n')[0][:80]
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    return rows
+
+
+def _cuda_ms(fn, reps):
+    for _ in range(3):
+        fn()
+    start, end = (torch.cuda.Event(enable_timing=True) for _ in range(2))
+    torch.cuda.synchronize()
+    start.record()
+    for _ in range(reps):
+        fn()
+    end.record()
+    torch.cuda.synchronize()
+    return round(start.elapsed_time(end) / reps, 4)
+
+
+def bench_detector(config_path: str, args) -> list:
+    """Inference of a detector config on 2 random 800x1333 images (padded to
+    800x1344), eager vs backbone+neck deployed and replayed as a CUDA graph.
+    The heads (proposals, NMS, RoI ops) stay eager in both."""
+    from mmdet.registry import MODELS
+    from mmdet.structures import DetDataSample
+    from mmdet.utils import register_all_modules
+    from mmengine.config import Config
+    register_all_modules()
+    import mmtinyvim  # noqa: F401
+    cfg = Config.fromfile(config_path)
+    height, width = 800, 1344
+    rows = []
+    for config in ('eager', 'deploy+graph'):
+        for precision in ('fp32', 'amp'):
+            model = MODELS.build(cfg.model).cuda().eval()
+            x = torch.randn(2, 3, height, width, device='cuda')
+            samples = []
+            for _ in range(2):
+                sample = DetDataSample()
+                sample.set_metainfo(dict(
+                    img_shape=(800, 1333), ori_shape=(800, 1333),
+                    pad_shape=(height, width),
+                    batch_input_shape=(height, width),
+                    scale_factor=(1.0, 1.0)))
+                samples.append(sample)
+            amp = dict(device_type='cuda', dtype=torch.float16,
+                       enabled=precision == 'amp',
+                       cache_enabled=config == 'eager')
+            if config != 'eager':
+                switch_to_deploy(model.backbone)
+                with torch.no_grad(), torch.autocast(**amp):
+                    features = model.extract_feat(x)
+                static = [features]
+
+                def extract():
+                    with torch.no_grad(), torch.autocast(**amp):
+                        static[0] = model.extract_feat(x)
+
+                replay = capture_graph(extract)
+
+                def predict():  # TwoStageDetector.predict, features replayed
+                    replay()
+                    with torch.no_grad(), torch.autocast(**amp):
+                        proposals = model.rpn_head.predict(
+                            static[0], samples, rescale=False)
+                        results = model.roi_head.predict(
+                            static[0], proposals, samples, rescale=True)
+                    return model.add_pred_to_datasample(samples, results)
+            else:
+                def predict():
+                    with torch.no_grad(), torch.autocast(**amp):
+                        return model.predict(x, samples)
+            seconds, iters = time_loop(predict, args.warmup, args.min_time)
+            rows.append(dict(config_file=config_path, config=config,
+                             mode=precision, batch=2, size='800x1344',
+                             ms=round(seconds * 1e3, 2),
+                             img_s=round(2 / seconds, 1), iters=iters))
+            print(json.dumps(rows[-1]), flush=True)
+            del model
+            torch.cuda.empty_cache()
+    return rows
+
+
+def print_table(records):
+    header = ('model', 'mode', 'config', 'batch', 'img/s', 'official',
+              'ratio', 'peak GiB', 'deploy err')
+    print('\n| ' + ' | '.join(header) + ' |')
+    print('|' + '---|' * len(header))
+    for r in records:
+        values = (r['model'], r['mode'], r['config'], r['batch'], r['img_s'],
+                  r.get('official', ''), r.get('ratio', ''), r['peak_GiB'],
+                  f"{r['deploy_err']:.1e}" if 'deploy_err' in r else '')
+        print('| ' + ' | '.join(str(v) for v in values) + ' |')
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description=__doc__.split('\n')[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('variants', nargs='*', default=list(VARIANTS),
+                        help=f'variants (default all): {", ".join(VARIANTS)}')
+    parser.add_argument('--peers', nargs='*', default=list(PEERS),
+                        help='timm models timed in the same run')
+    parser.add_argument('--modes', nargs='+', default=list(MODES),
+                        choices=MODES)
+    parser.add_argument('--configs', nargs='+',
+                        default=['eager', 'deploy+cl+graph'],
+                        help='configurations of the variants (inference); '
+                        'training uses the same minus "deploy"')
+    parser.add_argument('--peer-configs', nargs='+', default=['eager'])
+    parser.add_argument('--batch', type=int, default=256)
+    parser.add_argument('--train-batch', type=int, nargs='+', default=[128])
+    parser.add_argument('--warmup', type=int, default=10)
+    parser.add_argument('--train-warmup', type=int, default=5)
+    parser.add_argument('--min-time', type=float, default=3.0)
+    parser.add_argument('--scan-kernels', action='store_true',
+                        help='time the selective-scan backends instead')
+    parser.add_argument('--scan-backends', nargs='+',
+                        default=['torch', 'mamba_ssm', 'triton',
+                                 'triton-fused'])
+    parser.add_argument('--det-config', nargs='*', default=[],
+                        help='also time these mmdet configs at 800x1333')
+    parser.add_argument('--det-only', action='store_true',
+                        help='time only the --det-config detectors')
+    parser.add_argument('--out', help='write all records to this JSON file')
+    args = parser.parse_args(argv)
+    for name in args.variants:
+        parse_variant(name)
+    for config in args.configs + args.peer_configs:
+        parse_config(config)
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if not torch.cuda.is_available():
+        sys.exit('benchmark.py measures GPU throughput and needs CUDA')
+    import triton
+    env = dict(gpu=torch.cuda.get_device_name(), torch=torch.__version__,
+               triton=triton.__version__, python=platform.python_version(),
+               cudnn=torch.backends.cudnn.version())
+    print(json.dumps(env), flush=True)
+    results = dict(env=env, protocol=dict(
+        batch=args.batch, train_batch=args.train_batch, warmup=args.warmup,
+        train_warmup=args.train_warmup, min_time_s=args.min_time))
+    if args.scan_kernels:
+        results['scan_kernels'] = bench_scan_kernels(
+            args.variants, args.batch, args.scan_backends)
+    elif not args.det_only:
+        records = []
+        jobs = []
+        for name in args.peers:
+            jobs += [(name, mode, config) for mode in args.modes
+                     for config in args.peer_configs]
+        for name in args.variants:
+            jobs += [(name, mode, config) for mode in args.modes
+                     for config in args.configs]
+        for name, mode, config in jobs:
+            if mode == 'train':
+                config = '+'.join(t for t in config.split('+')
+                                  if t != 'deploy') or 'eager'
+                batches = args.train_batch
+            else:
+                batches = [args.batch]
+            for batch in batches:
+                if any(r['model'] == name and r['mode'] == mode and
+                       r['config'] == config and r['batch'] == batch
+                       for r in records):
+                    continue  # training configs that differ by deploy only
+                try:
+                    record = run_one(name, mode, config, batch, args)
+                except Exception as error:  # keep going, report the failure
+                    record = dict(model=name, mode=mode, config=config,
+                                  batch=batch, error=f'{type(error).__name__}'
+                                  f': {str(error)[:300]}')
+                    torch.cuda.empty_cache()
+                print(json.dumps(record), flush=True)
+                records.append(record)
+                results['records'] = records
+                write_json(results, args.out)
+        print_table([r for r in records if 'error' not in r])
+    if args.det_config:
+        results['detector'] = [row for path in args.det_config
+                               for row in bench_detector(path, args)]
+    write_json(results, args.out)
+
+
+def write_json(results: dict, path):
+    """Rewritten after every measurement, so a cut-short run keeps its
+    numbers."""
+    if path:
+        with open(path, 'w') as f:
+            json.dump(results, f, indent=1)
+
+
+if __name__ == '__main__':
+    main()
