@@ -18,6 +18,22 @@ def fold_bn(weight, bias, bn):
     return weight * scale.view(-1, *([1] * (weight.dim() - 1))), shift
 
 
+@torch.no_grad()
+def make_fused_conv(like: nn.Conv2d, weight, bias) -> nn.Conv2d:
+    """A Conv2d with ``like``'s geometry holding ``weight`` and ``bias``."""
+    conv = nn.Conv2d(like.in_channels, like.out_channels, like.kernel_size,
+                     like.stride, like.padding, like.dilation, like.groups,
+                     bias=True, device=weight.device, dtype=weight.dtype)
+    conv.weight.copy_(weight)
+    conv.bias.copy_(bias)
+    return conv
+
+
+def fuse_conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
+    """One Conv2d with bias equal to ``bn(conv(x))``, ``bn`` in eval mode."""
+    return make_fused_conv(conv, *fold_bn(conv.weight, conv.bias, bn))
+
+
 class ConvBN(nn.Sequential):
     """Bias-free Conv2d followed by BatchNorm2d (state-dict keys ``c``, ``bn``)."""
 
@@ -31,17 +47,9 @@ class ConvBN(nn.Sequential):
         nn.init.constant_(self.bn.weight, bn_weight_init)
         nn.init.zeros_(self.bn.bias)
 
-    @torch.no_grad()
     def fuse(self) -> nn.Conv2d:
         """One Conv2d with bias that equals this pair in eval mode."""
-        c = self.c
-        weight, bias = fold_bn(c.weight, None, self.bn)
-        conv = nn.Conv2d(c.in_channels, c.out_channels, c.kernel_size,
-                         c.stride, c.padding, groups=c.groups, bias=True,
-                         device=weight.device, dtype=weight.dtype)
-        conv.weight.copy_(weight)
-        conv.bias.copy_(bias)
-        return conv
+        return fuse_conv_bn(self.c, self.bn)
 
 
 class LayerNorm2d(nn.LayerNorm):

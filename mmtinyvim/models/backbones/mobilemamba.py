@@ -29,15 +29,13 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmcv.cnn.bricks import DropPath
-from mmengine.model import BaseModule
-from torch.nn.modules.batchnorm import _BatchNorm
 
-from ...ops.selective_scan import check_backend, selective_scan
+from ...ops.selective_scan import selective_scan
 from ...registry import MODELS
-from ...utils.checkpoint import safe_torch_load, strict_load, unwrap_state_dict
-from ..layers import ConvBN, LayerNorm2d, check_image_batch, fold_bn, \
+from ..layers import ConvBN, LayerNorm2d, check_image_batch, fuse_conv_bn, \
     fuse_modules
 from ..wavelet import haar_analysis, haar_filters, haar_synthesis
+from .base import MambaBackboneBase, rename_prefixes
 
 __all__ = ['MobileMamba', 'checkpoint_filter_fn',
            'convert_official_classifier', 'to_official_classifier']
@@ -190,19 +188,9 @@ class LocalDWConv(nn.Sequential):
 
     @torch.no_grad()
     def fuse(self) -> nn.Sequential:
-        return nn.Sequential(_fold_conv_bn(self.dwconv3x3, self.bn1),
+        return nn.Sequential(fuse_conv_bn(self.dwconv3x3, self.bn1),
                              nn.ReLU(inplace=True),
-                             _fold_conv_bn(self.dwconv1x1, self.bn2))
-
-
-def _fold_conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
-    weight, bias = fold_bn(conv.weight, conv.bias, bn)
-    fused = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size,
-                      conv.stride, conv.padding, conv.dilation, conv.groups,
-                      bias=True, device=weight.device, dtype=weight.dtype)
-    fused.weight.copy_(weight)
-    fused.bias.copy_(bias)
-    return fused
+                             fuse_conv_bn(self.dwconv1x1, self.bn2))
 
 
 class SS2D(nn.Module):
@@ -403,10 +391,13 @@ def transition(in_channels: int, out_channels: int) -> List[nn.Module]:
 
 _SHARED = dict(global_ratios=[0.8, 0.7, 0.6], local_ratios=[0.2, 0.2, 0.3],
                kernel_sizes=[7, 5, 3], ssm_ratio=2)
+# B1, B2 and B4 share one architecture, trained at different resolutions.
+_B_SERIES = dict(embed_dims=[200, 376, 448], depths=[2, 3, 2],
+                 drop_path_rate=0.03, **_SHARED)
 
 
 @MODELS.register_module()
-class MobileMamba(BaseModule):
+class MobileMamba(MambaBackboneBase):
     """MobileMamba backbone (`MobileMamba: Lightweight Multi-Receptive Visual
     Mamba Network <https://arxiv.org/abs/2411.15941>`_).
 
@@ -427,8 +418,8 @@ class MobileMamba(BaseModule):
             None takes the arch's value (0 for T2/T4/S6, 0.03 for B1/B2/B4).
         scan_backend (str, optional): selective-scan backend, see
             :mod:`mmtinyvim.ops.selective_scan`; None reads the
-            ``MMTINYVIM_SCAN_BACKEND`` environment variable or picks
-            automatically.
+            ``MMTINYVIM_SCAN_BACKEND`` environment variable (once, here) or
+            picks automatically.
         init_cfg (dict | list[dict], optional): ``dict(type='Pretrained',
             checkpoint=..., prefix=...)`` loads an official (classification or
             dense) or mmtinyvim checkpoint strictly, see
@@ -437,6 +428,11 @@ class MobileMamba(BaseModule):
     Any H, W >= 32 is accepted; output i is ``ceil(H / stride_i) x
     ceil(W / stride_i)``. ``arch_zoo[name]['img_size']`` is the resolution
     the official ImageNet weights were trained and tested at.
+
+    :meth:`switch_to_deploy` folds every Conv-BN pair, the residual depthwise
+    Conv-BNs (identity into the kernel centre), the local DW-BN-ReLU-DW-BN
+    branch, the SS2D projections with their output scale and the
+    wavelet-band scale into single convs.
     """
 
     arch_zoo = {
@@ -446,18 +442,20 @@ class MobileMamba(BaseModule):
                    drop_path_rate=0., img_size=192, **_SHARED),
         's6': dict(embed_dims=[192, 384, 448], depths=[1, 2, 2],
                    drop_path_rate=0., img_size=224, **_SHARED),
-        'b1': dict(embed_dims=[200, 376, 448], depths=[2, 3, 2],
-                   drop_path_rate=0.03, img_size=256, **_SHARED),
-        'b2': dict(embed_dims=[200, 376, 448], depths=[2, 3, 2],
-                   drop_path_rate=0.03, img_size=384, **_SHARED),
-        'b4': dict(embed_dims=[200, 376, 448], depths=[2, 3, 2],
-                   drop_path_rate=0.03, img_size=512, **_SHARED),
+        'b1': dict(_B_SERIES, img_size=256),
+        'b2': dict(_B_SERIES, img_size=384),
+        'b4': dict(_B_SERIES, img_size=512),
     }
     arch_keys = ('embed_dims', 'depths', 'global_ratios', 'local_ratios',
                  'kernel_sizes', 'ssm_ratio')
     optional_arch_keys = ('drop_path_rate', 'img_size')
     num_stages = 3
     num_outputs = len(STAGE_NAMES)
+    out_indices_kind = 'indices'
+    out_index_noun = 'an output'
+    output_names = STAGE_NAMES
+    scan_mixer_type = SS2D
+    resolve_scan_backend_early = True
 
     def __init__(self,
                  arch: Union[str, dict] = 'b1',
@@ -467,27 +465,11 @@ class MobileMamba(BaseModule):
                  drop_path_rate: Optional[float] = None,
                  scan_backend: Optional[str] = None,
                  init_cfg: Optional[Union[dict, List[dict]]] = None):
-        _check_init_cfg(init_cfg)
-        super().__init__(init_cfg=init_cfg)
-        self.arch_name, arch = self._parse_arch(arch)
-        self.arch_settings = arch
+        super().__init__(arch, out_indices, frozen_stages, norm_eval,
+                         drop_path_rate, scan_backend, init_cfg)
+        arch = self.arch_settings
         dims, depths = arch['embed_dims'], arch['depths']
         self.embed_dims, self.depths = tuple(dims), tuple(depths)
-        self.out_indices = self._parse_out_indices(out_indices)
-        if not isinstance(frozen_stages, int) or \
-                not -1 <= frozen_stages <= self.num_stages:
-            raise ValueError(f'frozen_stages must be an int in '
-                             f'[-1, {self.num_stages}], got {frozen_stages!r}')
-        if drop_path_rate is None:
-            drop_path_rate = arch.get('drop_path_rate', 0.)
-        if not 0.0 <= drop_path_rate < 1.0:
-            raise ValueError(
-                f'drop_path_rate must be in [0, 1), got {drop_path_rate!r}')
-        self.frozen_stages = frozen_stages
-        self.norm_eval = norm_eval
-        self.drop_path_rate = drop_path_rate
-        self._scan_backend = check_backend(scan_backend)
-        self.deploy = False
 
         stem = dims[0]
         self.patch_embed = nn.Sequential(
@@ -496,14 +478,14 @@ class MobileMamba(BaseModule):
             ConvBN(stem // 4, stem // 2, 3, stride=2, padding=1), nn.ReLU(),
             ConvBN(stem // 2, stem, 3, stride=2, padding=1))
 
-        rates = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
+        rates = torch.linspace(0, self.drop_path_rate, sum(depths)).tolist()
         for i, (dim, depth) in enumerate(zip(dims, depths)):
             layers = transition(dims[i - 1], dim) if i > 0 else []
             layers += [
                 MobileMambaBlock(dim, arch['global_ratios'][i],
                                  arch['local_ratios'][i],
                                  arch['kernel_sizes'][i], arch['ssm_ratio'],
-                                 rate, self._scan_backend)
+                                 rate, self.scan_backend)
                 for rate in rates[sum(depths[:i]):sum(depths[:i + 1])]
             ]
             self.add_module(STAGE_NAMES[i + 1], nn.Sequential(*layers))
@@ -514,26 +496,7 @@ class MobileMamba(BaseModule):
         self._freeze_stages()
 
     @classmethod
-    def _parse_arch(cls, arch) -> Tuple[str, dict]:
-        if isinstance(arch, str):
-            if arch.lower() not in cls.arch_zoo:
-                raise ValueError(
-                    f'Unknown MobileMamba arch {arch!r}; valid: '
-                    f'{", ".join(cls.arch_zoo)} (any case) or a dict with '
-                    f'keys {cls.arch_keys} (+ optional '
-                    f'{cls.optional_arch_keys})')
-            return arch.lower(), dict(cls.arch_zoo[arch.lower()])
-        if not isinstance(arch, dict):
-            raise TypeError('MobileMamba arch must be a name or a dict, got '
-                            f'{type(arch).__name__}')
-        missing = [k for k in cls.arch_keys if k not in arch]
-        unknown = [k for k in arch
-                   if k not in cls.arch_keys + cls.optional_arch_keys]
-        if missing or unknown:
-            raise ValueError(
-                f'Custom MobileMamba arch needs the keys {cls.arch_keys} '
-                f'(optional: {cls.optional_arch_keys}); missing {missing}, '
-                f'unknown {unknown}')
+    def _check_custom_arch(cls, arch: dict) -> dict:
         def is_ratio(v):
             return isinstance(v, (int, float)) and 0 <= v <= 1
 
@@ -544,15 +507,12 @@ class MobileMamba(BaseModule):
             local_ratios=is_ratio,
             kernel_sizes=lambda v: isinstance(v, int) and v > 0 and v % 2 == 1)
         for key, valid in checks.items():
-            value = arch[key]
-            if (not isinstance(value, (list, tuple)) or
-                    len(value) != cls.num_stages or
-                    not all(valid(v) for v in value)):
+            if not cls._is_per_stage(arch[key], valid):
                 raise ValueError(
                     f'arch[{key!r}] must be {cls.num_stages} values '
                     '(embed_dims: ints >= 8; depths: positive '
                     'ints; ratios: in [0, 1]; kernel_sizes: odd ints), got '
-                    f'{value!r}')
+                    f'{arch[key]!r}')
         if not isinstance(arch['ssm_ratio'], (int, float)) or \
                 arch['ssm_ratio'] <= 0:
             raise ValueError('arch["ssm_ratio"] must be a positive number, '
@@ -560,40 +520,12 @@ class MobileMamba(BaseModule):
         for dim, g, l in zip(arch['embed_dims'], arch['global_ratios'],
                              arch['local_ratios']):
             mrffi_channel_split(dim, g, l)
-        return 'custom', dict(arch)
+        return dict(arch)
 
-    @classmethod
-    def _parse_out_indices(cls, out_indices) -> Tuple[int, ...]:
-        if isinstance(out_indices, int):
-            out_indices = (out_indices, )
-        n = cls.num_outputs
-        valid = f'[-{n}, {n - 1}] over {STAGE_NAMES}'
-        if (not isinstance(out_indices, Sequence) or not out_indices or
-                not all(isinstance(i, int) for i in out_indices)):
-            raise ValueError('out_indices must be an int or a non-empty '
-                             f'sequence of ints in {valid}, got '
-                             f'{out_indices!r}')
-        bad = [i for i in out_indices if not -n <= i < n]
-        if bad:
-            raise ValueError(f'out_indices {bad} out of range; valid '
-                             f'indices are {valid}')
-        resolved = sorted(i % n for i in out_indices)
-        if len(set(resolved)) != len(resolved):
-            raise ValueError(f'out_indices {out_indices!r} name an output '
-                             'twice')
-        return tuple(resolved)
-
-    @property
-    def scan_backend(self) -> str:
-        return self._scan_backend
-
-    @scan_backend.setter
-    def scan_backend(self, name: Optional[str]):
-        """Switch the selective-scan backend of every SS2D."""
-        self._scan_backend = check_backend(name)
-        for module in self.modules():
-            if isinstance(module, SS2D):
-                module.scan_backend = self._scan_backend
+    def _resolve_drop_path_rate(self, drop_path_rate):
+        if drop_path_rate is None:
+            return self.arch_settings.get('drop_path_rate', 0.)
+        return drop_path_rate
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         check_image_batch(x, name='MobileMamba')
@@ -604,69 +536,11 @@ class MobileMamba(BaseModule):
                 outs.append(x)
         return tuple(outs)
 
-    def _freeze_stages(self):
-        for name in STAGE_NAMES[:self.frozen_stages + 1]:
-            module = getattr(self, name)
-            module.eval()
-            for param in module.parameters():
-                param.requires_grad = False
+    def _stem_and_stages(self) -> List[nn.Module]:
+        return [getattr(self, name) for name in STAGE_NAMES]
 
-    def train(self, mode: bool = True):
-        super().train(mode)
-        self._freeze_stages()
-        if mode and self.norm_eval:
-            for module in self.modules():
-                if isinstance(module, _BatchNorm):
-                    module.eval()
-        return self
-
-    def switch_to_deploy(self):
-        """Fold every Conv-BN pair, the residual depthwise Conv-BNs (identity
-        into the kernel centre), the local DW-BN-ReLU-DW-BN branch, the SS2D
-        projections with their output scale and the wavelet-band scale into
-        single convs (inference only). Idempotent."""
-        if not self.deploy:
-            for name in STAGE_NAMES:
-                fuse_modules(getattr(self, name))
-            self.deploy = True
-
-    def init_weights(self):
-        """Load ``init_cfg=dict(type='Pretrained', ...)`` strictly; any other
-        init_cfg is left to mmengine. Without init_cfg the official
-        initialisation from the constructor stays."""
-        if not _is_pretrained(self.init_cfg):
-            super().init_weights()
-            return
-        path = self.init_cfg['checkpoint']
-        state_dict = unwrap_state_dict(safe_torch_load(path))
-        prefix = self.init_cfg.get('prefix')
-        if prefix:
-            state_dict = {k[len(prefix):]: v for k, v in state_dict.items()
-                          if k.startswith(prefix)}
-            if not state_dict:
-                raise RuntimeError(f'No key of checkpoint {path!r} starts '
-                                   f'with prefix {prefix!r}')
-        strict_load(self, checkpoint_filter_fn(state_dict, self),
-                    what=f'Checkpoint {path!r}')
-        self._is_init = True
-
-
-def _is_pretrained(init_cfg) -> bool:
-    return isinstance(init_cfg, dict) and init_cfg.get('type') == 'Pretrained'
-
-
-def _check_init_cfg(init_cfg):
-    if isinstance(init_cfg, (list, tuple)) and any(
-            _is_pretrained(cfg) for cfg in init_cfg):
-        raise ValueError('Give a Pretrained init_cfg as a single dict, not '
-                         'inside a list')
-    if _is_pretrained(init_cfg):
-        unknown = sorted(set(init_cfg) - {'type', 'checkpoint', 'prefix'})
-        if unknown or 'checkpoint' not in init_cfg:
-            raise ValueError(
-                "init_cfg=dict(type='Pretrained', checkpoint=PATH, "
-                f"prefix=None) expected; unknown keys {unknown}, checkpoint "
-                f"{'given' if 'checkpoint' in init_cfg else 'missing'}")
+    def _filter_checkpoint(self, state_dict):
+        return checkpoint_filter_fn(state_dict, self)
 
 
 def checkpoint_filter_fn(state_dict: Dict[str, torch.Tensor],
@@ -695,39 +569,20 @@ def convert_official_classifier(
     head=MobileMambaClsHead)``: ``patch_embed.*``/``blocks*`` ->
     ``backbone.*``, ``head.*`` unchanged, ``head_dist.*`` ->
     ``head.head_dist.*``."""
-    converted, unknown = {}, []
-    for key, value in state_dict.items():
-        if key.split('.')[0] in STAGE_NAMES:
-            converted['backbone.' + key] = value
-        elif key.startswith('head.'):
-            converted[key] = value
-        elif key.startswith('head_dist.'):
-            converted['head.' + key] = value
-        else:
-            unknown.append(key)
-    if unknown:
-        raise ValueError('Not an official MobileMamba classification state '
-                         f'dict: unexpected keys {unknown[:8]}')
-    return converted
+    renames = [(f'{name}.', f'backbone.{name}.') for name in STAGE_NAMES]
+    renames += [('head.', 'head.'), ('head_dist.', 'head.head_dist.')]
+    return rename_prefixes(
+        state_dict, renames,
+        'Not an official MobileMamba classification state dict')
 
 
 def to_official_classifier(
         state_dict: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
     """Inverse of :func:`convert_official_classifier`."""
-    converted, unknown = {}, []
-    for key, value in state_dict.items():
-        parts = key.split('.')
-        if parts[0] == 'backbone' and len(parts) > 1 and \
-                parts[1] in STAGE_NAMES:
-            converted[key[len('backbone.'):]] = value
-        elif key.startswith('head.head_dist.'):
-            converted[key[len('head.'):]] = value
-        elif key.startswith(('head.bn.', 'head.l.')):
-            converted[key] = value
-        else:
-            unknown.append(key)
-    if unknown:
-        raise ValueError('Not a MobileMamba ImageClassifier state dict '
-                         '(backbone out_indices=(3,), MobileMambaClsHead): '
-                         f'unexpected keys {unknown[:8]}')
-    return converted
+    renames = [(f'backbone.{name}.', f'{name}.') for name in STAGE_NAMES]
+    renames += [('head.head_dist.', 'head_dist.'), ('head.bn.', 'head.bn.'),
+                ('head.l.', 'head.l.')]
+    return rename_prefixes(
+        state_dict, renames,
+        'Not a MobileMamba ImageClassifier state dict (backbone '
+        'out_indices=(3,), MobileMambaClsHead)')

@@ -25,14 +25,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmcv.cnn.bricks import DropPath
-from mmengine.logging import MMLogger
-from mmengine.model import BaseModule
-from torch.nn.modules.batchnorm import _BatchNorm
 
-from ...ops.selective_scan import check_backend, selective_scan
+from ...ops.selective_scan import selective_scan
 from ...registry import MODELS
-from ...utils.checkpoint import safe_torch_load, strict_load, unwrap_state_dict
-from ..layers import ConvBN, check_image_batch, fuse_modules
+from ..layers import ConvBN, check_image_batch, fold_bn, make_fused_conv
+from .base import MambaBackboneBase, rename_prefixes
 
 __all__ = ['TinyViM', 'checkpoint_filter_fn', 'convert_official_classifier',
            'to_official_classifier']
@@ -48,6 +45,12 @@ SIZE_DIVISOR = 32
 
 # Official classifier keys that have no place in the dense backbone.
 CLASSIFIER_PREFIXES = ('norm.', 'head.', 'dist_head.')
+# Official classifier key prefix -> mmpretrain ImageClassifier key prefix.
+CLASSIFIER_RENAMES = (('patch_embed.', 'backbone.patch_embed.'),
+                      ('network.', 'backbone.network.'),
+                      ('norm.', 'backbone.norm6.'),
+                      ('head.', 'head.head.'),
+                      ('dist_head.', 'head.dist_head.'))
 
 
 class _RepDepthwise(nn.Module):
@@ -68,17 +71,9 @@ class _RepDepthwise(nn.Module):
         # the 1x1 branch and the identity sit at the centre of the k x k kernel
         centre = (kw // 2, kw // 2, kh // 2, kh // 2)
         point = F.pad(self.conv1.weight + 1.0, centre)
-        bn = self.bn
-        scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-        weight = (main.weight + point) * scale[:, None, None, None]
-        shift = main.bias + self.conv1.bias - bn.running_mean
-        bias = bn.bias + shift * scale
-        fused = nn.Conv2d(main.in_channels, main.out_channels, (kh, kw),
-                          padding=main.padding, groups=main.groups, bias=True,
-                          device=weight.device, dtype=weight.dtype)
-        fused.weight.copy_(weight)
-        fused.bias.copy_(bias)
-        return fused
+        weight, bias = fold_bn(main.weight + point,
+                               main.bias + self.conv1.bias, self.bn)
+        return make_fused_conv(main, weight, bias)
 
 
 class RepDWConv(_RepDepthwise):
@@ -300,7 +295,7 @@ def mixer_block_indices(stage_index: int, depth: int) -> Tuple[int, ...]:
 
 
 @MODELS.register_module()
-class TinyViM(BaseModule):
+class TinyViM(MambaBackboneBase):
     """TinyViM backbone (`TinyViM: Frequency Decoupling for Tiny Hybrid Vision
     Mamba <https://arxiv.org/abs/2411.17473>`_).
 
@@ -319,8 +314,8 @@ class TinyViM(BaseModule):
             over all blocks up to this value (the official models use 0).
         scan_backend (str, optional): selective-scan backend, see
             :mod:`mmtinyvim.ops.selective_scan`; None reads the
-            ``MMTINYVIM_SCAN_BACKEND`` environment variable or picks
-            automatically.
+            ``MMTINYVIM_SCAN_BACKEND`` environment variable (at every scan)
+            or picks automatically.
         init_cfg (dict | list[dict], optional): ``dict(type='Pretrained',
             checkpoint=..., prefix=...)`` loads an official (classification or
             dense) or mmtinyvim checkpoint strictly, see
@@ -329,6 +324,10 @@ class TinyViM(BaseModule):
     Any H, W >= 32 is accepted: the input is zero-padded at the bottom/right
     to a multiple of 32 and each output is cropped to
     ``ceil(H / stride) x ceil(W / stride)``.
+
+    :meth:`switch_to_deploy` folds every Conv+BN pair and re-parameterisable
+    branch into single convs; the output norms, LayerNorms, layer scales and
+    scan parameters stay.
     """
 
     arch_zoo = {
@@ -338,6 +337,8 @@ class TinyViM(BaseModule):
     }
     arch_keys = ('widths', 'depths')
     num_stages = 4
+    num_outputs = 4
+    scan_mixer_type = LaplaceMixer
     mlp_ratio = 4
 
     def __init__(self,
@@ -348,24 +349,11 @@ class TinyViM(BaseModule):
                  drop_path_rate: float = 0.0,
                  scan_backend: Optional[str] = None,
                  init_cfg: Optional[Union[dict, List[dict]]] = None):
-        _check_init_cfg(init_cfg)
-        super().__init__(init_cfg=init_cfg)
-        self.arch_name, arch = self._parse_arch(arch)
+        super().__init__(arch, out_indices, frozen_stages, norm_eval,
+                         drop_path_rate, scan_backend, init_cfg)
+        arch = self.arch_settings
         widths, depths = arch['widths'], arch['depths']
         self.widths, self.depths = tuple(widths), tuple(depths)
-        self.out_indices = self._parse_out_indices(out_indices)
-        if not isinstance(frozen_stages, int) or \
-                not -1 <= frozen_stages <= self.num_stages:
-            raise ValueError(f'frozen_stages must be an int in '
-                             f'[-1, {self.num_stages}], got {frozen_stages!r}')
-        if not 0.0 <= drop_path_rate < 1.0:
-            raise ValueError(
-                f'drop_path_rate must be in [0, 1), got {drop_path_rate!r}')
-        self.frozen_stages = frozen_stages
-        self.norm_eval = norm_eval
-        check_backend(scan_backend)
-        self._scan_backend = scan_backend
-        self.deploy = False
 
         self.patch_embed = nn.Sequential(
             ConvBN(3, widths[0] // 2, 3, stride=2, padding=1), nn.GELU(),
@@ -381,7 +369,7 @@ class TinyViM(BaseModule):
             mixers = mixer_block_indices(i, depth)
             network.append(nn.Sequential(*[
                 TinyViMBlock(width, i, self.mlp_ratio, rate,
-                             scan_backend) if j in mixers else
+                             self.scan_backend) if j in mixers else
                 LocalBlock(width, self.mlp_ratio, rate)
                 for j, rate in enumerate(stage_rates)
             ]))
@@ -395,69 +383,18 @@ class TinyViM(BaseModule):
         self.apply(_official_init)
         self._freeze_stages()
 
-    @property
-    def scan_backend(self) -> Optional[str]:
-        """Selective-scan backend of every mixer (None: environment/auto)."""
-        return self._scan_backend
-
-    @scan_backend.setter
-    def scan_backend(self, name: Optional[str]):
-        check_backend(name)
-        self._scan_backend = name
-        for module in self.modules():
-            if isinstance(module, LaplaceMixer):
-                module.scan_backend = name
-
     @classmethod
-    def _parse_arch(cls, arch) -> Tuple[str, Dict[str, list]]:
-        if isinstance(arch, str):
-            if arch.lower() not in cls.arch_zoo:
-                raise ValueError(
-                    f'Unknown TinyViM arch {arch!r}; valid: '
-                    f'{", ".join(cls.arch_zoo)} (any case) or a dict with '
-                    f'keys {cls.arch_keys}')
-            return arch.lower(), cls.arch_zoo[arch.lower()]
-        if not isinstance(arch, dict):
-            raise TypeError('TinyViM arch must be a name or a dict, got '
-                            f'{type(arch).__name__}')
-        missing = [k for k in cls.arch_keys if k not in arch]
-        unknown = [k for k in arch if k not in cls.arch_keys]
-        if missing or unknown:
-            raise ValueError(
-                f'Custom TinyViM arch needs exactly the keys {cls.arch_keys}; '
-                f'missing {missing}, unknown {unknown}')
+    def _check_custom_arch(cls, arch: dict) -> Dict[str, list]:
         for key in cls.arch_keys:
-            value = arch[key]
-            if (not isinstance(value, (list, tuple)) or
-                    len(value) != cls.num_stages or
-                    not all(isinstance(v, int) and v > 0 for v in value)):
+            if not cls._is_per_stage(
+                    arch[key], lambda v: isinstance(v, int) and v > 0):
                 raise ValueError(f'arch[{key!r}] must be {cls.num_stages} '
-                                 f'positive ints, got {value!r}')
+                                 f'positive ints, got {arch[key]!r}')
         if any(w % 4 for w in arch['widths']):
             raise ValueError('arch["widths"] must be multiples of 4 (the '
                              'mixer splits channels in quarters and halves), '
                              f'got {arch["widths"]}')
-        return 'custom', {k: list(arch[k]) for k in cls.arch_keys}
-
-    @classmethod
-    def _parse_out_indices(cls, out_indices) -> Tuple[int, ...]:
-        if isinstance(out_indices, int):
-            out_indices = (out_indices, )
-        valid = f'[-{cls.num_stages}, {cls.num_stages - 1}]'
-        if (not isinstance(out_indices, Sequence) or not out_indices or
-                not all(isinstance(i, int) for i in out_indices)):
-            raise ValueError('out_indices must be an int or a non-empty '
-                             f'sequence of ints in {valid}, got '
-                             f'{out_indices!r}')
-        bad = [i for i in out_indices
-               if not -cls.num_stages <= i < cls.num_stages]
-        if bad:
-            raise ValueError(f'out_indices {bad} out of range; valid stage '
-                             f'indices are {valid}')
-        resolved = sorted(i % cls.num_stages for i in out_indices)
-        if len(set(resolved)) != len(resolved):
-            raise ValueError(f'out_indices {out_indices!r} name a stage twice')
-        return tuple(resolved)
+        return {k: list(arch[k]) for k in cls.arch_keys}
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         check_image_batch(x, name='TinyViM')
@@ -481,78 +418,17 @@ class TinyViM(BaseModule):
                 break
         return tuple(outs)
 
-    def _freeze_stages(self):
-        if self.frozen_stages < 0:
-            return
-        frozen = [self.patch_embed,
-                  *self.network[:max(2 * self.frozen_stages - 1, 0)]]
-        for module in frozen:
-            module.eval()
-            for param in module.parameters():
-                param.requires_grad = False
+    def _stem_and_stages(self) -> List[nn.Module]:
+        # network = [stage1, down, stage2, down, stage3, down, stage4]
+        return [self.patch_embed] + [
+            self.network[max(2 * i - 1, 0):2 * i + 1]
+            for i in range(self.num_stages)]
 
-    def train(self, mode: bool = True):
-        super().train(mode)
-        self._freeze_stages()
-        if mode and self.norm_eval:
-            for module in self.modules():
-                if isinstance(module, _BatchNorm):
-                    module.eval()
-        return self
+    def _filter_checkpoint(self, state_dict):
+        return checkpoint_filter_fn(state_dict, self)
 
-    def switch_to_deploy(self):
-        """Fold every Conv+BN pair and re-parameterisable branch into single
-        convs (inference only). The output norms, LayerNorms, layer scales
-        and scan parameters stay. Idempotent."""
-        if not self.deploy:
-            fuse_modules(self.patch_embed)
-            fuse_modules(self.network)
-            self.deploy = True
-
-    def init_weights(self):
-        """Load ``init_cfg=dict(type='Pretrained', ...)`` strictly; any other
-        init_cfg is left to mmengine. Without init_cfg the official
-        initialisation from the constructor stays."""
-        if not _is_pretrained(self.init_cfg):
-            super().init_weights()
-            return
-        path = self.init_cfg['checkpoint']
-        state_dict = unwrap_state_dict(safe_torch_load(path))
-        prefix = self.init_cfg.get('prefix')
-        if prefix:
-            state_dict = {k[len(prefix):]: v for k, v in state_dict.items()
-                          if k.startswith(prefix)}
-            if not state_dict:
-                raise RuntimeError(f'No key of checkpoint {path!r} starts '
-                                   f'with prefix {prefix!r}')
-        state_dict = checkpoint_filter_fn(state_dict, self)
-        absent_norms = absent_output_norm_keys(state_dict, self)
-        strict_load(self, state_dict, what=f'Checkpoint {path!r}',
-                    allow_missing=absent_norms)
-        if absent_norms:
-            names = sorted({k.split('.')[0] for k in absent_norms})
-            MMLogger.get_current_instance().info(
-                f'TinyViM: {path} has no dense output norms {names} (a '
-                'classification checkpoint); they keep their initialisation')
-        self._is_init = True
-
-
-def _is_pretrained(init_cfg) -> bool:
-    return isinstance(init_cfg, dict) and init_cfg.get('type') == 'Pretrained'
-
-
-def _check_init_cfg(init_cfg):
-    if isinstance(init_cfg, (list, tuple)) and any(
-            _is_pretrained(cfg) for cfg in init_cfg):
-        raise ValueError('Give a Pretrained init_cfg as a single dict, not '
-                         'inside a list')
-    if _is_pretrained(init_cfg):
-        unknown = sorted(set(init_cfg) - {'type', 'checkpoint', 'prefix'})
-        if unknown or 'checkpoint' not in init_cfg:
-            raise ValueError(
-                "init_cfg=dict(type='Pretrained', checkpoint=PATH, "
-                f"prefix=None) expected; unknown keys {unknown}, checkpoint "
-                f"{'given' if 'checkpoint' in init_cfg else 'missing'}")
+    def _allowed_missing_keys(self, state_dict):
+        return absent_output_norm_keys(state_dict, self)
 
 
 @torch.no_grad()
@@ -605,37 +481,15 @@ def convert_official_classifier(
     """Official classification state dict -> keys of the mmpretrain
     ``ImageClassifier(backbone=TinyViM(out_indices=(3,)), neck=GAP,
     head=TinyViMClsHead)``."""
-    converted, unknown = {}, []
-    for key, value in state_dict.items():
-        if key.startswith(('patch_embed.', 'network.')):
-            converted['backbone.' + key] = value
-        elif key.startswith('norm.'):
-            converted['backbone.norm6.' + key[len('norm.'):]] = value
-        elif key.startswith(('head.', 'dist_head.')):
-            converted['head.' + key] = value
-        else:
-            unknown.append(key)
-    if unknown:
-        raise ValueError('Not an official TinyViM classification state dict: '
-                         f'unexpected keys {unknown[:8]}')
-    return converted
+    return rename_prefixes(
+        state_dict, CLASSIFIER_RENAMES,
+        'Not an official TinyViM classification state dict')
 
 
 def to_official_classifier(
         state_dict: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
     """Inverse of :func:`convert_official_classifier`."""
-    converted, unknown = {}, []
-    for key, value in state_dict.items():
-        if key.startswith('backbone.norm6.'):
-            converted['norm.' + key[len('backbone.norm6.'):]] = value
-        elif key.startswith(('backbone.patch_embed.', 'backbone.network.')):
-            converted[key[len('backbone.'):]] = value
-        elif key.startswith(('head.head.', 'head.dist_head.')):
-            converted[key[len('head.'):]] = value
-        else:
-            unknown.append(key)
-    if unknown:
-        raise ValueError('Not a TinyViM ImageClassifier state dict '
-                         '(backbone out_indices=(3,), TinyViMClsHead): '
-                         f'unexpected keys {unknown[:8]}')
-    return converted
+    return rename_prefixes(
+        state_dict, [(new, old) for old, new in CLASSIFIER_RENAMES],
+        'Not a TinyViM ImageClassifier state dict (backbone '
+        'out_indices=(3,), TinyViMClsHead)')

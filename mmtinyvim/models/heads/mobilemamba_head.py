@@ -1,16 +1,14 @@
 """MobileMamba's classifier: BatchNorm1d + Linear (``bn``, ``l``), optionally
 with a distillation head of the same form (``head_dist``)."""
 from collections import OrderedDict
-from typing import List, Optional, Tuple, Union
+from typing import Optional, Tuple, Union
 
 import torch
 import torch.nn as nn
-from mmpretrain.evaluation.metrics import Accuracy
-from mmpretrain.models.heads import ClsHead
-from mmpretrain.structures import DataSample
 
 from ...registry import MODELS
 from ..layers import fold_bn
+from .base import DistillableClsHead
 
 __all__ = ['MobileMambaClsHead']
 
@@ -31,7 +29,7 @@ def _fold_bn_linear(bn: nn.BatchNorm1d, linear: nn.Linear) -> nn.Linear:
 
 
 @MODELS.register_module()
-class MobileMambaClsHead(ClsHead):
+class MobileMambaClsHead(DistillableClsHead):
     """BatchNorm1d + Linear classifier of MobileMamba, optional distillation
     head.
 
@@ -53,9 +51,7 @@ class MobileMambaClsHead(ClsHead):
         init_cfg (dict, optional): defaults to the official truncated normal
             (std 0.02, zero bias) for the Linear layers.
 
-    Training without a teacher: both heads learn from the labels and the loss
-    is the mean of their two losses; a subclass feeds ``head_dist`` other
-    targets (a teacher's) by overriding :meth:`distillation_targets`.
+    Training with ``head_dist``: see :class:`DistillableClsHead`.
     :meth:`switch_to_deploy` folds the BatchNorms into the Linears.
     """
 
@@ -68,16 +64,8 @@ class MobileMambaClsHead(ClsHead):
                  cal_acc: bool = False,
                  init_cfg: Optional[dict] = dict(
                      type='TruncNormal', layer='Linear', std=0.02, bias=0.)):
-        super().__init__(loss=loss, topk=topk, cal_acc=cal_acc,
-                         init_cfg=init_cfg)
-        for name, value in (('num_classes', num_classes),
-                            ('in_channels', in_channels)):
-            if not isinstance(value, int) or value <= 0:
-                raise ValueError(f'{name} must be a positive int, got '
-                                 f'{value!r}')
-        self.num_classes = num_classes
-        self.in_channels = in_channels
-        self.distillation = distillation
+        super().__init__(num_classes, in_channels, distillation, loss, topk,
+                         cal_acc, init_cfg)
         self.deploy = False
         self.bn = nn.BatchNorm1d(in_channels)
         self.l = nn.Linear(in_channels, num_classes)  # noqa: E741
@@ -85,15 +73,6 @@ class MobileMambaClsHead(ClsHead):
             self.head_dist = nn.Sequential(OrderedDict(
                 bn=nn.BatchNorm1d(in_channels),
                 l=nn.Linear(in_channels, num_classes)))
-
-    def pre_logits(self, feats: Tuple[torch.Tensor]) -> torch.Tensor:
-        feat = feats[-1]
-        if feat.dim() != 2 or feat.shape[1] != self.in_channels:
-            raise ValueError(
-                'MobileMambaClsHead expects pooled features (N, '
-                f'{self.in_channels}) (put GlobalAveragePooling before it), '
-                f'got {tuple(feat.shape)}')
-        return feat
 
     def forward_heads(self, feats: Tuple[torch.Tensor]
                       ) -> Tuple[torch.Tensor, ...]:
@@ -103,46 +82,6 @@ class MobileMambaClsHead(ClsHead):
         if self.distillation:
             return logits, self.head_dist(x)
         return (logits, )
-
-    def forward(self, feats: Tuple[torch.Tensor]) -> torch.Tensor:
-        logits = self.forward_heads(feats)
-        if self.distillation:
-            return (logits[0] + logits[1]) / 2
-        return logits[0]
-
-    def distillation_targets(self, targets: torch.Tensor,
-                             data_samples: List[DataSample]) -> torch.Tensor:
-        """Targets of ``head_dist``: the labels. Hook for distillation: a
-        subclass returns the teacher's predictions here."""
-        return targets
-
-    def loss(self, feats: Tuple[torch.Tensor], data_samples: List[DataSample],
-             **kwargs) -> dict:
-        """Loss of the main head (labels), averaged with that of
-        ``head_dist`` (:meth:`distillation_targets`) when present;
-        ``kwargs`` go to the loss module."""
-        logits = self.forward_heads(feats)
-        if 'gt_score' in data_samples[0]:
-            targets = torch.stack([s.gt_score for s in data_samples])
-        else:
-            targets = torch.cat([s.gt_label for s in data_samples])
-        losses = [self.loss_module(logits[0], targets,
-                                   avg_factor=logits[0].size(0), **kwargs)]
-        if self.distillation:
-            dist_targets = self.distillation_targets(targets, data_samples)
-            losses.append(self.loss_module(logits[1], dist_targets,
-                                           avg_factor=logits[1].size(0),
-                                           **kwargs))
-        result = {'loss': sum(losses) / len(losses)}
-        if self.cal_acc:
-            if targets.ndim != 1:
-                raise ValueError('cal_acc needs hard labels; it is '
-                                 'meaningless with mixup/cutmix scores')
-            scores = sum(logits) / len(logits)
-            accuracy = Accuracy.calculate(scores, targets, topk=self.topk)
-            result.update({f'accuracy_top-{k}': a
-                           for k, a in zip(self.topk, accuracy)})
-        return result
 
     def switch_to_deploy(self):
         """Fold each BatchNorm1d into its Linear (inference only).
