@@ -1,0 +1,13 @@
+# MobileMamba-T2 + DeepLabv3. Not published: the B4 recipe
+# (deeplabv3_mobilemamba_b4_ade20k.py) with T2 and its 300-epoch ImageNet
+# weights; drop path stays at the recipe's 0.03.
+_base_ = ['./deeplabv3_mobilemamba_b4_ade20k.py']
+
+model = dict(
+    backbone=dict(
+        arch='t2',
+        init_cfg=dict(
+            type='Pretrained',
+            checkpoint='checkpoints/mobilemamba_t2.pth')),
+    decode_head=dict(in_channels=368),
+    auxiliary_head=dict(in_channels=272))

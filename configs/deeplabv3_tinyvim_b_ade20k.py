@@ -1,0 +1,52 @@
+# TinyViM-B + DeepLabv3. Not published: TinyViM's only segmentation recipe is
+# its Semantic FPN one (recipes.md §4.1: AdamW 2e-4 / wd 1e-4, poly, 40k
+# iterations at batch 32, multiple-of-32 test resize), used here unchanged
+# with mmseg's DeepLabv3 heads: ASPP on the stride-32 map, auxiliary FCN on
+# the stride-16 map (256 channels each, as in MobileMamba's DeepLabv3).
+_base_ = [
+    './_base_/models/deeplabv3.py', './_base_/datasets/ade20k.py',
+    './_base_/default_runtime_seg.py'
+]
+
+model = dict(
+    backbone=dict(
+        type='TinyViM',
+        arch='b',
+        out_indices=(0, 1, 2, 3),
+        frozen_stages=-1,
+        norm_eval=False,
+        drop_path_rate=0.,
+        init_cfg=dict(
+            type='Pretrained', checkpoint='checkpoints/tinyvim_b_300e.pth')),
+    decode_head=dict(in_channels=384, in_index=3),
+    auxiliary_head=dict(in_channels=192, in_index=2))
+
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=(2048, 512), keep_ratio=True),
+    dict(type='ResizeToMultiple', size_divisor=32),
+    dict(type='LoadAnnotations', reduce_zero_label=True),
+    dict(type='PackSegInputs')
+]
+val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
+test_dataloader = val_dataloader
+
+train_dataloader = dict(batch_size=4, num_workers=4)
+auto_scale_lr = dict(enable=False, base_batch_size=32)
+
+optim_wrapper = dict(
+    type='OptimWrapper',
+    optimizer=dict(
+        type='AdamW', lr=2e-4, betas=(0.9, 0.999), weight_decay=1e-4))
+
+max_iters = 40000
+param_scheduler = [
+    dict(type='PolyLR', eta_min=1e-6, power=0.9, begin=0, end=max_iters,
+         by_epoch=False)
+]
+train_cfg = dict(
+    type='IterBasedTrainLoop', max_iters=max_iters, val_interval=4000)
+val_cfg = dict(type='ValLoop')
+test_cfg = dict(type='TestLoop')
+default_hooks = dict(
+    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=4000))

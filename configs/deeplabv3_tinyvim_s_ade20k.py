@@ -1,0 +1,14 @@
+# TinyViM-S + DeepLabv3. Not published: deeplabv3_tinyvim_b_ade20k.py with
+# TinyViM-S.
+_base_ = ['./deeplabv3_tinyvim_b_ade20k.py']
+
+model = dict(
+    backbone=dict(
+        arch='s',
+        # only the 1000-epoch TinyViM-S weights were released (the README's
+        # 300-epoch entry has no link); the B/L recipes use 300-epoch ones
+        init_cfg=dict(
+            type='Pretrained',
+            checkpoint='checkpoints/tinyvim_s_1000e.pth')),
+    decode_head=dict(in_channels=224),
+    auxiliary_head=dict(in_channels=168))

@@ -1,0 +1,13 @@
+# MobileMamba-T4 + PSPNet. Not published: the B4 recipe
+# (pspnet_mobilemamba_b4_ade20k.py) with T4 and its 300-epoch ImageNet weights;
+# drop path stays at the recipe's 0.03.
+_base_ = ['./pspnet_mobilemamba_b4_ade20k.py']
+
+model = dict(
+    backbone=dict(
+        arch='t4',
+        init_cfg=dict(
+            type='Pretrained',
+            checkpoint='checkpoints/mobilemamba_t4.pth')),
+    decode_head=dict(in_channels=448),
+    auxiliary_head=dict(in_channels=368))

@@ -1,0 +1,12 @@
+# MobileMamba-T4 + RetinaNet. Not published: the B1 recipe
+# (retinanet_mobilemamba_b1_coco.py) with T4 and its 300-epoch ImageNet
+# weights; drop path stays at the recipe's 0.03.
+_base_ = ['./retinanet_mobilemamba_b1_coco.py']
+
+model = dict(
+    backbone=dict(
+        arch='t4',
+        init_cfg=dict(
+            type='Pretrained',
+            checkpoint='checkpoints/mobilemamba_t4.pth')),
+    neck=dict(in_channels=[176, 368, 448]))

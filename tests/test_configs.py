@@ -1,0 +1,210 @@
+"""Every config in configs/: built from the file itself, trained for two
+iterations and evaluated once with its real metric (CocoMetric, IoUMetric,
+Accuracy) on the generated demo data, on CPU at small image sizes.
+
+Only what makes the run small is overridden: data roots, image sizes, batch
+size 2 with 4 training images (2 iterations), no pretrained weights, no
+checkpoints, plain OptimWrapper instead of AMP (CPU), fewer RoIs per image in
+two-stage detectors, and score thresholds of 0 so that an untrained detector
+still yields boxes for CocoMetric to score.
+Model, optimizer, schedulers, hooks, pipelines and loops stay as written.
+"""
+import time
+from pathlib import Path
+
+import pytest
+from mmengine.config import Config
+from mmengine.hooks import Hook
+from mmengine.runner import Runner
+
+from mmtinyvim.datasets.make_demo_data import make_demo_data
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIGS = sorted((REPO / 'configs').glob('*.py'))
+SIDE = 64  # image side of the smoke runs
+METRIC_KEYS = {
+    'mmdet': ('coco/bbox_mAP', ),
+    'mmseg': ('mIoU', 'aAcc'),
+    'mmpretrain': ('accuracy/top1', ),
+}
+TASK_OF_SCOPE = {'mmdet': 'coco', 'mmseg': 'ade', 'mmpretrain': 'imagenet'}
+RESIZE_TYPES = ('Resize', 'RandomResize', 'RandomResizedCrop', 'ResizeEdge')
+
+
+@pytest.fixture(scope='module')
+def demo_roots(tmp_path_factory):
+    out = tmp_path_factory.mktemp('demo_data')
+    return {task: make_demo_data(task, out, num_train=4, num_val=2,
+                                 image_side=SIDE, seed=0)
+            for task in TASK_OF_SCOPE.values()}
+
+
+class RecordMetrics(Hook):
+    priority = 'LOWEST'
+
+    def __init__(self):
+        self.metrics = None
+        self.train_iters = 0
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None,
+                         outputs=None):
+        self.train_iters += 1
+
+    def after_val_epoch(self, runner, metrics=None):
+        self.metrics = metrics
+
+
+def _walk(node):
+    """Every dict inside a config node, depth first."""
+    if isinstance(node, dict):
+        yield node
+        for value in node.values():
+            yield from _walk(value)
+    elif isinstance(node, (list, tuple)):
+        for value in node:
+            yield from _walk(value)
+
+
+def _shrink_pipelines(cfg):
+    for step in _walk([cfg.train_dataloader, cfg.val_dataloader,
+                       cfg.test_dataloader]):
+        kind = step.get('type')
+        if kind in ('Resize', 'RandomResize') and 'scale' in step:
+            step['scale'] = (SIDE * 2, SIDE) if step.get('keep_ratio') \
+                else (SIDE, SIDE)
+        elif kind == 'RandomResizedCrop':
+            step['scale'] = SIDE
+        elif kind == 'ResizeEdge':
+            step['scale'] = SIDE + SIDE // 8
+        elif kind == 'CenterCrop':
+            step['crop_size'] = SIDE
+        elif kind == 'RandomCrop' and 'crop_size' in step:
+            step['crop_size'] = (SIDE, SIDE)
+
+
+def _datasets(cfg):
+    """The innermost dataset dicts of the three dataloaders."""
+    found = []
+    for loader in (cfg.train_dataloader, cfg.val_dataloader,
+                   cfg.test_dataloader):
+        dataset = loader.dataset
+        while 'dataset' in dataset:  # RepeatDataset and friends
+            dataset.times = 1
+            dataset = dataset.dataset
+        found.append(dataset)
+    return found
+
+
+def shrink(cfg, roots, work_dir):
+    """The overrides that make ``cfg`` a two-iteration CPU run."""
+    scope = cfg.default_scope
+    root = roots[TASK_OF_SCOPE[scope]]
+    cfg.work_dir = str(work_dir)
+    cfg.launcher = 'none'
+    cfg.log_level = 'WARNING'
+    cfg.randomness = dict(seed=0)
+    cfg.visualizer.name = f'visualizer_{work_dir.name}'
+    cfg.default_hooks.checkpoint = None
+    cfg.default_hooks.logger = dict(type='LoggerHook', interval=1)
+    cfg.model.backbone.init_cfg = None
+    if cfg.optim_wrapper.type == 'AmpOptimWrapper':
+        cfg.optim_wrapper.type = 'OptimWrapper'
+        cfg.optim_wrapper.pop('loss_scale', None)
+
+    for loader in (cfg.train_dataloader, cfg.val_dataloader,
+                   cfg.test_dataloader):
+        loader.num_workers = 0
+        loader.persistent_workers = False
+        loader.pin_memory = False
+    cfg.train_dataloader.batch_size = 2
+    cfg.val_dataloader.batch_size = 1
+    cfg.train_dataloader.batch_sampler = None  # exactly 4 / 2 = 2 iterations
+    for dataset in _datasets(cfg):
+        dataset.data_root = str(root)
+    _shrink_pipelines(cfg)
+
+    if cfg.train_cfg.get('type') == 'IterBasedTrainLoop':
+        cfg.train_cfg.update(max_iters=2, val_interval=2)
+    else:
+        cfg.train_cfg.update(max_epochs=1, val_interval=1)
+        cfg.train_cfg.pop('dynamic_intervals', None)
+
+    if scope == 'mmdet':
+        cfg.val_evaluator.ann_file = str(
+            root / 'annotations' / 'instances_val2017.json')
+        cfg.test_evaluator = cfg.val_evaluator
+        test_cfg = cfg.model.test_cfg
+        (test_cfg.rcnn if 'rcnn' in test_cfg else test_cfg).update(
+            score_thr=0.0, max_per_img=10)
+        if 'rcnn' in cfg.model.train_cfg:  # tens of RoIs, not thousands
+            cfg.model.train_cfg.rpn_proposal.max_per_img = 100
+            cfg.model.train_cfg.rcnn.sampler.num = 32
+            test_cfg.rpn.max_per_img = 100
+    elif scope == 'mmseg':
+        cfg.model.data_preprocessor.size = (SIDE, SIDE)
+    return cfg
+
+
+@pytest.fixture
+def plain_config_text(monkeypatch):
+    """The runner formats the config with yapf three times (log, dump,
+    visualizer), seconds per config on 2 cores; the smoke runs skip it."""
+    monkeypatch.setattr(Config, 'pretty_text',
+                        property(lambda cfg: repr(cfg.to_dict())))
+
+
+@pytest.mark.parametrize('config', CONFIGS, ids=lambda p: p.stem)
+def test_config_trains_and_evaluates(config, demo_roots, tmp_path,
+                                     plain_config_text):
+    start, cpu_start = time.time(), time.process_time()
+    cfg = shrink(Config.fromfile(str(config)), demo_roots, tmp_path)
+    runner = Runner.from_cfg(cfg)
+    record = RecordMetrics()
+    runner.register_hook(record)
+    runner.train()
+    assert record.train_iters == 2
+    assert record.metrics is not None, 'no evaluation ran'
+    for key in METRIC_KEYS[cfg.default_scope]:
+        assert key in record.metrics, (key, record.metrics)
+    if cfg.model.type == 'MaskRCNN':
+        assert 'coco/segm_mAP' in record.metrics, record.metrics
+    print(f'{config.stem}: 2 iterations + evaluation in '
+          f'{time.time() - start:.1f} s ({time.process_time() - cpu_start:.1f} '
+          's CPU)')
+
+
+def test_every_task_and_variant_has_configs():
+    names = {p.stem for p in CONFIGS}
+    tinyvim = [f'tinyvim_{v}' for v in 'sbl']
+    mobilemamba = [f'mobilemamba_{v}' for v in
+                   ('t2', 't4', 's6', 'b1', 'b2', 'b4')]
+    expected = set()
+    for variant in tinyvim + mobilemamba:
+        expected |= {f'{det}_{variant}_coco' for det in
+                     ('maskrcnn', 'retinanet', 'ssdlite320', 'ssdlite512')}
+        expected |= {f'{seg}_{variant}_ade20k' for seg in
+                     ('fpn', 'deeplabv3', 'pspnet')}
+        expected.add(f'{variant}_in1k')
+    expected |= {f'{v}_1000e_in1k' for v in tinyvim}
+    expected |= {f'{v}_kd1000e_in1k' for v in mobilemamba}
+    assert expected <= names, sorted(expected - names)
+
+
+
+def test_metafile_lists_every_config_with_its_published_result():
+    """metafile.yml has one entry per config; a published number there is
+    the one the config's header names, and an entry without results belongs
+    to a config whose header says it was not published."""
+    import yaml
+    with open(REPO / 'metafile.yml') as f:
+        models = yaml.safe_load(f)['Models']
+    assert sorted(m['Name'] for m in models) == [p.stem for p in CONFIGS]
+    for model in models:
+        config = REPO / model['Config']
+        header = config.read_text().split('_base_')[0]
+        if model['Results'] == 'not published':
+            assert 'Not published' in header, config.name
+            continue
+        for result in model['Results']:
+            for value in result['Metrics'].values():
+                assert f'{value:.1f}' in header, (config.name, value)

@@ -1,0 +1,143 @@
+"""ONNX export through the pure-PyTorch scan, checked with onnxruntime."""
+import importlib.util
+import os
+
+import onnx
+import pytest
+import torch
+
+from mmtinyvim.models.backbones import mobilemamba
+from mmtinyvim.models.classifiers import build_classifier
+from mmtinyvim.ops import selective_scan
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TOLERANCE = 1e-4  # max |ONNX - PyTorch| / std(PyTorch), float32 throughout
+
+
+def _load_tool():
+    path = os.path.join(ROOT, 'tools', 'deployment', 'pytorch2onnx.py')
+    spec = importlib.util.spec_from_file_location('pytorch2onnx', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+p2o = _load_tool()
+
+
+def _only_standard_ops(path):
+    graph = onnx.load(path).graph
+    onnx.checker.check_model(onnx.load(path))
+    return {node.domain for node in graph.node} <= {'', 'ai.onnx'}
+
+
+class _Scan(torch.nn.Module):
+
+    def __init__(self, channels, d_state):
+        super().__init__()
+        self.A = torch.nn.Parameter(-torch.rand(channels, d_state) * 2)
+        self.D = torch.nn.Parameter(torch.rand(channels))
+        self.delta_bias = torch.nn.Parameter(torch.randn(channels) * 0.1)
+
+    def forward(self, u, delta, B, C):
+        return selective_scan(u, delta, self.A, B, C, self.D, self.delta_bias,
+                              backend='torch')
+
+
+@pytest.mark.parametrize('length', [24, 32, 49, 144])
+def test_chunked_scan_exports_any_length(length, tmp_path):
+    """One chunk, exactly one, and several chunks with a remainder (the
+    chunk count is computed in the graph from the traced length)."""
+    import onnxruntime
+    torch.manual_seed(length)
+    batch, directions, channels, d_state = 2, 4, 6, 8
+    scan = _Scan(directions * channels, d_state)
+    inputs = (torch.randn(batch, directions * channels, length),
+              torch.randn(batch, directions * channels, length),
+              torch.randn(batch, directions, d_state, length),
+              torch.randn(batch, directions, d_state, length))
+    names = ['u', 'delta', 'B', 'C']
+    path = str(tmp_path / 'scan.onnx')
+    with torch.no_grad():
+        torch.onnx.export(scan, inputs, path, dynamo=False, opset_version=17,
+                          input_names=names)
+        expected = scan(*inputs)
+    session = onnxruntime.InferenceSession(
+        path, providers=['CPUExecutionProvider'])
+    result, = session.run(None, {n: t.numpy() for n, t in zip(names, inputs)})
+    error = ((torch.from_numpy(result) - expected).abs().max() /
+             expected.std()).item()
+    print(f'scan L={length}: ONNX vs PyTorch max|d|/std = {error:.2e}')
+    assert error < TOLERANCE
+
+
+# 64 x 80: TinyViM pads to 64 x 96 and crops its outputs back
+@pytest.mark.parametrize('variant,shape', [('tinyvim-s', (64, 80)),
+                                           ('mobilemamba-t2', (64, 96))])
+def test_backbone_export_matches_pytorch(variant, shape, tmp_path):
+    torch.manual_seed(0)
+    model, names = p2o.build_backbone(variant)
+    path = p2o.export(model, names, str(tmp_path / 'backbone.onnx'), shape)
+    assert _only_standard_ops(path)
+    # batch 2 on a graph traced with batch 1: the batch axis is dynamic
+    errors = p2o.compare_with_onnxruntime(model, path, shape, batch=2)
+    print(f'\n{variant} backbone ONNX vs PyTorch, max|d|/std: {errors}')
+    assert list(errors) == names == [f'out{i}' for i in model.out_indices]
+    assert max(errors.values()) < TOLERANCE
+
+
+def test_classifier_cli_loads_official_weights_and_verifies(tmp_path, capsys):
+    torch.manual_seed(0)
+    source, _ = build_classifier('mobilemamba-t2')
+    for module in source.modules():  # non-trivial BN statistics to fold
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.1, 0.1)
+            module.running_var.uniform_(0.5, 1.5)
+    official = mobilemamba.to_official_classifier(source.state_dict())
+    checkpoint = tmp_path / 'official.pth'
+    torch.save({'model': official}, checkpoint)
+    out = str(tmp_path / 'cls.onnx')
+
+    p2o.main(['MobileMamba-T2', '--classifier', '--checkpoint',
+              str(checkpoint), '--deploy', '--shape', '64', '64', '--out',
+              out, '--verify'])
+    printed = capsys.readouterr().out
+    assert 'logits: max|ONNX - PyTorch| / std' in printed
+    assert _only_standard_ops(out)
+
+    import onnxruntime
+    images = torch.randn(3, 3, 64, 64)
+    session = onnxruntime.InferenceSession(
+        out, providers=['CPUExecutionProvider'])
+    logits, = session.run(None, {'input': images.numpy()})
+    with torch.no_grad():
+        expected = source.eval()(images, mode='tensor')
+    error = ((torch.from_numpy(logits) - expected).abs().max() /
+             expected.std()).item()
+    print(f'deployed classifier from official weights vs source: {error:.2e}')
+    assert logits.shape == (3, 1000)
+    assert error < TOLERANCE
+
+
+def test_bad_inputs_are_refused(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        p2o.main(['tinyvim-x'])
+    assert "invalid choice: 'tinyvim-x'" in capsys.readouterr().err
+
+    with pytest.raises(SystemExit):
+        p2o.main(['tinyvim-s', '--classifier', '--out-indices', '1'])
+    assert '--out-indices applies to backbones' in capsys.readouterr().err
+
+    with pytest.raises(FileNotFoundError, match='no such file'):
+        p2o.main(['tinyvim-s', '--checkpoint', str(tmp_path / 'none.pth')])
+
+    model, names = p2o.build_backbone('mobilemamba-t2')
+    with pytest.raises(ValueError, match='at least 32 x 32'):
+        p2o.export(model, names, str(tmp_path / 'x.onnx'), (16, 64))
+
+    # a TinyViM checkpoint for a MobileMamba export: refused, names the keys
+    wrong = tmp_path / 'tinyvim.pth'
+    torch.save(build_classifier('tinyvim-s')[0].state_dict(), wrong)
+    with pytest.raises(RuntimeError, match='does not fit .*Nothing was '
+                       'loaded'):
+        p2o.build_classifier_for_export('mobilemamba-t2', str(wrong))

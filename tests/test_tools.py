@@ -1,0 +1,338 @@
+"""The user tools, run as a user runs them: dist_train.sh with two CPU
+processes (gloo), test.py and the image demo on its checkpoint, mmdet's and
+mmseg's own tools and Inferencers on our configs, the Slurm launchers, the
+checkpoint converters, and the bad-input errors."""
+import os
+import pickle
+import subprocess
+import sys
+from argparse import Namespace
+from pathlib import Path
+
+import mmcv
+import mmdet
+import mmseg
+import pytest
+import torch
+
+from mmtinyvim.datasets.make_demo_data import make_demo_data
+from mmtinyvim.utils.checkpoint import use_safe_loader_in_mmengine
+from tests.golden import load_golden, weights_for
+
+REPO = Path(__file__).resolve().parents[1]
+TOOLS = REPO / 'tools'
+DET_CONFIG = 'configs/maskrcnn_tinyvim_s_coco.py'
+SEG_CONFIG = 'configs/fpn_mobilemamba_t2_ade20k.py'
+SIDE = 64
+
+
+def run(args, check=True, env=None, timeout=600):
+    """Run a command in the repo with the test interpreter first on PATH."""
+    full_env = dict(os.environ, PYTHON=sys.executable,
+                    PATH=f'{Path(sys.executable).parent}:{os.environ["PATH"]}')
+    full_env.update(env or {})
+    result = subprocess.run(args, cwd=REPO, env=full_env, timeout=timeout,
+                            capture_output=True, text=True)
+    if check and result.returncode != 0:
+        raise AssertionError(f'{args} failed ({result.returncode}):\n'
+                             f'{result.stdout[-3000:]}\n'
+                             f'{result.stderr[-5000:]}')
+    return result
+
+
+def loader_options(*loaders):
+    options = []
+    for loader in loaders:
+        options += [f'{loader}_dataloader.num_workers=0',
+                    f'{loader}_dataloader.persistent_workers=False']
+    return options
+
+
+def det_options(coco_root):
+    """--cfg-options that make the Mask R-CNN config a tiny CPU run."""
+    root = f'{coco_root}/'
+    ann = f'{root}annotations/instances_val2017.json'
+    return [
+        f'train_dataloader.dataset.data_root={root}',
+        f'val_dataloader.dataset.data_root={root}',
+        f'test_dataloader.dataset.data_root={root}',
+        f'val_evaluator.ann_file={ann}', f'test_evaluator.ann_file={ann}',
+        f'train_dataloader.dataset.pipeline.2.scale=({SIDE},{SIDE})',
+        f'val_dataloader.dataset.pipeline.1.scale=({SIDE},{SIDE})',
+        f'test_dataloader.dataset.pipeline.1.scale=({SIDE},{SIDE})',
+        'train_dataloader.batch_size=2', 'train_dataloader.batch_sampler=None',
+        'model.backbone.init_cfg=None', 'train_cfg.max_epochs=1',
+        'model.test_cfg.rcnn.score_thr=0.0',
+        'model.test_cfg.rcnn.max_per_img=10',
+        'default_hooks.logger.interval=1', 'randomness.seed=0',
+    ] + loader_options('train', 'val', 'test')
+
+
+@pytest.fixture(scope='module')
+def data(tmp_path_factory):
+    out = tmp_path_factory.mktemp('data')
+    make_demo_data('coco', out, num_train=4, num_val=2, image_side=SIDE)
+    make_demo_data('ade', out, num_train=2, num_val=1, image_side=SIDE)
+    return out
+
+
+@pytest.fixture(scope='module')
+def dist_run(data, tmp_path_factory):
+    """tools/dist_train.sh with 2 processes on CPU (gloo), one epoch."""
+    work_dir = tmp_path_factory.mktemp('dist')
+    result = run(['bash', 'tools/dist_train.sh', DET_CONFIG, '2',
+                  '--work-dir', str(work_dir), '--cfg-options',
+                  *det_options(data / 'coco')],
+                 env={'PORT': '29613', 'OMP_NUM_THREADS': '1'})
+    return work_dir, result.stdout + result.stderr
+
+
+def test_dist_train_two_cpu_processes(dist_run):
+    work_dir, output = dist_run
+    assert output.count('No CUDA device: distributed backend nccl -> '
+                        'gloo') == 2
+    log = next(work_dir.glob('*/*.log')).read_text()
+    assert 'Distributed training: True' in log
+    assert "dist_cfg: {'backend': 'gloo'}" in log
+    assert 'coco/bbox_mAP' in log and 'coco/segm_mAP' in log
+    assert (work_dir / 'epoch_1.pth').is_file()
+
+
+def test_test_tool_dumps_and_draws(dist_run, data, tmp_path):
+    work_dir, _ = dist_run
+    out = tmp_path / 'results.pkl'
+    result = run([sys.executable, 'tools/test.py', DET_CONFIG,
+                  str(work_dir / 'epoch_1.pth'), '--work-dir', str(tmp_path),
+                  '--out', str(out), '--show-dir', 'painted',
+                  '--cfg-options', *det_options(data / 'coco')])
+    assert 'coco/bbox_mAP' in result.stdout + result.stderr
+    with open(out, 'rb') as f:
+        predictions = pickle.load(f)
+    assert len(predictions) == 2
+    assert 'pred_instances' in predictions[0]
+    assert len(list(tmp_path.glob('*/painted/*.jpg'))) == 2
+
+
+def test_image_demo_draws_predictions(dist_run, data, tmp_path):
+    work_dir, _ = dist_run
+    image = next((data / 'coco' / 'val2017').glob('*.jpg'))
+    out_file = tmp_path / 'painted.jpg'
+    run([sys.executable, 'tools/demo/image_demo.py', str(image), DET_CONFIG,
+         str(work_dir / 'epoch_1.pth'), '--out-file', str(out_file),
+         '--score-thr', '0'])
+    painted, original = mmcv.imread(str(out_file)), mmcv.imread(str(image))
+    assert painted.shape == original.shape
+    assert (painted.astype(int) - original).any()
+
+
+def test_mmdet_inferencer_takes_our_config(dist_run, data):
+    from mmdet.apis import DetInferencer
+    use_safe_loader_in_mmengine()
+    work_dir, _ = dist_run
+    inferencer = DetInferencer(model=str(REPO / DET_CONFIG),
+                               weights=str(work_dir / 'epoch_1.pth'),
+                               device='cpu', show_progress=False)
+    image = str(next((data / 'coco' / 'val2017').glob('*.jpg')))
+    result = inferencer(image, return_vis=True, no_save_vis=True)
+    assert result['visualization'][0].shape[2] == 3
+    assert set(result['predictions'][0]) >= {'labels', 'scores', 'bboxes',
+                                            'masks'}
+
+
+def test_mmdet_own_train_tool_takes_our_config(data, tmp_path):
+    mmdet_train = Path(mmdet.__file__).parent / '.mim' / 'tools' / 'train.py'
+    result = run([sys.executable, str(mmdet_train), DET_CONFIG,
+                  '--work-dir', str(tmp_path), '--cfg-options',
+                  *det_options(data / 'coco')])
+    assert 'coco/segm_mAP' in result.stdout + result.stderr
+
+
+def test_mmseg_own_train_tool_and_inferencer_take_our_config(data,
+                                                             tmp_path):
+    mmseg_train = Path(mmseg.__file__).parent / '.mim' / 'tools' / 'train.py'
+    root = data / 'ade' / 'ADEChallengeData2016'
+    options = [
+        f'train_dataloader.dataset.data_root={root}',
+        f'val_dataloader.dataset.data_root={root}',
+        'train_dataloader.dataset.pipeline.2.scale=(128,64)',
+        'train_dataloader.dataset.pipeline.3.crop_size=(64,64)',
+        'val_dataloader.dataset.pipeline.1.scale=(128,64)',
+        'model.data_preprocessor.size=(64,64)', 'model.backbone.init_cfg=None',
+        'train_dataloader.batch_size=2', 'train_cfg.max_iters=1',
+        'train_cfg.val_interval=1', 'default_hooks.checkpoint.interval=1'
+    ] + loader_options('train', 'val', 'test')
+    result = run([sys.executable, str(mmseg_train), SEG_CONFIG,
+                  '--work-dir', str(tmp_path), '--cfg-options', *options])
+    assert 'mIoU' in result.stdout + result.stderr
+
+    from mmseg.apis import MMSegInferencer
+    use_safe_loader_in_mmengine()
+    inferencer = MMSegInferencer(model=str(REPO / SEG_CONFIG),
+                                 weights=str(tmp_path / 'iter_1.pth'),
+                                 device='cpu')
+    image = str(next((root / 'images' / 'validation').glob('*.jpg')))
+    result = inferencer(image, return_vis=True)
+    label = result['predictions']
+    assert label.shape == result['visualization'].shape[:2]
+    assert label.max() < 150
+
+
+def test_launchers_refuse_missing_arguments():
+    for script, needed in (('dist_train.sh', 'CONFIG GPUS'),
+                           ('dist_test.sh', 'CONFIG CHECKPOINT GPUS'),
+                           ('slurm_train.sh', 'PARTITION JOB_NAME CONFIG'),
+                           ('slurm_test.sh', 'PARTITION JOB_NAME CONFIG')):
+        result = run(['bash', f'tools/{script}', DET_CONFIG], check=False)
+        assert result.returncode == 2
+        assert f'usage: tools/{script} {needed}' in result.stderr
+
+
+def test_slurm_launchers_call_srun(tmp_path):
+    fake_bin = tmp_path / 'bin'
+    fake_bin.mkdir()
+    record = tmp_path / 'srun_args'
+    (fake_bin / 'srun').write_text(
+        f'#!/usr/bin/env bash\nprintf "%s\\n" "$@" > {record}\n')
+    (fake_bin / 'srun').chmod(0o755)
+    env = {'PATH': f'{fake_bin}:{os.environ["PATH"]}', 'GPUS': '16'}
+    run(['bash', 'tools/slurm_train.sh', 'gpu', 'job', DET_CONFIG, 'wd',
+         '--amp'], env=env)
+    args = record.read_text().split('\n')
+    assert args[:2] == ['-p', 'gpu'] and '--ntasks=16' in args
+    assert '--ntasks-per-node=8' in args and '--gres=gpu:8' in args
+    assert args[args.index(str(TOOLS / 'train.py')) + 1:-1] == [
+        DET_CONFIG, '--work-dir=wd', '--launcher=slurm', '--amp']
+    run(['bash', 'tools/slurm_test.sh', 'gpu', 'job', DET_CONFIG, 'ck.pth'],
+        env=env)
+    args = record.read_text().split('\n')
+    assert args[args.index(str(TOOLS / 'test.py')) + 1:-1] == [
+        DET_CONFIG, 'ck.pth', '--launcher=slurm']
+
+
+def _train_main():
+    sys.path.insert(0, str(TOOLS))
+    import train
+    return train.main
+
+
+def test_train_tool_missing_data_is_one_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError) as err:
+        _train_main()([DET_CONFIG, '--work-dir', str(tmp_path / 'wd'),
+                       '--cfg-options', 'model.backbone.init_cfg=None',
+                       f'train_dataloader.dataset.data_root={tmp_path}/coco/'])
+    message = str(err.value)
+    assert message.startswith('COCO annotation file not found: '
+                              f'{tmp_path}/coco/annotations/'
+                              'instances_train2017.json')
+    assert ('python -m mmtinyvim.datasets.make_demo_data --task coco '
+            f'--out-root {tmp_path}') in message
+
+
+def test_unknown_variant_is_one_clear_error(tmp_path):
+    with pytest.raises(ValueError,
+                       match="Unknown TinyViM arch 'xl'; valid: s, b, l"):
+        _train_main()([DET_CONFIG, '--work-dir', str(tmp_path),
+                       '--cfg-options', 'model.backbone.arch=xl'])
+
+
+def test_train_tool_refuses_a_config_of_another_toolbox(tmp_path):
+    config = tmp_path / 'other.py'
+    config.write_text("default_scope = 'mmocr'\n")
+    with pytest.raises(ValueError) as err:
+        _train_main()([str(config)])
+    assert str(err.value) == (
+        f"{config}: default_scope='mmocr'; this tool runs configs of mmdet, "
+        'mmseg, mmpretrain (detection, segmentation, classification)')
+
+
+# ------------------------------------------------------------ converters --
+
+def _official(family, golden):
+    """A fabricated official checkpoint: raw and EMA weights in the
+    training dict the family's scripts save."""
+    weights = weights_for(golden)
+    ema = {k: v + 1 if v.is_floating_point() else v
+           for k, v in weights.items()}
+    if family == 'tinyvim':
+        return weights, dict(model=weights, model_ema=ema, epoch=299,
+                             args=Namespace(model='TinyViM_S'))
+    return weights, dict(net=weights, net_E=ema, epoch=299)
+
+
+@pytest.mark.parametrize('family,golden_name,config', [
+    ('tinyvim', 'tinyvim_S', 'configs/tinyvim_s_in1k.py'),
+    ('mobilemamba', 'mobilemamba_T2', 'configs/mobilemamba_t2_in1k.py'),
+])
+def test_converters_round_trip(family, golden_name, config, tmp_path):
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    from mmpretrain.registry import MODELS
+
+    sys.path.insert(0, str(TOOLS / 'model_converters'))
+    import mmtinyvim_to_official
+    import official_to_mmtinyvim
+
+    weights, official = _official(family, load_golden(golden_name))
+    src = tmp_path / 'official.pth'
+    torch.save(official, src)
+
+    # official -> mmpretrain classifier, loaded strictly into the config's
+    # ImageClassifier
+    classifier = official_to_mmtinyvim.convert(
+        str(src), str(tmp_path / 'cls.pth'), family)['state_dict']
+    init_default_scope('mmpretrain')
+    model = MODELS.build(Config.fromfile(str(REPO / config)).model)
+    model.load_state_dict(classifier, strict=True)
+    saved = torch.load(tmp_path / 'cls.pth', weights_only=True)
+    assert saved['meta']['family'] == family
+
+    # and back: exactly the official keys and tensors
+    back = mmtinyvim_to_official.convert(
+        str(tmp_path / 'cls.pth'), str(tmp_path / 'back.pth'), family)
+    assert list(back) == list(weights)
+    assert all(torch.equal(back[k], weights[k]) for k in weights)
+    reloaded = torch.load(tmp_path / 'back.pth', weights_only=True)
+    assert set(reloaded) == ({'model'} if family == 'tinyvim' else
+                             set(weights))
+
+    # --ema takes the EMA weights
+    classifier_ema = official_to_mmtinyvim.convert(
+        str(src), str(tmp_path / 'cls_ema.pth'), family,
+        ema=True)['state_dict']
+    key = next(k for k in classifier_ema if k.startswith('backbone.') and
+               classifier_ema[k].is_floating_point())
+    assert torch.equal(classifier_ema[key], classifier[key] + 1)
+
+    # backbone-only weights load through init_cfg into the dense backbone
+    official_to_mmtinyvim.convert(str(src), str(tmp_path / 'bb.pth'),
+                                  family, to='backbone')
+    backbone = MODELS.build(dict(
+        type='TinyViM' if family == 'tinyvim' else 'MobileMamba',
+        arch=golden_name.split('_')[1].lower(),
+        init_cfg=dict(type='Pretrained', checkpoint=str(tmp_path / 'bb.pth'))))
+    backbone.init_weights()
+    own = backbone.state_dict()
+    shared = [k for k in own if k in weights]
+    assert len(shared) >= len(own) - 20  # all but TinyViM's output norms
+    assert all(torch.equal(own[k], weights[k]) for k in shared)
+
+
+def test_converter_cli_errors(tmp_path, capsys):
+    sys.path.insert(0, str(TOOLS / 'model_converters'))
+    import official_to_mmtinyvim
+    _, official = _official('mobilemamba', load_golden('mobilemamba_T2'))
+    src = tmp_path / 'mm.pth'
+    torch.save(official, src)
+    with pytest.raises(SystemExit) as err:
+        official_to_mmtinyvim.main([str(src), str(tmp_path / 'out.pth'),
+                                    '--family', 'tinyvim'])
+    assert str(err.value).startswith(
+        'error: Not an official TinyViM classification state dict')
+    assert not (tmp_path / 'out.pth').exists()
+    with pytest.raises(SystemExit, match='error: Checkpoint file not found'):
+        official_to_mmtinyvim.main([str(tmp_path / 'missing.pth'),
+                                    str(tmp_path / 'out.pth'), '--family',
+                                    'mobilemamba'])
+    official_to_mmtinyvim.main([str(src), str(tmp_path / 'out.pth'),
+                                '--family', 'mobilemamba', '--ema'])
+    assert capsys.readouterr().out.startswith('wrote ')

@@ -1,0 +1,49 @@
+"""Convert an mmpretrain TinyViM / MobileMamba classifier checkpoint back to
+the official layout.
+
+    python tools/model_converters/mmtinyvim_to_official.py SRC DST \
+        --family tinyvim|mobilemamba
+
+SRC: a checkpoint of the ``ImageClassifier`` in configs/<family>_*_in1k.py
+(written by training or by official_to_mmtinyvim.py). DST: TinyViM as
+``{'model': state_dict}`` (what its main.py saves and eval.sh reads),
+MobileMamba as a flat state dict (like its released ``.pth`` files).
+"""
+import argparse
+import os
+import sys
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from family import FAMILIES, family_module  # noqa: E402
+
+from mmtinyvim.utils.checkpoint import (safe_torch_load,  # noqa: E402
+                                        unwrap_state_dict)
+
+
+def convert(src: str, dst: str, family: str) -> dict:
+    module = family_module(family)
+    state_dict = unwrap_state_dict(safe_torch_load(src))
+    official = module.to_official_classifier(state_dict)
+    out = {'model': official} if family == 'tinyvim' else official
+    os.makedirs(os.path.dirname(os.path.abspath(dst)), exist_ok=True)
+    torch.save(out, dst)
+    return official
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('src', help='mmpretrain classifier checkpoint')
+    parser.add_argument('dst', help='output file')
+    parser.add_argument('--family', required=True, choices=FAMILIES)
+    args = parser.parse_args(argv)
+    try:
+        official = convert(args.src, args.dst, args.family)
+    except (FileNotFoundError, RuntimeError, TypeError, ValueError) as err:
+        sys.exit(f'error: {err}')
+    print(f'wrote {len(official)} tensors to {args.dst}')
+
+
+if __name__ == '__main__':
+    main()

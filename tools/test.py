@@ -1,0 +1,136 @@
+"""Evaluate a checkpoint with a config's test dataloader and evaluator.
+
+The task follows the config's ``default_scope`` (mmdet, mmseg or
+mmpretrain); the options are those of mmdet's and mmseg's tools/test.py.
+
+    python tools/test.py configs/maskrcnn_tinyvim_s_coco.py CHECKPOINT
+    tools/dist_test.sh configs/maskrcnn_tinyvim_s_coco.py CHECKPOINT 8
+"""
+import argparse
+import os
+import os.path as osp
+
+from mmengine.config import DictAction
+from mmengine.evaluator import DumpResults
+from mmengine.registry import RUNNERS
+from mmengine.runner import Runner
+
+from mmtinyvim.utils.checkpoint import use_safe_loader_in_mmengine
+from train import init_cpu_process_group, load_config
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description='Test (evaluate) a model (detection, segmentation or '
+        'classification, as the config says)')
+    parser.add_argument('config', help='test config file path')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument(
+        '--work-dir',
+        help='the directory to save the file containing evaluation metrics')
+    parser.add_argument(
+        '--out',
+        help='detection / classification: dump the predictions to this '
+        'pickle file; segmentation: save the predicted label maps to this '
+        'directory')
+    parser.add_argument(
+        '--show', action='store_true', help='show prediction results')
+    parser.add_argument(
+        '--show-dir',
+        help='directory where painted images will be saved (relative to the '
+        'work dir for detection, as in mmdet)')
+    parser.add_argument(
+        '--wait-time', type=float, default=2, help='the interval of show (s)')
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction,
+        help='override settings of the config, key=value pairs')
+    parser.add_argument(
+        '--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none', help='job launcher')
+    parser.add_argument(
+        '--tta', action='store_true',
+        help='test-time augmentation with the config\'s tta_model and '
+        'tta_pipeline')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
+
+
+def enable_visualization(cfg, scope, args):
+    """Turn the config's visualization hook on, the way each toolbox's own
+    test.py does."""
+    hooks = cfg.default_hooks
+    if 'visualization' not in hooks:
+        raise RuntimeError('--show / --show-dir need a visualization hook in '
+                           'default_hooks')
+    hook = hooks.visualization
+    if scope == 'mmpretrain':
+        hook.enable = True
+        if args.show:
+            hook.update(show=True, wait_time=args.wait_time)
+        if args.show_dir:
+            hook.out_dir = args.show_dir
+        return
+    hook.draw = True
+    if args.show:
+        hook.update(show=True, wait_time=args.wait_time)
+    if args.show_dir:
+        if scope == 'mmdet':
+            hook.test_out_dir = args.show_dir
+        else:
+            cfg.visualizer.save_dir = args.show_dir
+            hook.interval = 1
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if not osp.isfile(args.checkpoint):
+        raise FileNotFoundError(f'Checkpoint file not found: '
+                                f'{args.checkpoint}')
+    cfg = load_config(args.config, args.cfg_options, args.launcher)
+    scope = cfg.default_scope
+
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('./work_dirs',
+                                osp.splitext(osp.basename(args.config))[0])
+    cfg.load_from = args.checkpoint
+
+    if args.show or args.show_dir:
+        enable_visualization(cfg, scope, args)
+
+    if args.tta:
+        if 'tta_model' not in cfg or 'tta_pipeline' not in cfg:
+            raise RuntimeError(f'{args.config} defines no tta_model / '
+                               'tta_pipeline; --tta is not available')
+        cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
+        cfg.tta_model.module = cfg.model
+        cfg.model = cfg.tta_model
+
+    if args.out is not None and scope == 'mmseg':
+        cfg.test_evaluator.output_dir = args.out
+        cfg.test_evaluator.keep_results = True
+
+    use_safe_loader_in_mmengine()
+    init_cpu_process_group(cfg)
+    runner = (RUNNERS.build(cfg) if 'runner_type' in cfg else
+              Runner.from_cfg(cfg))
+
+    if args.out is not None and scope != 'mmseg':
+        if not args.out.endswith(('.pkl', '.pickle')):
+            raise ValueError('--out must be a .pkl or .pickle file')
+        if scope == 'mmdet':
+            from mmdet.evaluation import DumpDetResults
+            runner.test_evaluator.metrics.append(
+                DumpDetResults(out_file_path=args.out))
+        else:
+            runner.test_evaluator.metrics.append(
+                DumpResults(out_file_path=args.out))
+
+    runner.test()
+
+
+if __name__ == '__main__':
+    main()
