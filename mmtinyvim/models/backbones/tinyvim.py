@@ -218,7 +218,8 @@ class LaplaceMixer(nn.Module):
             -torch.exp(self.A_logs.float()), Bs, Cs, D=self.Ds.float(),
             delta_bias=self.dt_projs_bias.reshape(-1).float(),
             delta_softplus=True, backend=self.scan_backend)
-        y = cross_merge(ys.unflatten(1, (self.num_directions, channels)),
+        # view, not unflatten: ONNX export would freeze the batch size
+        y = cross_merge(ys.view(batch, self.num_directions, channels, length),
                         height, width)
         y = self.out_norm(y.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
         return y.to(x.dtype)
@@ -412,7 +413,10 @@ class TinyViM(MambaBackboneBase):
                 out = getattr(self, f'norm{2 * stage}')(x)
                 if pad_h or pad_w:
                     stride = STAGE_STRIDES[stage]
-                    out = out[..., :-(-height // stride), :-(-width // stride)]
+                    # ceil division written without negative floor
+                    # division, which ONNX rounds towards zero
+                    out = out[..., :(height + stride - 1) // stride,
+                              :(width + stride - 1) // stride]
                 outs.append(out)
             if stage == self.out_indices[-1]:
                 break
