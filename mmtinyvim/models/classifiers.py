@@ -56,8 +56,12 @@ def classifier_cfg(name: str, num_classes: int = 1000, **backbone_kwargs):
 def build_classifier(name: str, num_classes: int = 1000, **backbone_kwargs):
     """(model, paper resolution) of a variant's classifier."""
     import mmtinyvim  # noqa: F401  (registration)
+    from mmengine.registry import DefaultScope
     from mmpretrain.registry import MODELS
-    model = MODELS.build(classifier_cfg(name, num_classes, **backbone_kwargs))
+    cfg = classifier_cfg(name, num_classes, **backbone_kwargs)
+    # whatever scope a Runner left current, this is an mmpretrain model
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        model = MODELS.build(cfg)
     return model, paper_resolution(name)
 
 
