@@ -1,6 +1,6 @@
-"""Checkpoints: weights_only loading of mmengine files with a scoped allow-list,
-clear refusals of wrong, truncated, unsafe or mis-shaped files, and nothing
-ever loaded partially."""
+"""Checkpoints: weights_only loading of mmengine files with a scoped
+allow-list, clear refusals of wrong, truncated, unsafe or mis-shaped files,
+and nothing ever loaded partially."""
 import argparse
 import importlib
 import importlib.util
@@ -13,6 +13,7 @@ import pytest
 import torch
 import torch.nn as nn
 from mmengine.model import BaseModel
+from mmengine.registry import DefaultScope
 from mmengine.runner import Runner
 from mmengine.runner.checkpoint import _load_checkpoint
 
@@ -47,6 +48,7 @@ def mmengine_checkpoint(tmp_path_factory):
     """A checkpoint written by mmengine 0.10.7's Runner (message hub with
     HistoryBuffers and numpy values, optimizer, schedulers)."""
     work_dir = tmp_path_factory.mktemp('runner')
+    scopes = DefaultScope._instance_dict.copy()
     runner = Runner(
         model=_TinyModel(), work_dir=str(work_dir),
         experiment_name='checkpoint_fixture',
@@ -60,6 +62,9 @@ def mmengine_checkpoint(tmp_path_factory):
         default_hooks=dict(checkpoint=dict(type='CheckpointHook', interval=2,
                                            by_epoch=False)))
     runner.train()
+    # the runner made 'mmengine' the default scope; later builds need theirs
+    DefaultScope._instance_dict.clear()
+    DefaultScope._instance_dict.update(scopes)
     return str(work_dir / 'iter_2.pth')
 
 

@@ -16,6 +16,7 @@ import torch.nn as nn
 from mmengine.config import Config
 from mmengine.hooks import Hook
 from mmengine.model import BaseModel
+from mmengine.registry import DefaultScope
 from mmengine.runner import Runner
 
 import mmtinyvim  # noqa: F401
@@ -87,6 +88,16 @@ log_processor = dict(by_epoch=False, window_size=1)
 randomness = dict(seed=0, deterministic=True)
 custom_hooks = [dict(type='ResumableRandomnessHook')]
 '''
+
+
+@pytest.fixture(autouse=True)
+def _keep_default_scope():
+    """Runners make their scope ('mmdet', 'mmseg', 'mmengine') the default
+    one; other tests build models in theirs."""
+    scopes = DefaultScope._instance_dict.copy()
+    yield
+    DefaultScope._instance_dict.clear()
+    DefaultScope._instance_dict.update(scopes)
 
 
 @pytest.fixture(scope='module')

@@ -64,6 +64,9 @@ def det_options(coco_root):
         'model.backbone.init_cfg=None', 'train_cfg.max_epochs=1',
         'model.test_cfg.rcnn.score_thr=0.0',
         'model.test_cfg.rcnn.max_per_img=10',
+        'model.train_cfg.rpn_proposal.max_per_img=100',
+        'model.train_cfg.rcnn.sampler.num=32',
+        'model.test_cfg.rpn.max_per_img=100',
         'default_hooks.logger.interval=1', 'randomness.seed=0',
     ] + loader_options('train', 'val', 'test')
 

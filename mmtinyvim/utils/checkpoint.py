@@ -168,7 +168,8 @@ def strict_load(module, state_dict, what='checkpoint', allow_missing=()):
     their initialisation); everything else must match exactly.
     """
     own = module.state_dict()
-    missing = [k for k in own if k not in state_dict and k not in allow_missing]
+    missing = [k for k in own
+               if k not in state_dict and k not in allow_missing]
     unexpected = [k for k in state_dict if k not in own]
     shapes = [f'{k}: checkpoint {tuple(v.shape)} vs model '
               f'{tuple(own[k].shape)}'

@@ -2,11 +2,13 @@
 whether the losses and the gradients stay finite.
 
     # float16 with dynamic loss scaling (mmengine AmpOptimWrapper), on a GPU
-    python tools/analysis_tools/amp_check.py configs/maskrcnn_tinyvim_s_coco.py \\
-        --dtype float16 --iters 50 --demo-data
+    python tools/analysis_tools/amp_check.py \\
+        configs/maskrcnn_tinyvim_s_coco.py --dtype float16 --iters 50 \\
+        --demo-data
     # bfloat16 on CPU
-    python tools/analysis_tools/amp_check.py configs/fpn_mobilemamba_t2_ade20k.py \\
-        --dtype bfloat16 --device cpu --iters 50 --demo-data
+    python tools/analysis_tools/amp_check.py \\
+        configs/fpn_mobilemamba_t2_ade20k.py --dtype bfloat16 --device cpu \\
+        --iters 50 --demo-data
 
 ``--demo-data`` writes the synthetic dataset of the config's task
 (``mmtinyvim.datasets.make_demo_data``) into a temporary directory and points
@@ -90,6 +92,7 @@ def main(argv=None):
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
+    cfg.log_level = 'WARNING'
     cfg.train_dataloader.update(num_workers=0, persistent_workers=False)
     if args.batch_size:
         cfg.train_dataloader.batch_size = args.batch_size

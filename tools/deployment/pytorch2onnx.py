@@ -62,7 +62,8 @@ def build_backbone(variant: str, checkpoint=None, out_indices=None):
         kwargs['out_indices'] = tuple(out_indices)
     if checkpoint is not None:
         prefix = None
-        if any(k.startswith('backbone.') for k in _checkpoint_state(checkpoint)):
+        keys = _checkpoint_state(checkpoint)
+        if any(k.startswith('backbone.') for k in keys):
             prefix = 'backbone.'
         kwargs['init_cfg'] = dict(type='Pretrained', checkpoint=checkpoint,
                                   prefix=prefix)
