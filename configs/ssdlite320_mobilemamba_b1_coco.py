@@ -5,15 +5,6 @@ _base_ = [
     './_base_/datasets/coco_detection.py', './_base_/default_runtime_det.py'
 ]
 
-# SSDLiteHead is mmdet's SSDHead with the attribute mmdet 3.3.0 needs to run
-# inference (see mmtinyvim/models/necks/ssdlite_head.py)
-custom_imports = dict(
-    imports=[
-        'mmtinyvim', 'mmtinyvim.models.necks',
-        'mmtinyvim.models.necks.ssdlite_head', 'mmtinyvim.datasets.coco'
-    ],
-    allow_failed_imports=False)
-
 input_size = 320
 data_preprocessor = dict(
     type='DetDataPreprocessor',
@@ -44,6 +35,8 @@ model = dict(
         norm_cfg=dict(type='BN', eps=0.001, momentum=0.03),
         act_cfg=dict(type='ReLU6'),
         init_cfg=dict(type='TruncNormal', layer='Conv2d', std=0.03)),
+    # mmdet's SSDHead plus the attribute mmdet 3.3.0's inference needs
+    # (mmtinyvim/models/heads/ssdlite_head.py)
     bbox_head=dict(
         type='SSDLiteHead',
         in_channels=(200, 376, 512, 256, 256, 128),

@@ -1,4 +1,15 @@
-"""mmtinyvim: TinyViM and MobileMamba backbones for mmdet, mmseg, mmpretrain."""
+"""mmtinyvim: TinyViM and MobileMamba backbones for mmdet, mmseg, mmpretrain.
+
+Importing the package (``custom_imports=dict(imports=['mmtinyvim'])`` in a
+config) registers every module and routes mmengine's local checkpoint loading
+through :func:`mmtinyvim.utils.safe_torch_load`, so that the toolboxes' own
+``tools/test.py`` and ``resume`` read runner checkpoints under torch's
+``weights_only=True`` default (with a scoped allow-list, see
+:mod:`mmtinyvim.utils.checkpoint`).
+"""
 __version__ = '0.1.0'
 
 from . import models  # noqa: F401,E402  (registers the modules)
+from .utils import use_safe_loader_in_mmengine  # noqa: E402
+
+use_safe_loader_in_mmengine()  # idempotent; utils' own import calls it too

@@ -5,8 +5,9 @@ Accuracy) on the generated demo data, on CPU at small image sizes.
 Only what makes the run small is overridden: data roots, image sizes, batch
 size 2 with 4 training images (2 iterations), no pretrained weights, no
 checkpoints, plain OptimWrapper instead of AMP (CPU), fewer RoIs per image in
-two-stage detectors, and score thresholds of 0 so that an untrained detector
-still yields boxes for CocoMetric to score.
+two-stage detectors, score thresholds of 0 so that an untrained detector
+still yields boxes for CocoMetric to score, and a tiny mmpretrain ResNet as
+the distillation teacher (the configs' timm teachers are large and need timm).
 Model, optimizer, schedulers, hooks, pipelines and loops stay as written.
 """
 import time
@@ -31,6 +32,28 @@ TASK_OF_SCOPE = {'mmdet': 'coco', 'mmseg': 'ade', 'mmpretrain': 'imagenet'}
 RESIZE_TYPES = ('Resize', 'RandomResize', 'RandomResizedCrop', 'ResizeEdge')
 
 
+# stands in for the timm teachers of the distillation configs
+TINY_TEACHER = dict(
+    type='ImageClassifier',
+    backbone=dict(type='ResNet', depth=18, stem_channels=8, base_channels=8,
+                  out_indices=(3, )),
+    neck=dict(type='GlobalAveragePooling'),
+    head=dict(type='LinearClsHead', num_classes=1000, in_channels=64))
+
+
+@pytest.fixture(scope='module')
+def teacher_checkpoint(tmp_path_factory):
+    """Weights of TINY_TEACHER, loaded (strictly) when training starts."""
+    import torch
+    from mmengine.registry import DefaultScope
+    from mmpretrain.registry import MODELS
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        teacher = MODELS.build(TINY_TEACHER)
+    path = tmp_path_factory.mktemp('teacher') / 'teacher.pth'
+    torch.save({'state_dict': teacher.state_dict()}, path)
+    return str(path)
+
+
 @pytest.fixture(scope='module')
 def demo_roots(tmp_path_factory):
     out = tmp_path_factory.mktemp('demo_data')
@@ -45,10 +68,12 @@ class RecordMetrics(Hook):
     def __init__(self):
         self.metrics = None
         self.train_iters = 0
+        self.loss_names = set()
 
     def after_train_iter(self, runner, batch_idx, data_batch=None,
                          outputs=None):
         self.train_iters += 1
+        self.loss_names |= set(outputs)
 
     def after_val_epoch(self, runner, metrics=None):
         self.metrics = metrics
@@ -95,7 +120,7 @@ def _datasets(cfg):
     return found
 
 
-def shrink(cfg, roots, work_dir):
+def shrink(cfg, roots, work_dir, teacher_checkpoint=None):
     """The overrides that make ``cfg`` a two-iteration CPU run."""
     scope = cfg.default_scope
     root = roots[TASK_OF_SCOPE[scope]]
@@ -107,6 +132,9 @@ def shrink(cfg, roots, work_dir):
     cfg.default_hooks.checkpoint = None
     cfg.default_hooks.logger = dict(type='LoggerHook', interval=1)
     cfg.model.backbone.init_cfg = None
+    if cfg.model.type == 'DistillationImageClassifier':
+        cfg.model.teacher = TINY_TEACHER
+        cfg.model.teacher_checkpoint = teacher_checkpoint
     if cfg.optim_wrapper.type == 'AmpOptimWrapper':
         cfg.optim_wrapper.type = 'OptimWrapper'
         cfg.optim_wrapper.pop('loss_scale', None)
@@ -154,10 +182,11 @@ def plain_config_text(monkeypatch):
 
 
 @pytest.mark.parametrize('config', CONFIGS, ids=lambda p: p.stem)
-def test_config_trains_and_evaluates(config, demo_roots, tmp_path,
-                                     plain_config_text):
+def test_config_trains_and_evaluates(config, demo_roots, teacher_checkpoint,
+                                     tmp_path, plain_config_text):
     start, cpu_start = time.time(), time.process_time()
-    cfg = shrink(Config.fromfile(str(config)), demo_roots, tmp_path)
+    cfg = shrink(Config.fromfile(str(config)), demo_roots, tmp_path,
+                 teacher_checkpoint)
     runner = Runner.from_cfg(cfg)
     record = RecordMetrics()
     runner.register_hook(record)
@@ -168,6 +197,13 @@ def test_config_trains_and_evaluates(config, demo_roots, tmp_path,
         assert key in record.metrics, (key, record.metrics)
     if cfg.model.type == 'MaskRCNN':
         assert 'coco/segm_mAP' in record.metrics, record.metrics
+    if cfg.model.type == 'DistillationImageClassifier':
+        # both terms trained; the frozen teacher kept its loaded weights
+        assert {'loss_cls', 'loss_distill'} <= record.loss_names
+        import torch
+        loaded = torch.load(teacher_checkpoint)['state_dict']
+        teacher = runner.model.teacher.state_dict()
+        assert all(torch.equal(teacher[k], v) for k, v in loaded.items())
     print(f'{config.stem}: 2 iterations + evaluation in '
           f'{time.time() - start:.1f} s ({time.process_time() - cpu_start:.1f} '
           's CPU)')

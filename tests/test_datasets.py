@@ -1,11 +1,14 @@
 """The demo-data generator writes the real COCO / ADE20K / ImageNet layouts
 with exact, learnable content, and the Checked* datasets fail clearly on a
-missing path or an empty image list."""
+missing path, an empty image list, a broken annotation file or image."""
 import json
+import re
+from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+import torch
 from pycocotools.coco import COCO
 
 from mmtinyvim.datasets import make_demo_data as gen
@@ -245,3 +248,214 @@ def test_generator_cli(tmp_path, capsys):
         gen.main(['--task', 'imagenet', '--out-root', str(tmp_path)])
     with pytest.raises(ValueError, match='image_side must be >= 32'):
         gen.make_demo_data('coco', tmp_path / 'x', 2, 1, 16)
+
+
+# ------------------------------------------- unreadable images, bad files --
+
+def _break(path, kind):
+    """Make ``path`` a bad file of ``kind``; returns the expected reason."""
+    if kind == 'missing':
+        path.unlink()
+        return 'file not found'
+    if kind == 'truncated':  # OpenCV alone decodes this, painting grey
+        data = path.read_bytes()
+        path.write_bytes(data[:len(data) // 2])
+        return 'truncated JPEG'
+    path.write_bytes(bytes(range(256)) * 4)  # 'random bytes'
+    return r"not a decodable image \(1024 bytes starting with b'\\x00\\x01"
+
+
+@pytest.fixture
+def logged_warnings():
+    """The warnings print_log(logger='current') emits during the test."""
+    import logging
+
+    from mmengine.logging import MMLogger
+
+    class Collect(logging.Handler):
+        def __init__(self):
+            super().__init__(logging.WARNING)
+            self.messages = []
+
+        def emit(self, record):
+            self.messages.append(record.getMessage())
+
+    logger = MMLogger.get_current_instance()
+    handler = Collect()
+    logger.addHandler(handler)
+    yield handler.messages
+    logger.removeHandler(handler)
+
+
+def _dataset(task, root, split, **kwargs):
+    """A Checked* dataset of ``task`` loading its files (pipeline without
+    augmentation), and the data_info key of the file to break."""
+    from mmcv.transforms import LoadImageFromFile
+    if task == 'coco':
+        from mmtinyvim.datasets.coco import CheckedCocoDataset
+        return CheckedCocoDataset(
+            data_root=str(root), test_mode=split == 'val',
+            ann_file=f'annotations/instances_{split}2017.json',
+            data_prefix=dict(img=f'{split}2017/'),
+            pipeline=[LoadImageFromFile()], **kwargs)
+    if task == 'ade':
+        from mmseg.datasets.transforms import LoadAnnotations
+
+        from mmtinyvim.datasets.ade import CheckedADE20KDataset
+        split = 'training' if split == 'train' else 'validation'
+        return CheckedADE20KDataset(
+            data_root=str(root),
+            data_prefix=dict(img_path=f'images/{split}',
+                             seg_map_path=f'annotations/{split}'),
+            pipeline=[LoadImageFromFile(),
+                      LoadAnnotations(reduce_zero_label=True)], **kwargs)
+    from mmtinyvim.datasets.imagenet import CheckedImageNet
+    return CheckedImageNet(data_root=str(root), split=split,
+                           pipeline=[LoadImageFromFile()], **kwargs)
+
+
+@pytest.mark.parametrize('task,kind,key', [
+    ('coco', 'random bytes', 'img_path'),
+    ('coco', 'truncated', 'img_path'),
+    ('coco', 'missing', 'img_path'),
+    ('ade', 'random bytes', 'img_path'),
+    ('ade', 'missing', 'seg_map_path'),
+    ('imagenet', 'truncated', 'img_path'),
+    ('imagenet', 'missing', 'img_path'),
+])
+def test_bad_training_file_is_skipped_with_one_warning(
+        task, kind, key, tmp_path, logged_warnings):
+    root = gen.make_demo_data(task, tmp_path, 3, 1, 64, seed=0)
+    dataset = _dataset(task, root, 'train')  # reads no image
+    bad = dataset.get_data_info(0)[key]
+    reason = _break(Path(bad), kind)
+    np.random.seed(0)  # mmengine draws the replacement with numpy
+    loader = torch.utils.data.DataLoader(dataset, batch_size=1,
+                                         collate_fn=lambda batch: batch[0])
+    samples = [sample for _ in range(3) for sample in loader]
+    assert len(samples) == 9 and all(s[key] != bad for s in samples)
+    assert all(s['img'].ndim == 3 for s in samples)
+    about_bad = [m for m in logged_warnings if bad in m]
+    print(f'\n{about_bad[0]}')
+    assert len(about_bad) == 1, 'one warning per file, however often drawn'
+    what = 'label map' if key == 'seg_map_path' else 'image'
+    assert re.match(f'Skipping the training sample with the unreadable '
+                    f'{what} {re.escape(bad)}: {reason}', about_bad[0])
+
+
+@pytest.mark.parametrize('task,kind,key', [
+    ('coco', 'random bytes', 'img_path'),
+    ('ade', 'missing', 'seg_map_path'),
+    ('imagenet', 'truncated', 'img_path'),
+])
+def test_bad_evaluation_file_is_one_clear_error(task, kind, key, tmp_path):
+    """Skipping would change the metrics: COCO's test_mode, ADE20K's
+    validation directory and ImageNet's val split refuse."""
+    from mmtinyvim.datasets.checks import BadImageError
+    root = gen.make_demo_data(task, tmp_path, 1, 2, 64, seed=0)
+    dataset = _dataset(task, root, 'val')
+    assert dataset.on_bad_image == 'raise'
+    bad = dataset.get_data_info(1)[key]
+    reason = _break(Path(bad), kind)
+    assert dataset[0]['img'].ndim == 3
+    with pytest.raises(BadImageError) as err:
+        dataset[1]
+    print(f'\n{err.value}')
+    what = 'label map' if key == 'seg_map_path' else 'image'
+    assert re.match(f'Cannot read the {what} {re.escape(bad)}: {reason}',
+                    str(err.value))
+    assert 'skipping samples would silently change the metrics' in str(
+        err.value)
+
+
+def test_many_bad_training_files_in_a_row_are_one_error(tmp_path):
+    from mmtinyvim.datasets.checks import BadImageError
+    root = gen.make_demo_data('coco', tmp_path, 3, 1, 64, seed=0)
+    dataset = _dataset('coco', root, 'train', max_bad_in_a_row=4)
+    paths = [dataset.get_data_info(i)['img_path'] for i in range(3)]
+    for path in paths:
+        Path(path).unlink()
+    np.random.seed(0)
+    with pytest.raises(BadImageError) as err:
+        dataset[0]
+    print(f'\n{err.value}')
+    message = str(err.value)
+    assert message.startswith('5 training samples in a row could not be read '
+                              '(more than max_bad_in_a_row=4): ')
+    assert paths[0] + ' (file not found)' in message
+    assert 'do data_root / data_prefix point at it?' in message
+
+
+def test_pipeline_errors_with_good_files_are_not_swallowed(tmp_path):
+    """Only a bad file is skipped: a failing transform raises as before."""
+    from mmtinyvim.datasets.coco import CheckedCocoDataset
+
+    def broken_transform(results):
+        raise KeyError('a bug in a transform')
+
+    root = gen.make_demo_data('coco', tmp_path, 2, 1, 64, seed=0)
+    dataset = CheckedCocoDataset(
+        data_root=str(root), ann_file='annotations/instances_train2017.json',
+        data_prefix=dict(img='train2017/'), pipeline=[broken_transform])
+    with pytest.raises(KeyError, match='a bug in a transform'):
+        dataset[0]
+
+
+def test_bad_image_policy_arguments(tmp_path):
+    root = gen.make_demo_data('coco', tmp_path, 2, 1, 64, seed=0)
+    with pytest.raises(ValueError, match="on_bad_image='drop'; valid: "
+                       "'skip', 'raise'"):
+        _dataset('coco', root, 'train', on_bad_image='drop')
+    with pytest.raises(ValueError, match="on_bad_image='skip' needs "
+                       'test_mode=False'):
+        _dataset('coco', root, 'val', on_bad_image='skip')
+    assert _dataset('coco', root, 'train',
+                    on_bad_image='raise').on_bad_image == 'raise'
+
+
+def test_invalid_annotation_json_names_file_line_and_column(roots,
+                                                            tmp_path):
+    from mmtinyvim.datasets.checks import AnnotationFileError
+    from mmtinyvim.datasets.coco import CheckedCocoDataset
+    source = roots[1]['coco'] / 'annotations' / 'instances_val2017.json'
+    text = json.dumps(json.loads(source.read_text()), indent=1)
+    lines = text.split('\n')
+    lines[3] = lines[3].replace('"', "'")  # single quotes: not JSON
+    cases = {'syntax.json': ('\n'.join(lines), 'line 4 column'),
+             'cut.json': (text[:len(text) // 2],
+                          'the file ends before the JSON does')}
+    for name, (content, where) in cases.items():
+        (tmp_path / name).write_text(content)
+        with pytest.raises(AnnotationFileError) as err:
+            CheckedCocoDataset(
+                data_root=str(tmp_path), ann_file=name,
+                data_prefix=dict(img=str(roots[1]['coco'] / 'val2017') + '/'),
+                pipeline=[])
+        print(f'\n{err.value}')
+        assert str(err.value).startswith(
+            f'Annotation file {tmp_path / name} is not valid JSON: ')
+        assert where in str(err.value)
+        assert err.value.__cause__ is None and err.value.__suppress_context__
+
+
+def test_unlabelled_training_images_are_one_warning(roots, tmp_path,
+                                                    logged_warnings):
+    from mmtinyvim.datasets.coco import CheckedCocoDataset
+    source = roots[1]['coco'] / 'annotations' / 'instances_train2017.json'
+    content = json.loads(source.read_text())
+    unlabelled = [image['id'] for image in content['images'][:2]]
+    content['annotations'] = [a for a in content['annotations']
+                              if a['image_id'] not in unlabelled]
+    (tmp_path / 'partly.json').write_text(json.dumps(content))
+    dataset = CheckedCocoDataset(
+        data_root=str(tmp_path), ann_file='partly.json',
+        data_prefix=dict(img=str(roots[1]['coco'] / 'train2017') + '/'),
+        filter_cfg=dict(filter_empty_gt=True, min_size=32), pipeline=[])
+    assert len(dataset) == NUM_TRAIN - 2
+    about = [m for m in logged_warnings if 'filter_cfg' in m]
+    print(f'\n{about}')
+    assert about == [
+        f"filter_cfg={{'filter_empty_gt': True, 'min_size': 32}} drops 2 of "
+        f'the {NUM_TRAIN} training images of {tmp_path / "partly.json"}: 2 '
+        'without an annotation of the 80 dataset classes (filter_empty_gt), '
+        f'img_id {unlabelled[0]}, {unlabelled[1]}.']

@@ -145,6 +145,33 @@ def test_haar_runs_in_float32_under_autocast():
     assert torch.allclose(exact, x, atol=1e-6)
 
 
+def test_golden_model_with_haar_filters_takes_the_elementwise_path():
+    # the golden weights carry random wavelet filters (convolution form);
+    # with the analytic ones loaded the element-wise form runs and agrees
+    state = dict(golden_weights('T2', 'backbone_manifest'))
+    for key in state:
+        if key.endswith('wt_filter'):
+            state[key] = haar_filters(state[key].shape[0] // 4)[0]
+    model = MobileMamba(arch='T2', out_indices=(0, 1, 2, 3),
+                        scan_backend='torch')
+    model.load_state_dict(state, strict=True)
+    model.eval()
+    wavelets = [m for m in model.modules() if hasattr(m, 'analytic_haar')]
+    assert wavelets and all(m.analytic_haar for m in wavelets)
+    x = rand_image(1, 3, 97, 131)
+    with torch.no_grad():
+        fast = model(x)
+        for m in wavelets:
+            m.analytic_haar = False
+        conv = model(x)
+    err = max_rel(fast, conv)
+    print(f'\nMobileMamba-T2 element-wise vs convolution Haar: max|d|/std '
+          f'{err:.2e}')
+    assert err <= 1e-5
+    assert not any(m.analytic_haar for m in golden_backbone('T2').modules()
+                   if hasattr(m, 'analytic_haar'))
+
+
 # ----------------------------------------------------- golden parity -------
 
 @pytest.mark.parametrize('variant', VARIANTS)

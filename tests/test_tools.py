@@ -330,7 +330,8 @@ def test_converter_cli_errors(tmp_path, capsys):
         official_to_mmtinyvim.main([str(src), str(tmp_path / 'out.pth'),
                                     '--family', 'tinyvim'])
     assert str(err.value).startswith(
-        'error: Not an official TinyViM classification state dict')
+        f'error: {src} is a MobileMamba checkpoint (keys blocks1.')
+    assert 'pass --family mobilemamba' in str(err.value)
     assert not (tmp_path / 'out.pth').exists()
     with pytest.raises(SystemExit, match='error: Checkpoint file not found'):
         official_to_mmtinyvim.main([str(tmp_path / 'missing.pth'),
@@ -339,3 +340,204 @@ def test_converter_cli_errors(tmp_path, capsys):
     official_to_mmtinyvim.main([str(src), str(tmp_path / 'out.pth'),
                                 '--family', 'mobilemamba', '--ema'])
     assert capsys.readouterr().out.startswith('wrote ')
+
+
+# ------------------------------------------------ strict test, AMP on CPU --
+
+CLS_CONFIG = 'configs/tinyvim_s_in1k.py'
+
+
+def _classifier_checkpoint(variant, path):
+    """A randomly initialised classifier of ``variant``, saved the way
+    mmengine saves it."""
+    from mmtinyvim.models.classifiers import build_classifier
+    torch.manual_seed(0)
+    model, _ = build_classifier(variant)
+    torch.save({'meta': {}, 'state_dict': model.state_dict()}, path)
+    return path
+
+
+def _test_tool(config, checkpoint, root, work_dir):
+    return run([sys.executable, 'tools/test.py', config, str(checkpoint),
+                '--work-dir', str(work_dir), '--cfg-options',
+                f'test_dataloader.dataset.data_root={root}',
+                'test_dataloader.batch_size=2',
+                'test_dataloader.pin_memory=False',
+                *loader_options('test')], check=False)
+
+
+@pytest.fixture(scope='module')
+def imagenet_root(tmp_path_factory):
+    out = tmp_path_factory.mktemp('imagenet')
+    return make_demo_data('imagenet', out, num_train=1, num_val=2,
+                          image_side=SIDE)
+
+
+def test_test_tool_refuses_a_checkpoint_of_another_model(imagenet_root,
+                                                         tmp_path):
+    """A MobileMamba checkpoint for a TinyViM config: one error naming the
+    keys and a non-zero exit, not the unloaded model's metrics."""
+    checkpoint = _classifier_checkpoint('mobilemamba-t2',
+                                        tmp_path / 'mm_t2.pth')
+    result = _test_tool(CLS_CONFIG, checkpoint, imagenet_root, tmp_path)
+    error = result.stderr.strip().splitlines()[-1]
+    print(f'\n{error[:700]}')
+    assert result.returncode != 0
+    assert error.startswith(f"RuntimeError: Checkpoint '{checkpoint}' does "
+                            'not fit ImageClassifier: ')
+    assert 'missing keys: backbone.network.0.0.layer_scale, ' in error
+    assert 'unexpected keys: backbone.patch_embed.4.c.weight, ' in error
+    assert error.endswith('Nothing was loaded.')
+    assert 'accuracy/top1' not in result.stdout + result.stderr
+
+
+def test_test_tool_evaluates_a_checkpoint_of_the_model(imagenet_root,
+                                                       tmp_path):
+    checkpoint = _classifier_checkpoint('tinyvim-s', tmp_path / 'tv_s.pth')
+    result = _test_tool(CLS_CONFIG, checkpoint, imagenet_root, tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert 'accuracy/top1' in result.stdout + result.stderr
+
+
+@pytest.fixture
+def no_accelerator(monkeypatch):
+    """The device queries mmengine answers, all saying 'none here'."""
+    import mmengine.device
+    for name in ('is_cuda_available', 'is_npu_available', 'is_mlu_available',
+                 'is_musa_available'):
+        monkeypatch.setattr(mmengine.device, name, lambda: False)
+
+
+def test_train_tool_amp_without_gpu_is_one_clear_error(no_accelerator,
+                                                       tmp_path):
+    with pytest.raises(RuntimeError) as err:
+        _train_main()([DET_CONFIG, '--amp', '--work-dir', str(tmp_path)])
+    print(f'\n{err.value}')
+    message = str(err.value)
+    assert message.startswith('--amp: mixed-precision training needs a CUDA '
+                              'GPU')
+    assert 'On CPU, train in float32: leave out --amp.' in message
+    assert ('tools/analysis_tools/amp_check.py CONFIG --dtype bfloat16 '
+            '--device cpu') in message
+    assert not (tmp_path / 'wd').exists()
+
+
+def test_config_with_amp_without_gpu_says_how_to_train_in_fp32(
+        no_accelerator, tmp_path):
+    sys.path.insert(0, str(TOOLS))
+    import train
+    config = 'configs/mobilemamba_t2_in1k.py'
+    cfg = train.load_config(config)
+    with pytest.raises(RuntimeError) as err:
+        train.check_amp_device(cfg, config, by_flag=False)
+    print(f'\n{err.value}')
+    assert str(err.value).startswith(
+        f"{config} (optim_wrapper.type='AmpOptimWrapper'): mixed-precision "
+        'training needs a CUDA GPU')
+    fix = '--cfg-options optim_wrapper.type=OptimWrapper'
+    assert f'On CPU, train in float32 with {fix}.' in str(err.value)
+    # the fix the message gives is accepted
+    fixed = train.load_config(config, {'optim_wrapper.type': 'OptimWrapper'})
+    train.check_amp_device(fixed, config, by_flag=False)
+
+
+def test_mmengine_amp_wrapper_refuses_cpu_bfloat16_too(monkeypatch):
+    """What the --amp message says about mmengine 0.10.7: no CPU autocast
+    training, float16 or bfloat16 (so no --cfg-options route to it)."""
+    from mmengine.optim.optimizer import amp_optimizer_wrapper as amp
+    for name in ('is_cuda_available', 'is_npu_available', 'is_mlu_available',
+                 'is_musa_available'):
+        monkeypatch.setattr(amp, name, lambda: False)
+    optimizer = torch.optim.SGD(torch.nn.Linear(2, 1).parameters(), lr=0.1)
+    with pytest.raises(AssertionError, match='only available training on '
+                       'gpu, npu, mlu or musa'):
+        amp.AmpOptimWrapper(dtype='bfloat16', optimizer=optimizer)
+
+
+# --------------------------------------- converters: family and variant --
+
+def _official_file(variant, path, wrap):
+    from mmtinyvim.models.classifiers import build_classifier
+    family = variant.split('-')[0]
+    sys.path.insert(0, str(TOOLS / 'model_converters'))
+    from family import family_module
+    state = family_module(family).to_official_classifier(
+        build_classifier(variant)[0].state_dict())
+    torch.save(wrap(state), path)
+    return path
+
+
+@pytest.mark.parametrize('to', ['classifier', 'backbone'])
+def test_converter_refuses_the_other_family(to, tmp_path):
+    sys.path.insert(0, str(TOOLS / 'model_converters'))
+    import official_to_mmtinyvim
+    src = _official_file('tinyvim-s', tmp_path / 'tv.pth',
+                         lambda sd: {'model': sd})
+    out = tmp_path / 'out.pth'
+    with pytest.raises(SystemExit) as err:
+        official_to_mmtinyvim.main([str(src), str(out), '--family',
+                                    'mobilemamba', '--to', to])
+    print(f'\n{err.value}')
+    assert str(err.value) == (
+        f'error: {src} is a TinyViM checkpoint (keys network.0.0.layer_scale, '
+        'network.0.0.token_mixer.dwconv.weight, ...), not a MobileMamba one: '
+        'pass --family tinyvim, or convert the MobileMamba file you meant.'
+    ) or str(err.value).startswith(
+        f'error: {src} is a TinyViM checkpoint (keys network.0.0.')
+    assert 'pass --family tinyvim' in str(err.value)
+    assert not out.exists()
+
+
+def test_converter_refuses_the_wrong_variant(tmp_path, capsys):
+    sys.path.insert(0, str(TOOLS / 'model_converters'))
+    import mmtinyvim_to_official
+    import official_to_mmtinyvim
+    src = _official_file('tinyvim-b', tmp_path / 'tv_b.pth',
+                         lambda sd: {'model': sd})
+    out = tmp_path / 'out.pth'
+    with pytest.raises(SystemExit) as err:
+        official_to_mmtinyvim.main([str(src), str(out), '--family',
+                                    'tinyvim', '--arch', 's'])
+    print(f'\n{err.value}')
+    assert str(err.value) == (
+        f'error: {src} is not a TinyViM-S checkpoint: its tensors are those '
+        'of TinyViM-B: pass --arch b.')
+    assert not out.exists()
+    official_to_mmtinyvim.main([str(src), str(out), '--family', 'tinyvim',
+                                '--arch', 'B'])
+    assert f'tensors (TinyViM-B) to {out}' in capsys.readouterr().out
+
+    # mmpretrain -> official: the classifier's backbone.* keys are checked
+    with pytest.raises(SystemExit) as err:
+        mmtinyvim_to_official.main([str(out), str(tmp_path / 'back.pth'),
+                                    '--family', 'mobilemamba'])
+    assert str(err.value).startswith(f'error: {out} is a TinyViM checkpoint '
+                                     '(keys backbone.network.')
+    with pytest.raises(SystemExit, match=r'is not a TinyViM-L checkpoint: '
+                       r'its tensors are those of TinyViM-B: pass --arch b'):
+        mmtinyvim_to_official.main([str(out), str(tmp_path / 'back.pth'),
+                                    '--family', 'tinyvim', '--arch', 'l'])
+    with pytest.raises(SystemExit, match=r"Unknown TinyViM arch 'xs'; "
+                       'valid: s, b, l'):
+        mmtinyvim_to_official.main([str(out), str(tmp_path / 'back.pth'),
+                                    '--family', 'tinyvim', '--arch', 'xs'])
+    assert not (tmp_path / 'back.pth').exists()
+
+
+def test_converter_names_mobilemamba_b_variants_sharing_shapes(tmp_path,
+                                                               capsys):
+    sys.path.insert(0, str(TOOLS / 'model_converters'))
+    import official_to_mmtinyvim
+    src = _official_file('mobilemamba-b1', tmp_path / 'mm_b1.pth',
+                         lambda sd: sd)
+    official_to_mmtinyvim.main([str(src), str(tmp_path / 'out.pth'),
+                                '--family', 'mobilemamba', '--arch', 'b2',
+                                '--to', 'backbone'])
+    assert ('(MobileMamba-B1/MobileMamba-B2/MobileMamba-B4)'
+            in capsys.readouterr().out)
+    with pytest.raises(SystemExit, match='its tensors are those of '
+                       'MobileMamba-B1/MobileMamba-B2/MobileMamba-B4: pass '
+                       '--arch b1'):
+        official_to_mmtinyvim.main([str(src), str(tmp_path / 'out2.pth'),
+                                    '--family', 'mobilemamba', '--arch',
+                                    't2'])

@@ -15,7 +15,9 @@ from mmengine.evaluator import DumpResults
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
-from mmtinyvim.utils.checkpoint import use_safe_loader_in_mmengine
+from mmtinyvim.utils.checkpoint import (require_fit, safe_torch_load,
+                                        unwrap_state_dict,
+                                        use_safe_loader_in_mmengine)
 from train import init_cpu_process_group, load_config
 
 
@@ -83,6 +85,20 @@ def enable_visualization(cfg, scope, args):
             hook.interval = 1
 
 
+def require_checkpoint_fits(model, path):
+    """Evaluation takes the checkpoint's weights as they are: a checkpoint
+    of another model (another family, variant, head or class count) raises
+    one error naming the missing, unexpected and mis-shaped keys, where
+    mmengine's non-strict load would evaluate the unloaded model."""
+    from mmengine.model import BaseTTAModel, is_model_wrapper
+    if is_model_wrapper(model):
+        model = model.module
+    if isinstance(model, BaseTTAModel):
+        model = model.module
+    state_dict = unwrap_state_dict(safe_torch_load(path))
+    require_fit(model, state_dict, what=f'Checkpoint {path!r}')
+
+
 def main(argv=None):
     args = parse_args(argv)
     if not osp.isfile(args.checkpoint):
@@ -117,6 +133,7 @@ def main(argv=None):
     init_cpu_process_group(cfg)
     runner = (RUNNERS.build(cfg) if 'runner_type' in cfg else
               Runner.from_cfg(cfg))
+    require_checkpoint_fits(runner.model, args.checkpoint)
 
     if args.out is not None and scope != 'mmseg':
         if not args.out.endswith(('.pkl', '.pickle')):

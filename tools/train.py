@@ -86,6 +86,44 @@ def use_cpu_processes(cfg):
     cfg.model_wrapper_cfg = wrapper
 
 
+def has_amp_device():
+    """Whether mmengine's AmpOptimWrapper can run here (it asserts a CUDA,
+    NPU, MLU or MUSA device)."""
+    from mmengine.device import (is_cuda_available, is_mlu_available,
+                                 is_musa_available, is_npu_available)
+    return (is_cuda_available() or is_npu_available() or is_mlu_available()
+            or is_musa_available())
+
+
+def check_amp_device(cfg, config_path, by_flag):
+    """One clear error where mmengine's AmpOptimWrapper would fail: on a
+    machine without a GPU (mmengine 0.10.7 offers no CPU autocast for
+    training, float16 or bfloat16)."""
+    wrapper = cfg.get('optim_wrapper') or {}
+    if wrapper.get('type') != 'AmpOptimWrapper' or has_amp_device():
+        return
+    source = ('--amp' if by_flag else
+              f"{config_path} (optim_wrapper.type='AmpOptimWrapper')")
+    if by_flag:
+        fix = 'On CPU, train in float32: leave out --amp.'
+    else:
+        extra = [k for k in ('loss_scale', 'dtype', 'use_fsdp')
+                 if k in wrapper]
+        fix = ('On CPU, train in float32 with --cfg-options '
+               'optim_wrapper.type=OptimWrapper' +
+               (f' after removing optim_wrapper keys {extra} from the config'
+                if extra else '') + '.')
+    raise RuntimeError(
+        f'{source}: mixed-precision training needs a CUDA GPU (mmengine '
+        '0.10.7\'s AmpOptimWrapper, float16 with loss scaling, runs on CUDA, '
+        'NPU, MLU or MUSA devices only) and this machine has none. '
+        f'{fix} mmengine has no CPU mixed-precision training: '
+        'AmpOptimWrapper refuses the CPU also with dtype=bfloat16. To check '
+        'that a config stays finite under bfloat16 autocast on CPU, run '
+        'python tools/analysis_tools/amp_check.py CONFIG --dtype bfloat16 '
+        '--device cpu --demo-data.')
+
+
 def init_cpu_process_group(cfg):
     """mmengine 0.10.7 binds every process started by torchrun to a CUDA
     device, which fails without one. On such a machine the gloo process
@@ -113,6 +151,8 @@ def main(argv=None):
         else:
             cfg.optim_wrapper.type = 'AmpOptimWrapper'
             cfg.optim_wrapper.loss_scale = 'dynamic'
+
+    check_amp_device(cfg, args.config, args.amp)
 
     if args.auto_scale_lr:
         if 'base_batch_size' not in cfg.get('auto_scale_lr', {}):

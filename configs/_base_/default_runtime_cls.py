@@ -13,6 +13,11 @@ default_hooks = dict(
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='VisualizationHook', enable=False))
 
+# re-seeds python / numpy / torch from (seed, iteration or epoch), so that
+# --resume after a crash draws the random numbers of an uninterrupted run
+# (registered by custom_imports' mmtinyvim)
+custom_hooks = [dict(type='ResumableRandomnessHook')]
+
 env_cfg = dict(
     cudnn_benchmark=False,
     mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),

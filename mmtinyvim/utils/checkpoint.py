@@ -160,13 +160,10 @@ def unwrap_state_dict(checkpoint, prefer_ema=False):
         for k, v in state.items())
 
 
-def strict_load(module, state_dict, what='checkpoint', allow_missing=()):
-    """Load ``state_dict`` into ``module``; any key or shape problem raises
-    before a single tensor is copied.
-
-    ``allow_missing``: keys the caller knows the source cannot have (they keep
-    their initialisation); everything else must match exactly.
-    """
+def state_dict_problems(module, state_dict, allow_missing=()):
+    """What keeps ``state_dict`` from loading strictly into ``module``: a
+    list of lines (missing keys, unexpected keys, shape mismatches), empty
+    when it fits."""
     own = module.state_dict()
     missing = [k for k in own
                if k not in state_dict and k not in allow_missing]
@@ -183,13 +180,31 @@ def strict_load(module, state_dict, what='checkpoint', allow_missing=()):
                         f'{_short(unexpected)}')
     if shapes:
         problems.append(f'{len(shapes)} shape mismatches: {_short(shapes)}')
+    return problems
+
+
+def require_fit(module, state_dict, what='checkpoint', allow_missing=()):
+    """Raise ``RuntimeError`` naming every key and shape problem when
+    ``state_dict`` does not load strictly into ``module``; load nothing."""
+    problems = state_dict_problems(module, state_dict, allow_missing)
     if problems:
+        name = type(module).__name__
+        arch = getattr(module, 'arch_name', None)
         raise RuntimeError(
-            f'{what} does not fit {type(module).__name__} '
-            f'({getattr(module, "arch_name", "custom")}): ' +
+            f'{what} does not fit {name}{f" ({arch})" if arch else ""}: ' +
             '; '.join(problems) +
             '. Is it a checkpoint of this family and variant? Nothing was '
             'loaded.')
+
+
+def strict_load(module, state_dict, what='checkpoint', allow_missing=()):
+    """Load ``state_dict`` into ``module``; any key or shape problem raises
+    before a single tensor is copied.
+
+    ``allow_missing``: keys the caller knows the source cannot have (they keep
+    their initialisation); everything else must match exactly.
+    """
+    require_fit(module, state_dict, what, allow_missing)
     module.load_state_dict(state_dict, strict=False)
 
 

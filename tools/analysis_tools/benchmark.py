@@ -31,7 +31,10 @@ A configuration is ``eager`` (the network as built) or fast paths joined by
 * ``compile``: ``torch.compile(model)`` (inductor, default mode);
 * ``graph``: the whole forward (inference) or forward+backward (training,
   ``torch.cuda.make_graphed_callables``) replayed as one CUDA graph;
-* ``scan=NAME``: selective-scan backend (default ``auto``: Triton on CUDA).
+* ``scan=NAME``: selective-scan backend (default ``auto``: Triton on CUDA);
+* ``haar=conv``: MobileMamba's Haar transforms as the (grouped, transposed)
+  convolutions used before the element-wise form became the default (for
+  comparison; ``haar=elementwise`` is the default).
 
 Official numbers are those of baseline-gpu.md (H100 80GB HBM3, torch
 2.11.0+cu130, best of the official runs); a ratio is only meaningful on the
@@ -78,19 +81,21 @@ OFFICIAL_TRAIN_BATCH = 128
 
 def parse_config(text: str) -> dict:
     """'deploy+cl+graph' / 'eager' / 'scan=mamba_ssm+graph' -> options."""
-    options = dict(paths=set(), scan=None)
+    options = dict(paths=set(), scan=None, haar='elementwise')
     if text == 'eager':
         return options
     for token in text.split('+'):
         if token.startswith('scan='):
             options['scan'] = token[len('scan='):]
+        elif token in ('haar=conv', 'haar=elementwise'):
+            options['haar'] = token[len('haar='):]
         elif token in FAST_PATHS:
             options['paths'].add(token)
         else:
             raise ValueError(
                 f'Unknown configuration token {token!r} in {text!r}; valid: '
-                f'eager, or {", ".join(FAST_PATHS)} and scan=NAME joined '
-                'by "+"')
+                f'eager, or {", ".join(FAST_PATHS)}, scan=NAME and '
+                'haar=conv|elementwise joined by "+"')
     return options
 
 
@@ -173,6 +178,10 @@ def run_one(name: str, mode: str, config: str, batch: int, args) -> dict:
     tic = time.perf_counter()
     model, resolution = build_model(name, options['scan'])
     model = model.cuda()
+    if options['haar'] == 'conv':
+        for module in model.modules():
+            if hasattr(module, 'analytic_haar'):
+                module.analytic_haar = False
     record = dict(model=name, mode=mode, config=config, batch=batch,
                   resolution=resolution,
                   params_M=round(sum(p.numel() for p in model.parameters()) /

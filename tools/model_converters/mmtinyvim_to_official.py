@@ -2,12 +2,14 @@
 the official layout.
 
     python tools/model_converters/mmtinyvim_to_official.py SRC DST \
-        --family tinyvim|mobilemamba
+        --family tinyvim|mobilemamba [--arch s]
 
 SRC: a checkpoint of the ``ImageClassifier`` in configs/<family>_*_in1k.py
 (written by training or by official_to_mmtinyvim.py). DST: TinyViM as
 ``{'model': state_dict}`` (what its main.py saves and eval.sh reads),
-MobileMamba as a flat state dict (like its released ``.pth`` files).
+MobileMamba as a flat state dict (like its released ``.pth`` files). The
+family is checked against the key names and, with ``--arch``, the variant
+against the tensor shapes, before anything is written.
 """
 import argparse
 import os
@@ -16,20 +18,28 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from family import FAMILIES, family_module  # noqa: E402
+from family import (FAMILIES, check_arch, check_family,  # noqa: E402
+                    describe, family_module)
 
 from mmtinyvim.utils.checkpoint import (safe_torch_load,  # noqa: E402
                                         unwrap_state_dict)
 
 
-def convert(src: str, dst: str, family: str) -> dict:
+def convert(src: str, dst: str, family: str, arch: str = None) -> dict:
+    return _convert(src, dst, family, arch)[0]
+
+
+def _convert(src, dst, family, arch=None):
+    """(the official state dict written, the zoo variants it fits)"""
     module = family_module(family)
     state_dict = unwrap_state_dict(safe_torch_load(src))
+    check_family(state_dict, family, src, prefix='backbone.')
+    archs = check_arch(state_dict, family, arch, src, prefix='backbone.')
     official = module.to_official_classifier(state_dict)
     out = {'model': official} if family == 'tinyvim' else official
     os.makedirs(os.path.dirname(os.path.abspath(dst)), exist_ok=True)
     torch.save(out, dst)
-    return official
+    return official, archs
 
 
 def main(argv=None):
@@ -37,12 +47,15 @@ def main(argv=None):
     parser.add_argument('src', help='mmpretrain classifier checkpoint')
     parser.add_argument('dst', help='output file')
     parser.add_argument('--family', required=True, choices=FAMILIES)
+    parser.add_argument('--arch', help='the variant the file must be (e.g. '
+                        's, t2); checked against its tensor shapes')
     args = parser.parse_args(argv)
     try:
-        official = convert(args.src, args.dst, args.family)
+        official, archs = _convert(args.src, args.dst, args.family, args.arch)
     except (FileNotFoundError, RuntimeError, TypeError, ValueError) as err:
         sys.exit(f'error: {err}')
-    print(f'wrote {len(official)} tensors to {args.dst}')
+    print(f'wrote {len(official)} tensors ({describe(args.family, archs)}) '
+          f'to {args.dst}')
 
 
 if __name__ == '__main__':

@@ -1,7 +1,8 @@
 """Convert an official TinyViM / MobileMamba ImageNet checkpoint.
 
     python tools/model_converters/official_to_mmtinyvim.py SRC DST \
-        --family tinyvim|mobilemamba [--to classifier|backbone] [--ema]
+        --family tinyvim|mobilemamba [--arch s] [--to classifier|backbone] \
+        [--ema]
 
 ``--to classifier`` (default) writes an mmpretrain checkpoint of the
 ``ImageClassifier`` in configs/<family>_*_in1k.py (``backbone.*``,
@@ -13,6 +14,11 @@ backbones also read the official file directly.
 SRC may be the official training dict (TinyViM ``model`` / ``model_ema``,
 MobileMamba ``net`` / ``net_E``) or a flat state dict; ``--ema`` takes the
 EMA weights where the file has them.
+
+The family is checked against the file's key names (TinyViM's ``network.*``,
+MobileMamba's ``blocks1.*``...) and, with ``--arch``, the variant against its
+tensor shapes; a checkpoint of another family or variant is refused before
+anything is written.
 """
 import argparse
 import os
@@ -21,21 +27,29 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from family import FAMILIES, family_module  # noqa: E402
+from family import (FAMILIES, check_arch, check_family,  # noqa: E402
+                    describe, family_module)
 
 from mmtinyvim.utils.checkpoint import (safe_torch_load,  # noqa: E402
                                         unwrap_state_dict)
 
 
 def convert(src: str, dst: str, family: str, to: str = 'classifier',
-            ema: bool = False) -> dict:
+            ema: bool = False, arch: str = None) -> dict:
+    return _convert(src, dst, family, to, ema, arch)[0]
+
+
+def _convert(src, dst, family, to='classifier', ema=False, arch=None):
+    """(what was written, the zoo variants the weights fit)"""
     module = family_module(family)
     state_dict = unwrap_state_dict(safe_torch_load(src), prefer_ema=ema)
+    check_family(state_dict, family, src)
+    archs = check_arch(state_dict, family, arch, src)
     if to == 'classifier':
         state_dict = module.convert_official_classifier(state_dict)
         out = dict(state_dict=state_dict,
                    meta=dict(converted_from=os.path.basename(src),
-                             family=family, ema=ema))
+                             family=family, arch=archs, ema=ema))
     elif to == 'backbone':
         out = {k: v for k, v in state_dict.items()
                if not k.startswith(module.CLASSIFIER_PREFIXES)}
@@ -45,7 +59,7 @@ def convert(src: str, dst: str, family: str, to: str = 'classifier',
         raise ValueError(f"to={to!r}; valid: 'classifier', 'backbone'")
     os.makedirs(os.path.dirname(os.path.abspath(dst)), exist_ok=True)
     torch.save(out, dst)
-    return out
+    return out, archs
 
 
 def main(argv=None):
@@ -53,17 +67,21 @@ def main(argv=None):
     parser.add_argument('src', help='official checkpoint')
     parser.add_argument('dst', help='output file')
     parser.add_argument('--family', required=True, choices=FAMILIES)
+    parser.add_argument('--arch', help='the variant the file must be (e.g. '
+                        's, t2); checked against its tensor shapes')
     parser.add_argument('--to', default='classifier',
                         choices=('classifier', 'backbone'))
     parser.add_argument('--ema', action='store_true',
                         help='take the EMA weights (model_ema / net_E)')
     args = parser.parse_args(argv)
     try:
-        out = convert(args.src, args.dst, args.family, args.to, args.ema)
+        out, archs = _convert(args.src, args.dst, args.family, args.to,
+                              args.ema, args.arch)
     except (FileNotFoundError, RuntimeError, TypeError, ValueError) as err:
         sys.exit(f'error: {err}')
     count = len(out['state_dict'] if args.to == 'classifier' else out)
-    print(f'wrote {count} tensors to {args.dst}')
+    print(f'wrote {count} tensors ({describe(args.family, archs)}) to '
+          f'{args.dst}')
 
 
 if __name__ == '__main__':

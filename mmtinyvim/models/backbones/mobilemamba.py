@@ -34,7 +34,8 @@ from ...ops.selective_scan import selective_scan
 from ...registry import MODELS
 from ..layers import ConvBN, LayerNorm2d, check_image_batch, fuse_conv_bn, \
     fuse_modules
-from ..wavelet import haar_analysis, haar_filters, haar_synthesis
+from ..wavelet import haar_analysis, haar_filters, haar_synthesis, \
+    is_haar
 from .base import MambaBackboneBase, rename_prefixes
 
 __all__ = ['MobileMamba', 'checkpoint_filter_fn',
@@ -283,7 +284,11 @@ class WTEMamba(nn.Module):
     one-level Haar transform turns the map into 4 half-size sub-bands per
     channel, a depthwise k x k conv filters them, the inverse transform goes
     back. The Haar filters are non-trainable parameters (they are part of the
-    official state dict) and are used as stored.
+    official state dict) and are used as stored: while they are the analytic
+    Haar filters (as built, and in official checkpoints) the transforms run
+    element-wise (fast, fusable); other values (loaded through
+    ``load_state_dict``) are applied as convolutions. Change them only by
+    loading a state dict, or call :meth:`filters_changed` afterwards.
     """
 
     def __init__(self, channels: int, kernel_size: int,
@@ -292,6 +297,7 @@ class WTEMamba(nn.Module):
         analysis, synthesis = haar_filters(channels)
         self.wt_filter = nn.Parameter(analysis, requires_grad=False)
         self.iwt_filter = nn.Parameter(synthesis, requires_grad=False)
+        self.analytic_haar = True
         self.global_atten = SS2D(channels, ssm_ratio, d_state=1,
                                  scan_backend=scan_backend)
         self.base_scale = ChannelScale(channels, 1.0)
@@ -303,12 +309,24 @@ class WTEMamba(nn.Module):
                       bias=False)])
         self.wavelet_scale = nn.ModuleList([ChannelScale(4 * channels, 0.1)])
 
+    def filters_changed(self):
+        """Re-check whether the stored filters are the analytic Haar ones
+        (reads them: a device sync, once)."""
+        self.analytic_haar = (is_haar(self.wt_filter) and
+                              is_haar(self.iwt_filter))
+
+    def _load_from_state_dict(self, *args, **kwargs):
+        super()._load_from_state_dict(*args, **kwargs)
+        self.filters_changed()
+
     def forward(self, x):
         channels = x.shape[1]
-        bands = haar_analysis(x, self.wt_filter).flatten(1, 2).to(x.dtype)
+        analysis, synthesis = ((None, None) if self.analytic_haar else
+                               (self.wt_filter, self.iwt_filter))
+        bands = haar_analysis(x, analysis).flatten(1, 2).to(x.dtype)
         bands = self.wavelet_scale[0](self.wavelet_convs[0](bands))
-        detail = haar_synthesis(bands.unflatten(1, (channels, 4)),
-                                self.iwt_filter, x.shape[2:])
+        detail = haar_synthesis(bands.unflatten(1, (channels, 4)), synthesis,
+                                x.shape[2:])
         return self.base_scale(self.global_atten(x)) + detail.to(x.dtype)
 
     @torch.no_grad()
