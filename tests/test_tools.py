@@ -344,59 +344,52 @@ def test_converter_cli_errors(tmp_path, capsys):
 
 # ------------------------------------------------ strict test, AMP on CPU --
 
-CLS_CONFIG = 'configs/tinyvim_s_in1k.py'
+MM_DET_CONFIG = 'configs/maskrcnn_mobilemamba_t2_coco.py'
 
 
-def _classifier_checkpoint(variant, path):
-    """A randomly initialised classifier of ``variant``, saved the way
-    mmengine saves it."""
-    from mmtinyvim.models.classifiers import build_classifier
+def _detector_checkpoint(config, path):
+    """A randomly initialised detector of ``config``, saved the way mmengine
+    saves it."""
+    from mmdet.registry import MODELS
+    from mmengine.config import Config
+    from mmengine.registry import DefaultScope
+    cfg = Config.fromfile(str(REPO / config))
+    cfg.model.backbone.init_cfg = None
     torch.manual_seed(0)
-    model, _ = build_classifier(variant)
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        model = MODELS.build(cfg.model)
     torch.save({'meta': {}, 'state_dict': model.state_dict()}, path)
     return path
 
 
-def _test_tool(config, checkpoint, root, work_dir):
-    return run([sys.executable, 'tools/test.py', config, str(checkpoint),
+def _test_tool(checkpoint, coco_root, work_dir):
+    return run([sys.executable, 'tools/test.py', DET_CONFIG, str(checkpoint),
                 '--work-dir', str(work_dir), '--cfg-options',
-                f'test_dataloader.dataset.data_root={root}',
-                'test_dataloader.batch_size=2',
-                'test_dataloader.pin_memory=False',
-                *loader_options('test')], check=False)
+                *det_options(coco_root)], check=False)
 
 
-@pytest.fixture(scope='module')
-def imagenet_root(tmp_path_factory):
-    out = tmp_path_factory.mktemp('imagenet')
-    return make_demo_data('imagenet', out, num_train=1, num_val=2,
-                          image_side=SIDE)
-
-
-def test_test_tool_refuses_a_checkpoint_of_another_model(imagenet_root,
-                                                         tmp_path):
-    """A MobileMamba checkpoint for a TinyViM config: one error naming the
-    keys and a non-zero exit, not the unloaded model's metrics."""
-    checkpoint = _classifier_checkpoint('mobilemamba-t2',
-                                        tmp_path / 'mm_t2.pth')
-    result = _test_tool(CLS_CONFIG, checkpoint, imagenet_root, tmp_path)
+def test_test_tool_refuses_a_checkpoint_of_another_model(data, tmp_path):
+    """A MobileMamba detector's checkpoint for the TinyViM config: one error
+    naming the keys and a non-zero exit, not the unloaded model's mAP."""
+    checkpoint = _detector_checkpoint(MM_DET_CONFIG, tmp_path / 'mm_t2.pth')
+    result = _test_tool(checkpoint, data / 'coco', tmp_path)
     error = result.stderr.strip().splitlines()[-1]
-    print(f'\n{error[:700]}')
+    print(f'\n{error[:900]}')
     assert result.returncode != 0
     assert error.startswith(f"RuntimeError: Checkpoint '{checkpoint}' does "
-                            'not fit ImageClassifier: ')
+                            'not fit MaskRCNN: ')
     assert 'missing keys: backbone.network.0.0.layer_scale, ' in error
     assert 'unexpected keys: backbone.patch_embed.4.c.weight, ' in error
+    assert 'shape mismatches: backbone.patch_embed.0.c.weight: ' in error
     assert error.endswith('Nothing was loaded.')
-    assert 'accuracy/top1' not in result.stdout + result.stderr
+    assert 'coco/bbox_mAP' not in result.stdout + result.stderr
 
 
-def test_test_tool_evaluates_a_checkpoint_of_the_model(imagenet_root,
-                                                       tmp_path):
-    checkpoint = _classifier_checkpoint('tinyvim-s', tmp_path / 'tv_s.pth')
-    result = _test_tool(CLS_CONFIG, checkpoint, imagenet_root, tmp_path)
+def test_test_tool_evaluates_a_checkpoint_of_the_model(data, tmp_path):
+    checkpoint = _detector_checkpoint(DET_CONFIG, tmp_path / 'tv_s.pth')
+    result = _test_tool(checkpoint, data / 'coco', tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert 'accuracy/top1' in result.stdout + result.stderr
+    assert 'coco/bbox_mAP' in result.stdout + result.stderr
 
 
 @pytest.fixture
@@ -480,11 +473,8 @@ def test_converter_refuses_the_other_family(to, tmp_path):
     print(f'\n{err.value}')
     assert str(err.value) == (
         f'error: {src} is a TinyViM checkpoint (keys network.0.0.layer_scale, '
-        'network.0.0.token_mixer.dwconv.weight, ...), not a MobileMamba one: '
-        'pass --family tinyvim, or convert the MobileMamba file you meant.'
-    ) or str(err.value).startswith(
-        f'error: {src} is a TinyViM checkpoint (keys network.0.0.')
-    assert 'pass --family tinyvim' in str(err.value)
+        'network.0.0.dwconv.conv.c.weight, ...), not a MobileMamba one: pass '
+        '--family tinyvim, or convert the MobileMamba file you meant.')
     assert not out.exists()
 
 

@@ -245,13 +245,14 @@ class BadImagePolicy:
         limit = min(self.max_bad_in_a_row, self.max_refetch)
         if len(self._bad_in_a_row) > limit:
             count = len(self._bad_in_a_row)
-            listed = '; '.join(f'{p} ({r})' for p, r in self._bad_in_a_row)
+            files = dict(self._bad_in_a_row)  # each file once, in order
             self._bad_in_a_row = []
             raise BadImageError(
-                f'{count} training samples in a row could '
-                f'not be read (more than max_bad_in_a_row={limit}): '
-                f'{listed}. Is the data complete, and do data_root / '
-                'data_prefix point at it?')
+                f'{count} training samples in a row could not be read (more '
+                f'than max_bad_in_a_row={limit}), from {len(files)} files: ' +
+                '; '.join(f'{p} ({r})' for p, r in files.items()) +
+                '. Is the data complete, and do data_root / data_prefix '
+                'point at it?')
         return None
 
     def _sample_source(self) -> str:
