@@ -374,7 +374,7 @@ def test_test_tool_refuses_a_checkpoint_of_another_model(data, tmp_path):
     checkpoint = _detector_checkpoint(MM_DET_CONFIG, tmp_path / 'mm_t2.pth')
     result = _test_tool(checkpoint, data / 'coco', tmp_path)
     error = result.stderr.strip().splitlines()[-1]
-    print(f'\n{error[:900]}')
+    print(f'\n{error}')
     assert result.returncode != 0
     assert error.startswith(f"RuntimeError: Checkpoint '{checkpoint}' does "
                             'not fit MaskRCNN: ')
