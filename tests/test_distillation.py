@@ -227,13 +227,20 @@ def test_kd_configs_build_through_mmpretrain(name, distill):
     assert cfg.model.distill == distill
     assert cfg.model.teacher_checkpoint == cfg.teacher_checkpoint
     assert cfg.model.teacher.type == 'TimmClassifier'
-    cfg.model.teacher = tiny_teacher(num_classes=1000)  # timm-free stand-in
     cfg.model.data_preprocessor = cfg.data_preprocessor
+    inputs = torch.randn(2, 3, 32, 32)
+    samples = [DataSample().set_gt_label(i) for i in range(2)]
+
+    # the teacher is built for training only: testing the student needs
+    # neither timm nor the teacher's memory
+    model = build(copy.deepcopy(cfg.model))
+    model.eval().predict(inputs)
+    assert not model._teacher_built
+
+    cfg.model.teacher = tiny_teacher(num_classes=1000)  # timm-free stand-in
     model = build(cfg.model)
     assert isinstance(model, DistillationImageClassifier)
-    side = 32
-    inputs = torch.randn(2, 3, side, side)
-    samples = [DataSample().set_gt_label(i) for i in range(2)]
     losses = model.train().loss(inputs, samples)
+    assert model._teacher_built
     assert set(losses) == {'loss_cls', 'loss_distill'}
     assert all(torch.isfinite(v) for v in losses.values())

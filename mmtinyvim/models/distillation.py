@@ -17,6 +17,7 @@ scores). The teacher sees the batch the student sees, after the batch
 augmentations (as in DeiT); optionally re-normalised and resized (MobileMamba's
 TResNet-L teacher takes [0, 1] input at 224 px whatever the student's size).
 """
+import copy
 import os
 from numbers import Real
 from typing import List, Optional, Sequence
@@ -61,7 +62,7 @@ def soft_distillation_loss(student_logits: torch.Tensor,
 class _FrozenTeacher:
     """Holds the teacher outside the student's module tree, so that it is in
     neither ``parameters()`` (optimizer, DDP, EMA) nor ``state_dict()``
-    (checkpoints). Copies of the student (the EMA model) share it."""
+    (checkpoints). Copies of the student (the EMA model) share the holder."""
 
     def __init__(self, module: nn.Module):
         self.module = module
@@ -140,8 +141,10 @@ class DistillationImageClassifier(ImageClassifier):
 
     The teacher is frozen (``requires_grad=False``), always in eval mode, run
     under ``no_grad``, and lives outside the module tree: it is not in the
-    optimizer, the checkpoints or the EMA copy, and only moves with the
-    student (``.to()``, ``.cuda()``). Prediction uses the student only.
+    optimizer, the checkpoints or the EMA copy, and moves with the student
+    (``.to()``, ``.cuda()``). It is built when first needed (training), so
+    prediction, testing and FLOP counts use the student alone and do not
+    need the teacher's package (timm).
     """
 
     def __init__(self,
@@ -171,30 +174,44 @@ class DistillationImageClassifier(ImageClassifier):
             raise TypeError('teacher_checkpoint must be a path (str) or None, '
                             f'got {teacher_checkpoint!r}')
         self.teacher_checkpoint = teacher_checkpoint
-        if not isinstance(teacher, dict):
-            raise TypeError('teacher must be a classifier config dict, got '
-                            f'{type(teacher).__name__}')
-        from mmpretrain.registry import MODELS as PRETRAIN_MODELS
-        with DefaultScope.overwrite_default_scope('mmpretrain'):
-            teacher = PRETRAIN_MODELS.build(teacher)
-        teacher.requires_grad_(False)
-        self._frozen_teacher = _FrozenTeacher(teacher.eval())
+        if not isinstance(teacher, dict) or 'type' not in teacher:
+            raise TypeError('teacher must be a classifier config dict with a '
+                            f'type, got {teacher!r}')
+        self.teacher_cfg = copy.deepcopy(teacher)
+        # built on first use (training): testing, FLOP counts and export of
+        # the student need neither the teacher's package nor its memory
+        self._frozen_teacher = _FrozenTeacher(None)
 
     @property
     def teacher(self) -> nn.Module:
+        """The frozen teacher, built (random weights until
+        :meth:`init_weights`) on the student's device at first access."""
+        if self._frozen_teacher.module is None:
+            from mmpretrain.registry import MODELS as PRETRAIN_MODELS
+            with DefaultScope.overwrite_default_scope('mmpretrain'):
+                teacher = PRETRAIN_MODELS.build(
+                    copy.deepcopy(self.teacher_cfg))
+            device = next(self.parameters()).device
+            teacher.to(device).requires_grad_(False)
+            self._frozen_teacher.module = teacher.eval()
         return self._frozen_teacher.module
 
     def train(self, mode: bool = True):
         super().train(mode)
-        if '_frozen_teacher' in self.__dict__:
+        if self._teacher_built:
             self.teacher.eval()
         return self
 
     def _apply(self, fn, *args, **kwargs):
         super()._apply(fn, *args, **kwargs)
-        if '_frozen_teacher' in self.__dict__:  # moves with the student
+        if self._teacher_built:  # moves with the student
             self.teacher._apply(fn, *args, **kwargs)
         return self
+
+    @property
+    def _teacher_built(self) -> bool:
+        holder = self.__dict__.get('_frozen_teacher')
+        return holder is not None and holder.module is not None
 
     def init_weights(self):
         """The student's initialisation, then the teacher's weights from
@@ -205,7 +222,7 @@ class DistillationImageClassifier(ImageClassifier):
                 'No teacher weights: set teacher_checkpoint (the variable at '
                 'the top of the config, or --cfg-options '
                 'model.teacher_checkpoint=PATH) to the checkpoint of the '
-                f'{type(self.teacher).__name__} teacher. Training with an '
+                f'{self.teacher_cfg["type"]} teacher. Training with an '
                 'untrained teacher would distil noise.')
         path = os.path.expanduser(self.teacher_checkpoint)
         if not os.path.isfile(path):
@@ -213,7 +230,7 @@ class DistillationImageClassifier(ImageClassifier):
                 f'teacher_checkpoint {path!r} does not exist: set '
                 'teacher_checkpoint (the variable at the top of the config, '
                 'or --cfg-options model.teacher_checkpoint=PATH) to the '
-                f'weights of the {type(self.teacher).__name__} teacher')
+                f'weights of the {self.teacher_cfg["type"]} teacher')
         from mmtinyvim.utils.checkpoint import (safe_torch_load,
                                                 strict_load, unwrap_state_dict)
         state = unwrap_state_dict(safe_torch_load(path))
