@@ -260,3 +260,30 @@ def test_metafile_lists_every_config_with_its_published_result():
         for result in model['Results']:
             for value in result['Metrics'].values():
                 assert f'{value:.1f}' in header, (config.name, value)
+
+
+@pytest.mark.parametrize(
+    'config', [p for p in CONFIGS if p.stem.endswith('_in1k')],
+    ids=lambda p: p.stem)
+def test_classification_config_matches_its_variant(config):
+    """Each ImageNet config states its variant's architecture, head width and
+    resolution (what the shared _base_ recipes leave to the variant files):
+    checked against the backbone's own arch table."""
+    from mmtinyvim.models.classifiers import classifier_cfg, paper_resolution
+    family, arch = config.stem.split('_')[:2]
+    variant = f'{family}-{arch}'
+    cfg = Config.fromfile(str(config), import_custom_modules=False)
+    expected = classifier_cfg(variant)
+    assert cfg.model.backbone.type == expected['backbone']['type']
+    assert cfg.model.backbone.arch == arch
+    assert cfg.model.head.in_channels == expected['head']['in_channels']
+    size = paper_resolution(variant)
+    sizes = {step.type: step for step in cfg.train_pipeline
+             + cfg.test_pipeline}
+    assert sizes['RandomResizedCrop'].scale == size
+    assert sizes['CenterCrop'].crop_size == size
+    assert sizes['ResizeEdge'].scale == int(size / 0.875)  # crop ratio 0.875
+    for loader, pipeline in (('train_dataloader', cfg.train_pipeline),
+                             ('val_dataloader', cfg.test_pipeline),
+                             ('test_dataloader', cfg.test_pipeline)):
+        assert cfg[loader].dataset.pipeline == pipeline, loader
