@@ -162,7 +162,8 @@ train_cfg = dict(
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 
-custom_hooks = [
+# after the runtime's hooks, which a plain list here would drop
+custom_hooks = _base_.custom_hooks + [
     dict(type='NumClassCheckHook'),
     dict(type='CheckInvalidLossHook', interval=50, priority='VERY_LOW')
 ]

@@ -152,7 +152,8 @@ test_cfg = dict()
 # timm ModelEma, decay 0.99996 per iteration over all weights and buffers.
 # deviation: mmengine validates the EMA weights; the official script
 # reported the raw model.
-custom_hooks = [
+# (after the runtime's hooks, which a plain list here would drop)
+custom_hooks = _base_.custom_hooks + [
     dict(type='EMAHook', momentum=4e-5, update_buffers=True,
          priority='ABOVE_NORMAL')
 ]

@@ -148,7 +148,8 @@ default_hooks = dict(
 
 # EMA 0.9998 per iteration over all weights and buffers; the published
 # numbers are those of the EMA weights, which mmengine validates.
-custom_hooks = [
+# (after the runtime's hooks, which a plain list here would drop)
+custom_hooks = _base_.custom_hooks + [
     dict(type='EMAHook', momentum=2e-4, update_buffers=True,
          priority='ABOVE_NORMAL')
 ]
