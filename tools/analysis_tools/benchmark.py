@@ -28,9 +28,12 @@ A configuration is ``eager`` (the network as built) or fast paths joined by
   7x1/1x7 and BN+Linear folded;
 * ``cl``: channels-last model and input;
 * ``cudnn``: ``torch.backends.cudnn.benchmark = True``;
-* ``compile``: ``torch.compile(model)`` (inductor, default mode);
+* ``compile``: ``torch.compile(model, dynamic=False)`` (inductor, default
+  mode, static shapes, dynamo state reset before each run);
 * ``graph``: the whole forward (inference) or forward+backward (training,
   ``torch.cuda.make_graphed_callables``) replayed as one CUDA graph;
+* ``mode=NAME``: ``torch.compile`` mode (with ``compile``), e.g.
+  ``mode=reduce-overhead`` (inductor's own CUDA graphs, instead of ``graph``);
 * ``scan=NAME``: selective-scan backend (default ``auto``: Triton on CUDA);
 * ``haar=conv``: MobileMamba's Haar transforms as the (grouped, transposed)
   convolutions used before the element-wise form became the default (for
@@ -81,12 +84,15 @@ OFFICIAL_TRAIN_BATCH = 128
 
 def parse_config(text: str) -> dict:
     """'deploy+cl+graph' / 'eager' / 'scan=mamba_ssm+graph' -> options."""
-    options = dict(paths=set(), scan=None, haar='elementwise')
+    options = dict(paths=set(), scan=None, haar='elementwise',
+                   compile_mode=None)
     if text == 'eager':
         return options
     for token in text.split('+'):
         if token.startswith('scan='):
             options['scan'] = token[len('scan='):]
+        elif token.startswith('mode='):
+            options['compile_mode'] = token[len('mode='):]
         elif token in ('haar=conv', 'haar=elementwise'):
             options['haar'] = token[len('haar='):]
         elif token in FAST_PATHS:
@@ -94,8 +100,10 @@ def parse_config(text: str) -> dict:
         else:
             raise ValueError(
                 f'Unknown configuration token {token!r} in {text!r}; valid: '
-                f'eager, or {", ".join(FAST_PATHS)}, scan=NAME and '
-                'haar=conv|elementwise joined by "+"')
+                f'eager, or {", ".join(FAST_PATHS)}, scan=NAME, '
+                'mode=NAME and haar=conv|elementwise joined by "+"')
+    if options['compile_mode'] and 'compile' not in options['paths']:
+        raise ValueError(f'{text!r}: mode=NAME needs "compile"')
     return options
 
 
@@ -195,7 +203,12 @@ def run_one(name: str, mode: str, config: str, batch: int, args) -> dict:
     x = torch.randn(batch, 3, resolution, resolution,
                     device='cuda').to(memory_format=memory_format)
     if 'compile' in paths:
-        model = torch.compile(model)
+        # a fresh dynamo state per run: otherwise the second resolution in a
+        # process recompiles with dynamic shapes, and after 8 models dynamo
+        # silently falls back to eager
+        torch._dynamo.reset()
+        model = torch.compile(model, dynamic=False,
+                              mode=options['compile_mode'])
     graphed = 'graph' in paths
     # a CUDA graph must not keep autocast's weight cache alive across calls
     autocast = dict(device_type='cuda', dtype=torch.float16,
