@@ -95,6 +95,7 @@ for name in args.variants:
     print('   ' + ', '.join(f'{k} {v / 1e3:.1f} ms ({100 * v / total:.0f}%)'
                             for k, v in sorted(by_category.items(),
                                                key=lambda kv: -kv[1])))
-    for e in sorted(events, key=lambda e: -e.self_device_time_total)[:args.top]:
+    ranked = sorted(events, key=lambda e: -e.self_device_time_total)
+    for e in ranked[:args.top]:
         print(f'  {e.self_device_time_total / 1e3:7.2f} ms {e.count:4d}x '
               f'{e.key[:100]}')

@@ -101,7 +101,7 @@ def haar_analysis(x: torch.Tensor,
         # (B, C, h, 2, w, 2): the 2x2 block of output pixel (h, w)
         blocks = x.unflatten(3, (-1, 2)).unflatten(2, (-1, 2))
         top, bottom = blocks[:, :, :, 0], blocks[:, :, :, 1]
-        # along H: low = top + bottom, high = top - bottom -> (B, C, 2, h, w, 2)
+        # along H: low = top + bottom, high = top - bottom: (B,C,2,h,w,2)
         along_h = torch.stack((top + bottom, top - bottom), dim=2)
         left, right = along_h[..., 0], along_h[..., 1]
         # along W -> (B, C, 2 [W band], 2 [H band], h, w); band k = 2*w + h
