@@ -5,6 +5,7 @@ import argparse
 import importlib
 import importlib.util
 import os
+import pathlib
 import pickle
 import zipfile
 
@@ -140,6 +141,8 @@ class _ReachesAttribute:
 @pytest.mark.parametrize('payload,message', [
     (_RunsCode(), r'contains the Python object \S*system, which is not on '
      "mmtinyvim's allow-list"),
+    (pathlib.PurePosixPath('a'), r'contains the Python object '
+     r"pathlib\S*PurePosixPath, which is not on mmtinyvim's allow-list"),
     (_ReachesAttribute(), r"calls getattr\(Namespace, '__init__'\); only the "
      "statistics methods of mmengine's HistoryBuffer"),
 ])

@@ -1,7 +1,7 @@
 # Runtime shared by the detection configs (mmdet 3.x).
 default_scope = 'mmdet'
 custom_imports = dict(
-    imports=['mmtinyvim', 'mmtinyvim.models.necks', 'mmtinyvim.datasets.coco'],
+    imports=['mmtinyvim', 'mmtinyvim.datasets.coco'],
     allow_failed_imports=False)
 
 default_hooks = dict(

@@ -75,7 +75,10 @@ def _describe_load_error(path, err):
         return (f'the file is truncated ({size} bytes): it starts like a '
                 'PyTorch zip checkpoint but its end-of-archive record is '
                 'missing (an interrupted save or download?)')
-    unsupported = re.search(r'unsupported GLOBAL (\S+)', str(err), re.I)
+    # torch words it 'unsupported GLOBAL x' for callables and
+    # 'Unsupported global: GLOBAL x' for classes
+    unsupported = re.search(r'unsupported (?:global: )?GLOBAL (\S+)',
+                            str(err), re.I)
     if unsupported:
         return (f'it contains the Python object {unsupported.group(1)}, '
                 "which is not on mmtinyvim's allow-list of benign classes "
