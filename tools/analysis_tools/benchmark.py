@@ -34,6 +34,10 @@ A configuration is ``eager`` (the network as built) or fast paths joined by
   ``torch.cuda.make_graphed_callables``) replayed as one CUDA graph;
 * ``mode=NAME``: ``torch.compile`` mode (with ``compile``), e.g.
   ``mode=reduce-overhead`` (inductor's own CUDA graphs, instead of ``graph``);
+* ``api``: the user-facing one-call fast paths of ``mmtinyvim.accelerate``
+  (inference: ``for_inference`` = deploy+cl+cudnn+compile+graph, each call
+  copying the batch into the graph's input and cloning the output;
+  training: ``for_training`` = cl+graph); not combinable with the others;
 * ``scan=NAME``: selective-scan backend (default ``auto``: Triton on CUDA);
 * ``haar=conv``: MobileMamba's Haar transforms as the (grouped, transposed)
   convolutions used before the element-wise form became the default (for
@@ -61,7 +65,7 @@ from mmtinyvim.models.classifiers import (VARIANTS, build_classifier,
 
 PEERS = ('resnet18', 'efficientvit_m4', 'repvit_m1_1')
 MODES = ('amp', 'fp32', 'train')
-FAST_PATHS = ('deploy', 'cl', 'cudnn', 'compile', 'graph')
+FAST_PATHS = ('deploy', 'cl', 'cudnn', 'compile', 'graph', 'api')
 
 # baseline-gpu.md: img/s, best of the official runs (fused included), and
 # training img/s at batch 128 (AMP).
@@ -102,6 +106,9 @@ def parse_config(text: str) -> dict:
                 f'Unknown configuration token {token!r} in {text!r}; valid: '
                 f'eager, or {", ".join(FAST_PATHS)}, scan=NAME, '
                 'mode=NAME and haar=conv|elementwise joined by "+"')
+    if 'api' in options['paths'] and len(options['paths']) > 1:
+        raise ValueError(f'{text!r}: "api" already applies its fast paths; '
+                         'combine it only with scan=NAME or haar=NAME')
     if options['compile_mode'] and 'compile' not in options['paths']:
         raise ValueError(f'{text!r}: mode=NAME needs "compile"')
     return options
@@ -194,6 +201,10 @@ def run_one(name: str, mode: str, config: str, batch: int, args) -> dict:
                   resolution=resolution,
                   params_M=round(sum(p.numel() for p in model.parameters()) /
                                  1e6, 3))
+    if 'api' in paths:
+        if mode != 'train':
+            record['deploy_err'] = deploy_error(model, resolution)
+        return _run_api(model, record, resolution, args)
     if 'deploy' in paths:
         record['deploy_err'] = deploy_error(model, resolution)
         switch_to_deploy(model)
@@ -243,18 +254,59 @@ def run_one(name: str, mode: str, config: str, batch: int, args) -> dict:
 
         step = capture_graph(forward) if graphed else forward
         warmup = args.warmup
+    _time_into(record, step, warmup, tic, args)
+    del model, step
+    return record
+
+
+def _time_into(record, step, warmup, tic, args):
+    """Time ``step`` and add speed, memory, set-up time and the ratio to
+    the official number to ``record``."""
     seconds, iters = time_loop(step, warmup, args.min_time)
+    batch, mode = record['batch'], record['mode']
     record.update(
         img_s=round(batch / seconds, 1), ms=round(seconds * 1e3, 3),
         iters=iters, peak_GiB=round(torch.cuda.max_memory_allocated() / 2**30,
                                     3),
         setup_s=round(time.perf_counter() - tic - seconds * iters, 1))
-    official = OFFICIAL.get(name, {}).get(mode)
+    official = OFFICIAL.get(record['model'], {}).get(mode)
     if official and (mode != 'train' or batch == OFFICIAL_TRAIN_BATCH):
         record['official'] = official
         record['ratio'] = round(record['img_s'] / official, 3)
-    del model, step
     torch.backends.cudnn.benchmark = False
+
+
+def _run_api(model, record, resolution, args):
+    """``run_one`` through ``mmtinyvim.accelerate``."""
+    from mmtinyvim.accelerate import for_inference, for_training
+    batch, mode = record['batch'], record['mode']
+    tic = time.perf_counter()
+    x = torch.randn(batch, 3, resolution, resolution, device='cuda')
+    torch._dynamo.reset()
+    if mode == 'train':
+        labels = torch.randint(0, 1000, (batch, ), device='cuda')
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+        scaler = torch.amp.GradScaler('cuda')
+        forward = for_training(model, x, dtype=torch.float16)
+
+        def step():
+            with torch.autocast('cuda', torch.float16, cache_enabled=False):
+                loss = F.cross_entropy(forward(x).float(), labels)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+
+        warmup = args.train_warmup
+    else:
+        predict = for_inference(
+            model, x, dtype=torch.float16 if mode == 'amp' else None)
+
+        def step():
+            return predict(x)
+
+        warmup = args.warmup
+    _time_into(record, step, warmup, tic, args)
     return record
 
 

@@ -1,0 +1,178 @@
+"""The GPU fast paths as one call each, for models with fixed input shapes.
+
+    from mmtinyvim.accelerate import for_inference, for_training
+
+    predict = for_inference(model, example_batch, dtype=torch.float16)
+    logits = predict(batch)          # same shape, dtype and device as example
+
+    forward = for_training(model, example_batch, dtype=torch.float16)
+    loss = criterion(forward(batch), labels)   # inside your autocast region
+
+``for_inference`` folds the re-parameterisable branches
+(``switch_to_deploy()``), converts model and input to channels-last, enables
+cuDNN's algorithm search, compiles the network with static shapes and replays
+the whole forward as one CUDA graph. ``for_training`` converts to
+channels-last and records forward and backward as CUDA graphs
+(``torch.cuda.make_graphed_callables``). These are the configurations timed
+by ``tools/analysis_tools/benchmark.py`` (``deploy+cl+cudnn+compile+graph``
+and ``cl+graph``); ``docs/benchmark.md`` has the numbers.
+
+A CUDA graph replays fixed memory: every call must use the example's shape,
+dtype and device (a different one is refused with the shapes named), and
+the function returns fresh tensors (``clone_outputs=False`` returns the
+graph's own output buffers, overwritten by the next call).
+"""
+from typing import Callable, Optional
+
+import torch
+import torch.nn as nn
+
+from .models.classifiers import switch_to_deploy
+
+__all__ = ['for_inference', 'for_training']
+
+
+def _describe(x: torch.Tensor) -> str:
+    return f'{tuple(x.shape)} {x.dtype} on {x.device}'
+
+
+def _resolve_cuda_graph(cuda_graph: Optional[bool], model: nn.Module,
+                        example: torch.Tensor) -> bool:
+    on_cuda = example.is_cuda and all(
+        p.is_cuda for p in model.parameters())
+    if cuda_graph is None:
+        return on_cuda
+    if cuda_graph and not on_cuda:
+        raise ValueError(
+            'cuda_graph=True needs the model and the example input on a CUDA '
+            f'device (input: {_describe(example)}); pass cuda_graph=False or '
+            'leave it None (CUDA graphs wherever CUDA is used)')
+    return bool(cuda_graph)
+
+
+def _check_example(example) -> None:
+    if not isinstance(example, torch.Tensor) or example.dim() != 4:
+        raise ValueError(
+            'example must be an image batch tensor of shape (N, C, H, W), '
+            f'got {getattr(example, "shape", type(example).__name__)}')
+
+
+def _copy_structure(outputs, clone: bool):
+    if not clone:
+        return outputs
+    if isinstance(outputs, torch.Tensor):
+        return outputs.clone()
+    return type(outputs)(o.clone() for o in outputs)
+
+
+def for_inference(model: nn.Module,
+                  example: torch.Tensor,
+                  dtype: Optional[torch.dtype] = None,
+                  deploy: bool = True,
+                  channels_last: bool = True,
+                  compile: bool = True,
+                  cuda_graph: Optional[bool] = None,
+                  clone_outputs: bool = True) -> Callable:
+    """``model`` (modified in place: eval mode, folded, channels-last) as a
+    fast ``images -> outputs`` function for inputs shaped like ``example``.
+
+    Args:
+        dtype: autocast dtype (``torch.float16``/``torch.bfloat16``), or
+            None for the model's own precision.
+        cuda_graph: None = replay as a CUDA graph when model and example are
+            on CUDA.
+    """
+    _check_example(example)
+    if dtype not in (None, torch.float16, torch.bfloat16):
+        raise ValueError(f'dtype must be None, torch.float16 or '
+                         f'torch.bfloat16, got {dtype}')
+    graphed = _resolve_cuda_graph(cuda_graph, model, example)
+    model.eval()
+    if deploy:
+        switch_to_deploy(model)
+    memory_format = (torch.channels_last if channels_last else
+                     torch.contiguous_format)
+    model.to(memory_format=memory_format)
+    if example.is_cuda:
+        torch.backends.cudnn.benchmark = True
+    network = torch.compile(model, dynamic=False) if compile else model
+    autocast = dict(device_type=example.device.type, dtype=dtype,
+                    enabled=dtype is not None,
+                    # a graph must not keep autocast's weight cache alive
+                    cache_enabled=not graphed)
+
+    def run(images):
+        with torch.no_grad(), torch.autocast(**autocast):
+            return network(images.contiguous(memory_format=memory_format))
+
+    if not graphed:
+        return run
+
+    static_input = example.detach().clone().contiguous(
+        memory_format=memory_format)
+    static = {}
+
+    def record():
+        static['out'] = run(static_input)
+
+    stream = torch.cuda.Stream(device=example.device)
+    stream.wait_stream(torch.cuda.current_stream(example.device))
+    with torch.cuda.stream(stream):
+        for _ in range(3):  # compilation, cuDNN search, allocator warm-up
+            record()
+    torch.cuda.current_stream(example.device).wait_stream(stream)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        record()
+
+    def replay(images):
+        if (images.shape != static_input.shape
+                or images.dtype != static_input.dtype
+                or images.device != static_input.device):
+            raise ValueError(
+                f'this function replays a CUDA graph recorded for input '
+                f'{_describe(static_input)}; got {_describe(images)}. Build '
+                'one per input shape, or pass cuda_graph=False')
+        static_input.copy_(images)
+        graph.replay()
+        return _copy_structure(static['out'], clone_outputs)
+
+    # the graph reads the weights in place, so the (folded) network must
+    # live as long as the function that replays it
+    replay.network = network
+    return replay
+
+
+def for_training(model: nn.Module,
+                 example: torch.Tensor,
+                 dtype: Optional[torch.dtype] = torch.float16,
+                 channels_last: bool = True) -> Callable:
+    """``model`` (modified in place: train mode, channels-last) with its
+    forward and backward recorded as CUDA graphs, for batches shaped like
+    ``example``. Call the result inside the same autocast ``dtype`` as
+    here (None: no autocast) and use a fresh loss per step as usual; the
+    optimizer step stays outside the graph.
+
+    Experimental: its gradients have not yet been shown equal to the eager
+    network's on a GPU (docs/benchmark.md, run E)."""
+    _check_example(example)
+    _resolve_cuda_graph(True, model, example)
+    model.train()
+    memory_format = (torch.channels_last if channels_last else
+                     torch.contiguous_format)
+    model.to(memory_format=memory_format)
+    sample = example.detach().clone().contiguous(memory_format=memory_format)
+    with torch.autocast(device_type='cuda', dtype=dtype,
+                        enabled=dtype is not None, cache_enabled=False):
+        graphed = torch.cuda.make_graphed_callables(model, (sample, ))
+
+    def forward(images):
+        if (images.shape != sample.shape or images.dtype != sample.dtype
+                or images.device != sample.device):
+            raise ValueError(
+                f'the training graphs were recorded for input '
+                f'{_describe(sample)}; got {_describe(images)} (drop the '
+                'last incomplete batch, e.g. drop_last=True)')
+        return graphed(images.contiguous(memory_format=memory_format))
+
+    return forward
