@@ -2,42 +2,10 @@
 # distillation (the "†" models): MM:configs/mobilemamba/mobilemamba_b1s.py,
 # recipes.md §2.2. Published: top-1 82.2 (paper Tab. 3; its log is missing
 # from the release).
-_base_ = ['./mobilemamba_b1_in1k.py']
+_base_ = ['./mobilemamba_b1_in1k.py', './_base_/mobilemamba_kd1000e.py']
 
-# Set this to the TResNet-L teacher's weights (the MobileMamba code loads
-# pretrained/tresnet_l_v2_83_9.pth, 83.9 % top-1; recipes.md §2.2). Training
-# refuses to start while the file is missing.
-teacher_checkpoint = 'checkpoints/tresnet_l_v2_83_9.pth'
-
-# KD as in the released code (recipes.md §2.2 "Distillation", §5.2 item 5):
-# loss = CE + 5.0 x tau^2 x KL(teacher || student), the KL summed over classes
-# and divided by the batch size, tau 1, on the single head (no distillation
-# head). The teacher sees the student's mixed-up batch re-normalised to
-# [0, 1] (mean 0, std 1 on 0-1 pixels) and resized (bicubic) to 224 px
-# whatever the student's resolution. The teacher is timm's TResNet-L-V2
-# (needs timm); the checkpoint is loaded strictly, so a key layout timm does
-# not share is reported, not silently skipped.
-model = dict(
-    type='DistillationImageClassifier',
-    teacher=dict(
-        type='TimmClassifier', model_name='tresnet_v2_l', pretrained=False),
-    teacher_checkpoint=teacher_checkpoint,
-    distill=dict(
-        type='soft',
-        weight=5.0,
-        tau=1.0,
-        teacher_input_size=224,
-        teacher_mean=[0., 0., 0.],
-        teacher_std=[255., 255., 255.]))
-
-# 1000 epochs (recipes.md §2.2 "Epochs"); warm-up and cosine as in 300 epochs
-max_epochs = 1000
-param_scheduler = [
-    dict(type='LinearLR', start_factor=1e-3, by_epoch=True, begin=0, end=20,
-         convert_to_iter_based=True),
-    dict(type='CosineAnnealingLR', T_max=max_epochs - 20, eta_min=3e-5,
-         by_epoch=True, begin=20, end=max_epochs,
-         convert_to_iter_based=True)
-]
+model = _base_.kd_model
+param_scheduler = _base_.kd_param_scheduler
+max_epochs = _base_.kd_max_epochs
 # evaluation as in the 300-epoch recipe: every 5 epochs, every epoch from 200
 train_cfg = dict(max_epochs=max_epochs)
