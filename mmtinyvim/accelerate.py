@@ -156,7 +156,11 @@ def for_training(model: nn.Module,
     Experimental: its gradients have not yet been shown equal to the eager
     network's on a GPU (docs/benchmark.md, run E)."""
     _check_example(example)
-    _resolve_cuda_graph(True, model, example)
+    if not (example.is_cuda and all(p.is_cuda for p in model.parameters())):
+        raise ValueError(
+            'for_training records CUDA graphs: it needs the model and the '
+            f'example input on a CUDA device (input: {_describe(example)}); '
+            'on other devices train the model as it is')
     model.train()
     memory_format = (torch.channels_last if channels_last else
                      torch.contiguous_format)

@@ -61,8 +61,9 @@ def test_bad_arguments_are_refused():
     with pytest.raises(ValueError, match='dtype must be None, torch.float16 '
                        'or torch.bfloat16, got torch.int8'):
         for_inference(model, x, dtype=torch.int8)
-    with pytest.raises(ValueError, match='needs the model and the example '
-                       'input on a CUDA device'):
+    with pytest.raises(ValueError, match='for_training records CUDA graphs: '
+                       'it needs the model and the example input on a CUDA '
+                       'device'):
         for_training(model, x)
 
 
