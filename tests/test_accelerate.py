@@ -8,9 +8,10 @@ import torch
 from mmtinyvim.accelerate import for_inference, for_training
 from mmtinyvim.models.classifiers import build_classifier
 
-needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(),
-                                reason='CUDA graphs need a GPU (run on the '
-                                'device machine; results in docs/benchmark.md)')
+needs_cuda = pytest.mark.skipif(
+    not torch.cuda.is_available(),
+    reason='CUDA graphs need a GPU (run on the device machine; results in '
+    'docs/benchmark.md)')
 
 
 class Logits(torch.nn.Module):
@@ -83,8 +84,9 @@ def test_graphed_inference_on_cuda(variant):
     print(f'{variant}: for_inference (deploy+cl+compile+graph, fp32/TF32) '
           f'vs eval max|d|/std {errors[0]:.2e} / {errors[1]:.2e}')
     assert max(errors) < 1e-2  # TF32 convolutions and matmuls
-    with pytest.raises(ValueError, match=r'recorded for input \(8, 3, 128, '
-                       r'128\) torch.float32 on cuda:0; got \(4, 3, 128, 128\)'):
+    with pytest.raises(ValueError,
+                       match=r'recorded for input \(8, 3, 128, 128\) '
+                       r'torch.float32 on cuda:0; got \(4, 3, 128, 128\)'):
         predict(x[:4])
 
 
