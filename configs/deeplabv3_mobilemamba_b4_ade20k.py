@@ -4,7 +4,8 @@
 # recipes.md §4.2-§4.3). Published: mIoU 36.6.
 _base_ = [
     './_base_/models/deeplabv3.py', './_base_/datasets/ade20k.py',
-    './_base_/default_runtime_seg.py'
+    './_base_/default_runtime_seg.py',
+    './_base_/schedules/mobilemamba_adamw.py'
 ]
 
 model = dict(
@@ -26,17 +27,7 @@ model = dict(
 train_dataloader = dict(batch_size=8, num_workers=8)
 auto_scale_lr = dict(enable=False, base_batch_size=32)
 
-optim_wrapper = dict(
-    type='OptimWrapper',
-    optimizer=dict(
-        type='AdamW', lr=1.2e-4, betas=(0.9, 0.999), weight_decay=0.05),
-    paramwise_cfg=dict(
-        custom_keys={
-            'absolute_pos_embed': dict(decay_mult=0.),
-            'relative_position_bias_table': dict(decay_mult=0.),
-            'norm': dict(decay_mult=0.)
-        }),
-    clip_grad=dict(max_norm=0.1, norm_type=2))
+optim_wrapper = dict(optimizer=dict(lr=1.2e-4))
 
 # warm-up from 1e-5 x lr over 500 iterations, constant to 40k, cosine to 0
 max_iters = 80000

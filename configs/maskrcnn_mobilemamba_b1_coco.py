@@ -4,7 +4,8 @@
 # §3.2-§3.4). Published: box AP 40.6, mask AP 37.4.
 _base_ = [
     './_base_/models/mask_rcnn_fpn.py', './_base_/datasets/coco_instance.py',
-    './_base_/default_runtime_det.py'
+    './_base_/default_runtime_det.py',
+    './_base_/schedules/mobilemamba_adamw.py'
 ]
 
 model = dict(
@@ -32,19 +33,7 @@ model = dict(
 train_dataloader = dict(batch_size=4, num_workers=4)
 auto_scale_lr = dict(enable=False, base_batch_size=16)
 
-# 'norm' matches only the SS2D out_norm LayerNorms; the backbone BatchNorms
-# (named bn) keep their weight decay, as in the log.
-optim_wrapper = dict(
-    type='OptimWrapper',
-    optimizer=dict(
-        type='AdamW', lr=2e-4, betas=(0.9, 0.999), weight_decay=0.05),
-    paramwise_cfg=dict(
-        custom_keys={
-            'absolute_pos_embed': dict(decay_mult=0.),
-            'relative_position_bias_table': dict(decay_mult=0.),
-            'norm': dict(decay_mult=0.)
-        }),
-    clip_grad=dict(max_norm=0.1, norm_type=2))
+optim_wrapper = dict(optimizer=dict(lr=2e-4))
 
 # warm-up from 1e-5 x lr over 500 iterations, constant to epoch 6, then
 # cosine by epoch to 0 at epoch 12 (not the step schedule of the paper text)

@@ -4,7 +4,8 @@
 # scale; the README's APm 43.4 is 43.1 in the paper and the log).
 _base_ = [
     './_base_/models/retinanet_fpn.py',
-    './_base_/datasets/coco_detection.py', './_base_/default_runtime_det.py'
+    './_base_/datasets/coco_detection.py', './_base_/default_runtime_det.py',
+    './_base_/schedules/mobilemamba_adamw.py'
 ]
 
 model = dict(
@@ -33,17 +34,7 @@ model = dict(
 train_dataloader = dict(batch_size=4, num_workers=4)
 auto_scale_lr = dict(enable=False, base_batch_size=16)
 
-optim_wrapper = dict(
-    type='OptimWrapper',
-    optimizer=dict(
-        type='AdamW', lr=2e-4, betas=(0.9, 0.999), weight_decay=0.05),
-    paramwise_cfg=dict(
-        custom_keys={
-            'absolute_pos_embed': dict(decay_mult=0.),
-            'relative_position_bias_table': dict(decay_mult=0.),
-            'norm': dict(decay_mult=0.)
-        }),
-    clip_grad=dict(max_norm=0.1, norm_type=2))
+optim_wrapper = dict(optimizer=dict(lr=2e-4))
 
 max_epochs = 12
 param_scheduler = [

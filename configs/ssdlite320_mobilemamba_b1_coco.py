@@ -2,7 +2,8 @@
 # (MM:downstream/det/configs/ssd/ssdlite_mobilemamba_b1_8gpu_2lr_coco.py and
 # MM-LOG:ssdlite, recipes.md §3.6). Published: box AP 24.0.
 _base_ = [
-    './_base_/datasets/coco_detection.py', './_base_/default_runtime_det.py'
+    './_base_/datasets/coco_detection.py', './_base_/default_runtime_det.py',
+    './_base_/schedules/mobilemamba_adamw.py'
 ]
 
 input_size = 320
@@ -131,17 +132,7 @@ test_dataloader = val_dataloader
 auto_scale_lr = dict(enable=False, base_batch_size=192)
 
 # lr 2.4e-3 = 2e-4 x 6 x 2 ("2lr" in the released file name)
-optim_wrapper = dict(
-    type='OptimWrapper',
-    optimizer=dict(
-        type='AdamW', lr=2.4e-3, betas=(0.9, 0.999), weight_decay=0.05),
-    paramwise_cfg=dict(
-        custom_keys={
-            'absolute_pos_embed': dict(decay_mult=0.),
-            'relative_position_bias_table': dict(decay_mult=0.),
-            'norm': dict(decay_mult=0.)
-        }),
-    clip_grad=dict(max_norm=0.1, norm_type=2))
+optim_wrapper = dict(optimizer=dict(lr=2.4e-3))
 
 # 120 epochs of the x5 dataset (600 COCO epochs): warm-up, constant to
 # epoch 60, cosine by epoch to 0

@@ -1,0 +1,16 @@
+# The optimizer of MobileMamba's released detection and segmentation configs
+# (Mask R-CNN, RetinaNet, SSDLite, DeepLabv3/PSPNet; recipes.md §3-§4): AdamW,
+# weight decay 0.05, gradient norm clipped at 0.1. Each config sets its lr.
+# 'norm' matches only the SS2D out_norm LayerNorms; the backbone BatchNorms
+# (named bn) keep their weight decay, as in the logs.
+optim_wrapper = dict(
+    type='OptimWrapper',
+    optimizer=dict(
+        type='AdamW', lr=None, betas=(0.9, 0.999), weight_decay=0.05),
+    paramwise_cfg=dict(
+        custom_keys={
+            'absolute_pos_embed': dict(decay_mult=0.),
+            'relative_position_bias_table': dict(decay_mult=0.),
+            'norm': dict(decay_mult=0.)
+        }),
+    clip_grad=dict(max_norm=0.1, norm_type=2))
