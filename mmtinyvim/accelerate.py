@@ -22,6 +22,7 @@ dtype and device (a different one is refused with the shapes named), and
 the function returns fresh tensors (``clone_outputs=False`` returns the
 graph's own output buffers, overwritten by the next call).
 """
+import warnings
 from typing import Callable, Optional
 
 import torch
@@ -29,7 +30,7 @@ import torch.nn as nn
 
 from .models.classifiers import switch_to_deploy
 
-__all__ = ['for_inference', 'for_training']
+__all__ = ['for_inference', 'for_training', 'GraphOnFirstBatch']
 
 
 def _describe(x: torch.Tensor) -> str:
@@ -143,18 +144,43 @@ def for_inference(model: nn.Module,
     return replay
 
 
+def _record_training_graphs(module: nn.Module, sample: torch.Tensor,
+                            dtype: Optional[torch.dtype]) -> Callable:
+    """Forward and backward of ``module`` (train mode; a module or its
+    ``torch.compile`` wrapper) for ``sample`` as CUDA graphs; returns the
+    graphed forward and leaves ``module.forward`` and its buffers as they
+    were (the recording's warm-up passes would otherwise count the sample
+    batch in BatchNorm's running statistics several times)."""
+    saved = [buffer.detach().clone() for buffer in module.buffers()]
+    own_forward = module.__dict__.get('forward')
+    with torch.autocast(device_type='cuda', dtype=dtype,
+                        enabled=dtype is not None, cache_enabled=False):
+        torch.cuda.make_graphed_callables(module, (sample, ))
+    graphed = module.forward  # replay when module.training, else eager
+    if own_forward is None:
+        del module.forward
+    else:
+        module.forward = own_forward
+    with torch.no_grad():
+        for buffer, value in zip(module.buffers(), saved):
+            buffer.copy_(value)
+    return graphed
+
+
 def for_training(model: nn.Module,
                  example: torch.Tensor,
                  dtype: Optional[torch.dtype] = torch.float16,
-                 channels_last: bool = True) -> Callable:
+                 channels_last: bool = True,
+                 compile: bool = False) -> Callable:
     """``model`` (modified in place: train mode, channels-last) with its
     forward and backward recorded as CUDA graphs, for batches shaped like
     ``example``. Call the result inside the same autocast ``dtype`` as
     here (None: no autocast) and use a fresh loss per step as usual; the
-    optimizer step stays outside the graph.
-
-    Experimental: its gradients have not yet been shown equal to the eager
-    network's on a GPU (docs/benchmark.md, run E)."""
+    optimizer step stays outside the graph. Gradients equal the eager
+    network's (docs/benchmark.md, run F). ``compile=True`` records the
+    ``torch.compile``-d network (static shapes; pays for MobileMamba-B4).
+    For mmengine training use :class:`mmtinyvim.utils.CUDAGraphTrainingHook`
+    (``tools/train.py --cuda-graph``)."""
     _check_example(example)
     if not (example.is_cuda and all(p.is_cuda for p in model.parameters())):
         raise ValueError(
@@ -166,9 +192,9 @@ def for_training(model: nn.Module,
                      torch.contiguous_format)
     model.to(memory_format=memory_format)
     sample = example.detach().clone().contiguous(memory_format=memory_format)
-    with torch.autocast(device_type='cuda', dtype=dtype,
-                        enabled=dtype is not None, cache_enabled=False):
-        graphed = torch.cuda.make_graphed_callables(model, (sample, ))
+    graphed = _record_training_graphs(
+        torch.compile(model, dynamic=False) if compile else model, sample,
+        dtype)
 
     def forward(images):
         if (images.shape != sample.shape or images.dtype != sample.dtype
@@ -180,3 +206,63 @@ def for_training(model: nn.Module,
         return graphed(images.contiguous(memory_format=memory_format))
 
     return forward
+
+
+def _autocast_state() -> tuple:
+    if torch.is_autocast_enabled('cuda'):
+        return True, torch.get_autocast_dtype('cuda')
+    return False, None
+
+
+class GraphOnFirstBatch:
+    """``module.forward`` replacement that records the training graphs on
+    the first training batch it sees and replays them for every later batch
+    of the same shape, dtype and autocast state; anything else (evaluation,
+    ``no_grad``, a batch of another shape) runs the module eagerly, with a
+    one-time warning for a training batch of another shape. ``compile=True``
+    records the ``torch.compile``-d module (static shapes)."""
+
+    def __init__(self, module: nn.Module, channels_last: bool = True,
+                 compile: bool = False,
+                 record: Callable = _record_training_graphs):
+        self.module = module
+        self.compile = compile
+        self.eager = module.forward
+        self.memory_format = (torch.channels_last if channels_last else
+                              torch.contiguous_format)
+        self.record = record
+        self.key = None
+        self.graphed = None
+        self.warned = set()
+
+    def install(self) -> 'GraphOnFirstBatch':
+        self.module.to(memory_format=self.memory_format)
+        self.module.forward = self
+        return self
+
+    def __call__(self, images: torch.Tensor):
+        images = images.contiguous(memory_format=self.memory_format)
+        if not (self.module.training and torch.is_grad_enabled()):
+            return self.eager(images)
+        enabled, dtype = _autocast_state()
+        key = (tuple(images.shape), images.dtype, images.device, enabled,
+               dtype)
+        if self.graphed is None:
+            del self.module.forward  # record the module's own forward
+            target = (torch.compile(self.module, dynamic=False)
+                      if self.compile else self.module)
+            try:
+                self.graphed = self.record(target, images.detach().clone(),
+                                           dtype)
+            finally:
+                self.module.forward = self
+            self.key = key
+        if key != self.key:
+            if key not in self.warned:
+                self.warned.add(key)
+                warnings.warn(
+                    f'training batch {key[:2]} (autocast {key[3:]}) runs '
+                    f'eagerly: the CUDA graphs were recorded for '
+                    f'{self.key[:2]} (autocast {self.key[3:]})')
+            return self.eager(images)
+        return self.graphed(images)

@@ -415,6 +415,33 @@ def test_train_tool_amp_without_gpu_is_one_clear_error(no_accelerator,
     assert not (tmp_path / 'wd').exists()
 
 
+def test_train_tool_cuda_graph_adds_one_hook(monkeypatch):
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
+    train = sys.modules[_train_main().__module__]
+    cfg = train.load_config(DET_CONFIG)
+    cfg.custom_hooks = [dict(type='CUDAGraphTrainingHook')]
+    train.add_cuda_graph_hook(cfg, compile=True)
+    graph_hooks = [h for h in cfg.custom_hooks
+                   if h['type'] == 'CUDAGraphTrainingHook']
+    assert graph_hooks == [dict(type='CUDAGraphTrainingHook', compile=True)]
+
+
+def test_train_tool_cuda_graph_without_gpu_is_one_clear_error(
+        monkeypatch, tmp_path):
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
+    with pytest.raises(RuntimeError, match='--cuda-graph records CUDA graphs '
+                       'and this machine has no CUDA GPU; train without '
+                       '--cuda-graph'):
+        _train_main()([DET_CONFIG, '--cuda-graph', '--work-dir',
+                       str(tmp_path / 'wd')])
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
+    with pytest.raises(RuntimeError, match="--cuda-graph supports single-GPU "
+                       "training only \\(launcher 'pytorch'\\)"):
+        _train_main()([DET_CONFIG, '--cuda-graph', '--launcher', 'pytorch',
+                       '--work-dir', str(tmp_path / 'wd')])
+    assert not (tmp_path / 'wd').exists()
+
+
 def test_config_with_amp_without_gpu_says_how_to_train_in_fp32(
         no_accelerator, tmp_path):
     sys.path.insert(0, str(TOOLS))

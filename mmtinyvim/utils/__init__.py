@@ -1,14 +1,17 @@
 """Safe checkpoint loading, resumable-training hooks, mixed-precision checks.
 
 Importing this package routes mmengine's local checkpoint loading through
-:func:`safe_torch_load` and registers :class:`ResumableRandomnessHook`.
+:func:`safe_torch_load` and registers :class:`ResumableRandomnessHook` and
+:class:`CUDAGraphTrainingHook`.
 """
 from .checkpoint import (SAFE_GLOBALS, safe_torch_load, strict_load,
                          unwrap_state_dict, use_safe_loader_in_mmengine)
-from .hooks import ResumableRandomnessHook, reseed_global_generators
+from .hooks import (CUDAGraphTrainingHook, ResumableRandomnessHook,
+                    reseed_global_generators)
 
 use_safe_loader_in_mmengine()
 
 __all__ = ['SAFE_GLOBALS', 'safe_torch_load', 'strict_load',
            'unwrap_state_dict', 'use_safe_loader_in_mmengine',
-           'ResumableRandomnessHook', 'reseed_global_generators']
+           'ResumableRandomnessHook', 'reseed_global_generators',
+           'CUDAGraphTrainingHook']

@@ -1,4 +1,4 @@
-"""Training hooks that make interrupted runs resumable bit for bit."""
+"""Training hooks: resumable randomness, CUDA-graphed backbone training."""
 import random
 
 import numpy as np
@@ -68,3 +68,58 @@ class ResumableRandomnessHook(Hook):
         iterator = getattr(runner.train_loop, 'dataloader_iterator', None)
         if not isinstance(iterator, _ReseedingIterator):  # EpochBasedTrainLoop
             reseed_global_generators(runner.seed, runner.epoch)
+
+
+@HOOKS.register_module()
+class CUDAGraphTrainingHook(Hook):
+    """Train the backbone as CUDA graphs: ``tools/train.py --cuda-graph``,
+    or ``custom_hooks=[dict(type='CUDAGraphTrainingHook')]``.
+
+    Before training, the model is converted to channels-last and the
+    backbone's forward is replaced by
+    :class:`mmtinyvim.accelerate.GraphOnFirstBatch`: the first training batch
+    records the backbone's forward and backward as CUDA graphs, later
+    batches of that shape replay them (gradients as the eager network's;
+    docs/benchmark.md, run F), other shapes and evaluation run eagerly.
+    Pays where every batch has one shape (the ImageNet configs: fixed crops,
+    ``drop_last=True``); detector and segmentor training with varying
+    shapes gains nothing. ``compile=True`` (``--cuda-graph compile``)
+    records the ``torch.compile``-d backbone: slower start, needed for
+    MobileMamba-B4's 1.3x (docs/benchmark.md). Single-GPU only: under distributed training the
+    gradient all-reduce of DDP has not been verified with graphed
+    backward passes, so the hook refuses it.
+    """
+
+    priority = 'LOW'
+
+    def __init__(self, channels_last: bool = True, compile: bool = False):
+        self.channels_last = channels_last
+        self.compile = compile
+
+    def before_train(self, runner) -> None:
+        from mmengine.model import is_model_wrapper
+
+        from ..accelerate import GraphOnFirstBatch
+        model = runner.model
+        if is_model_wrapper(model):
+            raise RuntimeError(
+                'CUDAGraphTrainingHook supports single-GPU training only: '
+                f'the model is wrapped in {type(model).__name__} (graphed '
+                'backward passes under distributed gradient reduction are '
+                'not verified). Train with tools/train.py on one GPU, or '
+                'leave out --cuda-graph / the hook')
+        backbone = getattr(model, 'backbone', None)
+        if not isinstance(backbone, torch.nn.Module):
+            raise RuntimeError(
+                'CUDAGraphTrainingHook graphs model.backbone; '
+                f'{type(model).__name__} has none')
+        devices = {p.device.type for p in backbone.parameters()}
+        if devices != {'cuda'}:
+            raise RuntimeError(
+                'CUDAGraphTrainingHook records CUDA graphs: the backbone is '
+                f'on {", ".join(sorted(devices))}, it needs a CUDA GPU. On '
+                'other devices leave out --cuda-graph / the hook')
+        if self.channels_last:
+            model.to(memory_format=torch.channels_last)
+        GraphOnFirstBatch(backbone, self.channels_last,
+                          self.compile).install()

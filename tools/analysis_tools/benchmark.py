@@ -38,6 +38,12 @@ A configuration is ``eager`` (the network as built) or fast paths joined by
   (inference: ``for_inference`` = deploy+cl+cudnn+compile+graph, each call
   copying the batch into the graph's input and cloning the output;
   training: ``for_training`` = cl+graph); not combinable with the others;
+* ``engine`` (training only): the mmpretrain classifier's ``train_step``
+  with mmengine's AmpOptimWrapper (data preprocessor, head loss, loss
+  scaling: what ``tools/train.py --amp`` runs per iteration, minus data
+  loading); ``engine+hook`` adds what ``CUDAGraphTrainingHook``
+  (``tools/train.py --cuda-graph``) does, ``engine+hook+compile`` that
+  with ``compile=True`` (``--cuda-graph compile``);
 * ``scan=NAME``: selective-scan backend (default ``auto``: Triton on CUDA);
 * ``haar=conv``: MobileMamba's Haar transforms as the (grouped, transposed)
   convolutions used before the element-wise form became the default (for
@@ -55,6 +61,7 @@ import math
 import platform
 import sys
 import time
+from functools import partial
 
 import torch
 import torch.nn as nn
@@ -65,7 +72,8 @@ from mmtinyvim.models.classifiers import (VARIANTS, build_classifier,
 
 PEERS = ('resnet18', 'efficientvit_m4', 'repvit_m1_1')
 MODES = ('amp', 'fp32', 'train')
-FAST_PATHS = ('deploy', 'cl', 'cudnn', 'compile', 'graph', 'api')
+FAST_PATHS = ('deploy', 'cl', 'cudnn', 'compile', 'graph', 'api', 'engine',
+              'hook')
 
 # baseline-gpu.md: img/s, best of the official runs (fused included), and
 # training img/s at batch 128 (AMP).
@@ -109,6 +117,15 @@ def parse_config(text: str) -> dict:
     if 'api' in options['paths'] and len(options['paths']) > 1:
         raise ValueError(f'{text!r}: "api" already applies its fast paths; '
                          'combine it only with scan=NAME or haar=NAME')
+    if 'engine' in options['paths'] and not options['paths'] <= {
+            'engine', 'hook', 'compile', 'cudnn'}:
+        raise ValueError(f'{text!r}: "engine" combines only with "hook", '
+                         '"compile" (with "hook") and "cudnn"')
+    if 'hook' in options['paths'] and 'engine' not in options['paths']:
+        raise ValueError(f'{text!r}: "hook" needs "engine"')
+    if options['paths'] >= {'engine', 'compile'} and (
+            'hook' not in options['paths']):
+        raise ValueError(f'{text!r}: "engine+compile" needs "hook"')
     if options['compile_mode'] and 'compile' not in options['paths']:
         raise ValueError(f'{text!r}: mode=NAME needs "compile"')
     return options
@@ -201,6 +218,11 @@ def run_one(name: str, mode: str, config: str, batch: int, args) -> dict:
                   resolution=resolution,
                   params_M=round(sum(p.numel() for p in model.parameters()) /
                                  1e6, 3))
+    if 'engine' in paths:
+        if mode != 'train':
+            raise ValueError(f'{config!r}: "engine" times training only')
+        return _run_engine(model, record, resolution, 'hook' in paths,
+                           'compile' in paths, args)
     if 'api' in paths:
         if mode != 'train':
             record['deploy_err'] = deploy_error(model, resolution)
@@ -310,6 +332,41 @@ def _run_api(model, record, resolution, args):
     return record
 
 
+def _run_engine(model, record, resolution, hook: bool, compile: bool,
+                args):
+    """Training as mmengine runs it: the mmpretrain classifier's
+    ``train_step`` (data preprocessor, loss, AmpOptimWrapper with AdamW and
+    dynamic loss scaling); with ``hook``, what CUDAGraphTrainingHook does
+    before training (channels-last, backbone graphed on the first batch),
+    with ``compile`` its ``compile=True``."""
+    from mmengine.optim import AmpOptimWrapper
+    from mmpretrain.structures import DataSample
+
+    from mmtinyvim.accelerate import GraphOnFirstBatch
+    tic = time.perf_counter()
+    # BaseModel.cuda also moves the data preprocessor's device
+    classifier = model.classifier.cuda().train()
+    if hook:
+        classifier.to(memory_format=torch.channels_last)
+        torch._dynamo.reset()
+        GraphOnFirstBatch(classifier.backbone, compile=compile).install()
+    batch = record['batch']
+    data = dict(
+        inputs=torch.randint(0, 256, (batch, 3, resolution, resolution),
+                             dtype=torch.uint8, device='cuda'),
+        data_samples=[DataSample().set_gt_label(i % 1000)
+                      for i in range(batch)])
+    wrapper = AmpOptimWrapper(
+        optimizer=torch.optim.AdamW(classifier.parameters(), lr=1e-4),
+        loss_scale='dynamic')
+
+    def step():
+        return classifier.train_step(data, wrapper)
+
+    _time_into(record, step, args.train_warmup, tic, args)
+    return record
+
+
 def scan_shapes(name: str, batch: int):
     """The selective-scan calls (shapes, K) one forward of ``name`` makes."""
     from mmtinyvim.models.backbones import mobilemamba, tinyvim
@@ -409,21 +466,40 @@ def _cuda_ms(fn, reps):
     return round(start.elapsed_time(end) / reps, 4)
 
 
+class _FeatureExtractor(nn.Module):
+    """A detector's backbone + neck as ``images -> features``."""
+
+    def __init__(self, detector):
+        super().__init__()
+        self.detector = detector
+
+    def forward(self, images):
+        return self.detector.extract_feat(images)
+
+
+DET_CONFIGS = ('eager', 'deploy+graph', 'api')
+
+
 def bench_detector(config_path: str, args) -> list:
     """Inference of a detector config on 2 random 800x1333 images (padded to
-    800x1344), eager vs backbone+neck deployed and replayed as a CUDA graph.
-    The heads (proposals, NMS, RoI ops) stay eager in both."""
+    800x1344): ``eager``; ``deploy+graph`` (backbone+neck deployed and
+    replayed as one CUDA graph); ``api`` (backbone+neck through
+    ``mmtinyvim.accelerate.for_inference``: deploy+cl+cudnn+compile+graph).
+    The heads (proposals, NMS, RoI ops) stay eager in all three."""
     from mmdet.registry import MODELS
     from mmdet.structures import DetDataSample
     from mmdet.utils import register_all_modules
     from mmengine.config import Config
     register_all_modules()
     import mmtinyvim  # noqa: F401
+    from mmtinyvim.accelerate import for_inference
     cfg = Config.fromfile(config_path)
     height, width = 800, 1344
     rows = []
-    for config in ('eager', 'deploy+graph'):
+    for config in args.det_configs:
         for precision in ('fp32', 'amp'):
+            torch._dynamo.reset()
+            torch.backends.cudnn.benchmark = False
             model = MODELS.build(cfg.model).cuda().eval()
             x = torch.randn(2, 3, height, width, device='cuda')
             samples = []
@@ -438,37 +514,47 @@ def bench_detector(config_path: str, args) -> list:
             amp = dict(device_type='cuda', dtype=torch.float16,
                        enabled=precision == 'amp',
                        cache_enabled=config == 'eager')
-            if config != 'eager':
+            tic = time.time()
+            if config == 'eager':
+                def extract():
+                    return model.extract_feat(x)
+            elif config == 'api':
+                extract = partial(for_inference(
+                    _FeatureExtractor(model), x,
+                    dtype=torch.float16 if precision == 'amp' else None,
+                    clone_outputs=False), x)
+            else:
                 switch_to_deploy(model.backbone)
-                with torch.no_grad(), torch.autocast(**amp):
-                    features = model.extract_feat(x)
-                static = [features]
+                static = []
+
+                def record():
+                    with torch.no_grad(), torch.autocast(**amp):
+                        static[:] = [model.extract_feat(x)]
+
+                replay = capture_graph(record)
 
                 def extract():
-                    with torch.no_grad(), torch.autocast(**amp):
-                        static[0] = model.extract_feat(x)
-
-                replay = capture_graph(extract)
-
-                def predict():  # TwoStageDetector.predict, features replayed
                     replay()
-                    with torch.no_grad(), torch.autocast(**amp):
-                        proposals = model.rpn_head.predict(
-                            static[0], samples, rescale=False)
-                        results = model.roi_head.predict(
-                            static[0], proposals, samples, rescale=True)
-                    return model.add_pred_to_datasample(samples, results)
-            else:
-                def predict():
-                    with torch.no_grad(), torch.autocast(**amp):
-                        return model.predict(x, samples)
+                    return static[0]
+
+            def predict():  # TwoStageDetector.predict with given features
+                with torch.no_grad(), torch.autocast(**amp):
+                    features = extract()
+                    proposals = model.rpn_head.predict(
+                        features, samples, rescale=False)
+                    results = model.roi_head.predict(
+                        features, proposals, samples, rescale=True)
+                return model.add_pred_to_datasample(samples, results)
+
+            setup_s = time.time() - tic
             seconds, iters = time_loop(predict, args.warmup, args.min_time)
             rows.append(dict(config_file=config_path, config=config,
                              mode=precision, batch=2, size='800x1344',
                              ms=round(seconds * 1e3, 2),
-                             img_s=round(2 / seconds, 1), iters=iters))
+                             img_s=round(2 / seconds, 1), iters=iters,
+                             setup_s=round(setup_s, 1)))
             print(json.dumps(rows[-1]), flush=True)
-            del model
+            del model, extract, predict
             torch.cuda.empty_cache()
     return rows
 
@@ -514,6 +600,9 @@ def parse_args(argv=None):
                         help='also time these mmdet configs at 800x1333')
     parser.add_argument('--det-only', action='store_true',
                         help='time only the --det-config detectors')
+    parser.add_argument('--det-configs', nargs='+', choices=DET_CONFIGS,
+                        default=['eager', 'deploy+graph'],
+                        help='detector configurations (see bench_detector)')
     parser.add_argument('--out', help='write all records to this JSON file')
     args = parser.parse_args(argv)
     for name in args.variants:
