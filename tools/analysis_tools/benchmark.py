@@ -18,7 +18,8 @@ warm-up iterations, then iterations each followed by
 ``torch.cuda.synchronize()`` until at least 3 s have passed; images/s = batch
 / mean iteration time. ``amp`` = ``torch.autocast('cuda', torch.float16)``,
 ``fp32`` = no autocast (TF32 at torch's defaults). Training = forward,
-cross-entropy, backward and AdamW step under autocast with a GradScaler; 5
+cross-entropy, backward and AdamW step under autocast with a GradScaler,
+batch 64 and 128 (``--train-batch``; official numbers exist for 128); 5
 warm-up steps, then at least 3 s. Peak memory = ``max_memory_allocated``.
 
 A configuration is ``eager`` (the network as built) or fast paths joined by
@@ -587,7 +588,8 @@ def parse_args(argv=None):
                         'training uses the same minus "deploy"')
     parser.add_argument('--peer-configs', nargs='+', default=['eager'])
     parser.add_argument('--batch', type=int, default=256)
-    parser.add_argument('--train-batch', type=int, nargs='+', default=[128])
+    parser.add_argument('--train-batch', type=int, nargs='+', default=[64, 128],
+                        help='training batch sizes (official: 128)')
     parser.add_argument('--warmup', type=int, default=10)
     parser.add_argument('--train-warmup', type=int, default=5)
     parser.add_argument('--min-time', type=float, default=3.0)
