@@ -362,9 +362,9 @@ def _detector_checkpoint(config, path):
     return path
 
 
-def _test_tool(checkpoint, coco_root, work_dir):
+def _test_tool(checkpoint, coco_root, work_dir, extra=()):
     return run([sys.executable, 'tools/test.py', DET_CONFIG, str(checkpoint),
-                '--work-dir', str(work_dir), '--cfg-options',
+                '--work-dir', str(work_dir), *extra, '--cfg-options',
                 *det_options(coco_root)], check=False)
 
 
@@ -385,11 +385,48 @@ def test_test_tool_refuses_a_checkpoint_of_another_model(data, tmp_path):
     assert 'coco/bbox_mAP' not in result.stdout + result.stderr
 
 
-def test_test_tool_evaluates_a_checkpoint_of_the_model(data, tmp_path):
+@pytest.mark.parametrize('extra', [[], ['--deploy']])
+def test_test_tool_evaluates_a_checkpoint_of_the_model(data, tmp_path,
+                                                       extra):
     checkpoint = _detector_checkpoint(DET_CONFIG, tmp_path / 'tv_s.pth')
-    result = _test_tool(checkpoint, data / 'coco', tmp_path)
+    result = _test_tool(checkpoint, data / 'coco', tmp_path, extra)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert 'coco/bbox_mAP' in result.stdout + result.stderr
+    log = result.stdout + result.stderr
+    assert 'coco/bbox_mAP' in log
+    assert ('DeployHook: folded' in log) == bool(extra)
+
+
+def test_deploy_hook_folds_after_loading_and_keeps_the_outputs():
+    from types import SimpleNamespace
+
+    from mmdet.registry import MODELS
+    from mmengine.config import Config
+    from mmengine.logging import MMLogger
+    from mmengine.registry import DefaultScope
+
+    from mmtinyvim.utils import DeployHook
+    cfg = Config.fromfile(str(REPO / DET_CONFIG))
+    cfg.model.backbone.init_cfg = None
+    torch.manual_seed(0)
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        detector = MODELS.build(cfg.model).eval()
+    x = torch.randn(1, 3, 96, 128)
+    with torch.no_grad():
+        before = detector.extract_feat(x)
+    runner = SimpleNamespace(model=torch.nn.DataParallel(detector),
+                             logger=MMLogger.get_current_instance())
+    DeployHook().before_test(runner)
+    assert detector.backbone.deploy
+    with torch.no_grad():
+        after = detector.extract_feat(x)
+    error = max(float((a - b).abs().max() / b.std())
+                for a, b in zip(after, before))
+    print(f'\nDeployHook: Mask R-CNN TinyViM-S features max|d|/std '
+          f'{error:.2e}')
+    assert error < 1e-4
+    with pytest.raises(RuntimeError, match='DeployHook: Linear has no '
+                       'module with switch_to_deploy'):
+        DeployHook().before_test(SimpleNamespace(model=torch.nn.Linear(2, 2)))
 
 
 @pytest.fixture

@@ -50,6 +50,10 @@ def parse_args(argv=None):
         '--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
         default='none', help='job launcher')
     parser.add_argument(
+        '--deploy', action='store_true',
+        help='fold the re-parameterisable branches (switch_to_deploy) after '
+        'loading the checkpoint: same outputs, faster (DeployHook)')
+    parser.add_argument(
         '--tta', action='store_true',
         help='test-time augmentation with the config\'s tta_model and '
         'tta_pipeline')
@@ -124,6 +128,10 @@ def main(argv=None):
         cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
         cfg.tta_model.module = cfg.model
         cfg.model = cfg.tta_model
+
+    if args.deploy:
+        cfg.custom_hooks = [*cfg.get('custom_hooks', []),
+                            dict(type='DeployHook')]
 
     if args.out is not None and scope == 'mmseg':
         cfg.test_evaluator.output_dir = args.out

@@ -1,4 +1,5 @@
-"""Training hooks: resumable randomness, CUDA-graphed backbone training."""
+"""Runner hooks: resumable randomness, CUDA-graphed backbone training,
+deploy-mode testing."""
 import random
 
 import numpy as np
@@ -123,3 +124,41 @@ class CUDAGraphTrainingHook(Hook):
             model.to(memory_format=torch.channels_last)
         GraphOnFirstBatch(backbone, self.channels_last,
                           self.compile).install()
+
+
+@HOOKS.register_module()
+class DeployHook(Hook):
+    """Evaluate the deployed network: ``tools/test.py --deploy``, or
+    ``custom_hooks=[dict(type='DeployHook')]``.
+
+    Right before testing (after mmengine has loaded the checkpoint), every
+    re-parameterisable part of the model is folded with
+    ``switch_to_deploy()`` (Conv+BN, TinyViM's RepDW and 7x1/1x7 branches,
+    MobileMamba's BN+Linear and projections): the same outputs (within the
+    golden tolerance), fewer kernels. Testing only: folding cannot be undone,
+    so validation during training keeps the training-mode network.
+    """
+
+    priority = 'LOW'
+
+    def before_test(self, runner) -> None:
+        from mmengine.model import BaseTTAModel, is_model_wrapper
+
+        from ..models.classifiers import switch_to_deploy
+        model = runner.model
+        if is_model_wrapper(model):
+            model = model.module
+        if isinstance(model, BaseTTAModel):
+            model = model.module
+        foldable = [m for m in model.modules()
+                    if m is not model and hasattr(m, 'switch_to_deploy')]
+        if not foldable:
+            raise RuntimeError(
+                f'DeployHook: {type(model).__name__} has no module with '
+                'switch_to_deploy() (TinyViM and MobileMamba backbones have '
+                'them); leave out --deploy / the hook')
+        switch_to_deploy(model)
+        names = sorted({type(m).__name__ for m in foldable})
+        runner.logger.info(
+            f'DeployHook: folded {", ".join(names)} (switch_to_deploy) for '
+            'testing')
