@@ -86,9 +86,9 @@ class CUDAGraphTrainingHook(Hook):
     ``drop_last=True``); detector and segmentor training with varying
     shapes gains nothing. ``compile=True`` (``--cuda-graph compile``)
     records the ``torch.compile``-d backbone: slower start, needed for
-    MobileMamba-B4's 1.3x (docs/benchmark.md). Single-GPU only: under distributed training the
-    gradient all-reduce of DDP has not been verified with graphed
-    backward passes, so the hook refuses it.
+    MobileMamba-B4's 1.3x (docs/benchmark.md). Single-GPU only: under
+    distributed training the gradient all-reduce of DDP has not been
+    verified with graphed backward passes, so the hook refuses it.
     """
 
     priority = 'LOW'
