@@ -588,7 +588,8 @@ def parse_args(argv=None):
                         'training uses the same minus "deploy"')
     parser.add_argument('--peer-configs', nargs='+', default=['eager'])
     parser.add_argument('--batch', type=int, default=256)
-    parser.add_argument('--train-batch', type=int, nargs='+', default=[64, 128],
+    parser.add_argument('--train-batch', type=int, nargs='+',
+                        default=[64, 128],
                         help='training batch sizes (official: 128)')
     parser.add_argument('--warmup', type=int, default=10)
     parser.add_argument('--train-warmup', type=int, default=5)
