@@ -274,11 +274,7 @@ class DistillationImageClassifier(ImageClassifier):
                 f'{tuple(teacher_logits.shape)}, the student '
                 f'{tuple(logits[0].shape)}: both must classify the same '
                 'classes')
-        if 'gt_score' in data_samples[0]:  # mixup / cutmix
-            targets = torch.stack([s.gt_score for s in data_samples])
-        else:
-            targets = torch.cat([s.gt_label for s in data_samples])
-        base = head.loss_module(logits[0], targets,
+        base = head.loss_module(logits[0], head.targets(data_samples),
                                 avg_factor=logits[0].size(0))
         if self.distill['type'] == 'hard':
             alpha = self.distill['alpha']

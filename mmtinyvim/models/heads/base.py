@@ -17,8 +17,8 @@ class DistillableClsHead(ClsHead):
     The prediction is the main head's logits, or with ``distillation`` the
     mean of both heads' logits (the official eval mode). Training without a
     teacher: both heads learn from the labels and the loss is the mean of
-    their two losses; a subclass feeds the distillation head other targets
-    (a teacher's) by overriding :meth:`distillation_targets`.
+    their two losses; with a teacher,
+    :class:`mmtinyvim.models.DistillationImageClassifier` computes the loss.
 
     A family builds its layers after this constructor and implements
     :meth:`forward_heads` and ``switch_to_deploy``.
@@ -64,27 +64,25 @@ class DistillableClsHead(ClsHead):
             return (logits[0] + logits[1]) / 2
         return logits[0]
 
-    def distillation_targets(self, targets: torch.Tensor,
-                             data_samples: List[DataSample]) -> torch.Tensor:
-        """Targets of the distillation head: the labels. Hook for (DeiT)
-        distillation: a subclass returns the teacher's predictions here."""
-        return targets
+    @staticmethod
+    def targets(data_samples: List[DataSample]) -> torch.Tensor:
+        """The batch's labels: mixup/cutmix scores (N, classes) when the
+        batch augmentations made them, else class indices (N,)."""
+        if 'gt_score' in data_samples[0]:
+            return torch.stack([s.gt_score for s in data_samples])
+        return torch.cat([s.gt_label for s in data_samples])
 
     def loss(self, feats: Tuple[torch.Tensor], data_samples: List[DataSample],
              **kwargs) -> dict:
-        """Loss of the main head (labels), averaged with that of the
-        distillation head (:meth:`distillation_targets`) when present;
-        ``kwargs`` go to the loss module."""
+        """Loss of the main head, averaged with that of the distillation
+        head when present, both on the labels; ``kwargs`` go to the loss
+        module."""
         logits = self.forward_heads(feats)
-        if 'gt_score' in data_samples[0]:
-            targets = torch.stack([s.gt_score for s in data_samples])
-        else:
-            targets = torch.cat([s.gt_label for s in data_samples])
+        targets = self.targets(data_samples)
         losses = [self.loss_module(logits[0], targets,
                                    avg_factor=logits[0].size(0), **kwargs)]
         if self.distillation:
-            dist_targets = self.distillation_targets(targets, data_samples)
-            losses.append(self.loss_module(logits[1], dist_targets,
+            losses.append(self.loss_module(logits[1], targets,
                                            avg_factor=logits[1].size(0),
                                            **kwargs))
         result = {'loss': sum(losses) / len(losses)}

@@ -34,8 +34,7 @@ class TinyViMClsHead(DistillableClsHead):
     Training without a teacher: both heads learn from the labels and the
     loss is the mean of their two losses. Official TinyViM training uses DeiT
     hard distillation, where ``dist_head`` learns the teacher's arg-max
-    instead; that is a matter of the targets fed to ``dist_head``, supplied
-    by overriding :meth:`distillation_targets`.
+    instead (:class:`mmtinyvim.models.DistillationImageClassifier`).
     """
 
     def __init__(self,
