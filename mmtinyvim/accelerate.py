@@ -30,11 +30,18 @@ import torch.nn as nn
 
 from .models.classifiers import switch_to_deploy
 
-__all__ = ['for_inference', 'for_training', 'GraphOnFirstBatch']
+__all__ = ['capture_cuda_graph', 'for_inference', 'for_training',
+           'GraphOnFirstBatch']
 
 
 def _describe(x: torch.Tensor) -> str:
     return f'{tuple(x.shape)} {x.dtype} on {x.device}'
+
+
+def _fits(images: torch.Tensor, recorded: torch.Tensor) -> bool:
+    """Whether a graph recorded for ``recorded`` can replay ``images``."""
+    return (images.shape == recorded.shape and images.dtype == recorded.dtype
+            and images.device == recorded.device)
 
 
 def _resolve_cuda_graph(cuda_graph: Optional[bool], model: nn.Module,
@@ -64,6 +71,23 @@ def _copy_structure(outputs, clone: bool):
     if isinstance(outputs, torch.Tensor):
         return outputs.clone()
     return type(outputs)(o.clone() for o in outputs)
+
+
+def capture_cuda_graph(fn: Callable, device=None, warmup: int = 3
+                       ) -> Callable:
+    """Record ``fn()`` (static inputs and outputs) as a CUDA graph after
+    ``warmup`` eager calls on a side stream (compilation, cuDNN's algorithm
+    search, allocator warm-up); returns the graph's ``replay``."""
+    stream = torch.cuda.Stream(device=device)
+    stream.wait_stream(torch.cuda.current_stream(device))
+    with torch.cuda.stream(stream):
+        for _ in range(warmup):
+            fn()
+    torch.cuda.current_stream(device).wait_stream(stream)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        fn()
+    return graph.replay
 
 
 def for_inference(model: nn.Module,
@@ -116,26 +140,16 @@ def for_inference(model: nn.Module,
     def record():
         static['out'] = run(static_input)
 
-    stream = torch.cuda.Stream(device=example.device)
-    stream.wait_stream(torch.cuda.current_stream(example.device))
-    with torch.cuda.stream(stream):
-        for _ in range(3):  # compilation, cuDNN search, allocator warm-up
-            record()
-    torch.cuda.current_stream(example.device).wait_stream(stream)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        record()
+    replay_graph = capture_cuda_graph(record, example.device)
 
     def replay(images):
-        if (images.shape != static_input.shape
-                or images.dtype != static_input.dtype
-                or images.device != static_input.device):
+        if not _fits(images, static_input):
             raise ValueError(
                 f'this function replays a CUDA graph recorded for input '
                 f'{_describe(static_input)}; got {_describe(images)}. Build '
                 'one per input shape, or pass cuda_graph=False')
         static_input.copy_(images)
-        graph.replay()
+        replay_graph()
         return _copy_structure(static['out'], clone_outputs)
 
     # the graph reads the weights in place, so the (folded) network must
@@ -197,8 +211,7 @@ def for_training(model: nn.Module,
         dtype)
 
     def forward(images):
-        if (images.shape != sample.shape or images.dtype != sample.dtype
-                or images.device != sample.device):
+        if not _fits(images, sample):
             raise ValueError(
                 f'the training graphs were recorded for input '
                 f'{_describe(sample)}; got {_describe(images)} (drop the '

@@ -68,6 +68,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from mmtinyvim.accelerate import capture_cuda_graph
 from mmtinyvim.models.classifiers import (VARIANTS, build_classifier,
                                           parse_variant, switch_to_deploy)
 
@@ -168,20 +169,6 @@ def time_loop(step, warmup: int, min_time: float):
             return sum(times) / len(times), len(times)
 
 
-def capture_graph(fn, warmup: int = 3):
-    """Record ``fn`` (static inputs and outputs) into a CUDA graph."""
-    stream = torch.cuda.Stream()
-    stream.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(stream):
-        for _ in range(warmup):
-            fn()
-    torch.cuda.current_stream().wait_stream(stream)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        fn()
-    return graph.replay
-
-
 def deploy_error(model: nn.Module, resolution: int) -> float:
     """max|deploy - eager| / std(eager), fp32 with TF32 off, batch 8."""
     reference = copy.deepcopy(model).eval()
@@ -275,7 +262,7 @@ def run_one(name: str, mode: str, config: str, batch: int, args) -> dict:
                                                  **autocast):
                 return model(x)
 
-        step = capture_graph(forward) if graphed else forward
+        step = capture_cuda_graph(forward) if graphed else forward
         warmup = args.warmup
     _time_into(record, step, warmup, tic, args)
     del model, step
@@ -532,7 +519,7 @@ def bench_detector(config_path: str, args) -> list:
                     with torch.no_grad(), torch.autocast(**amp):
                         static[:] = [model.extract_feat(x)]
 
-                replay = capture_graph(record)
+                replay = capture_cuda_graph(record)
 
                 def extract():
                     replay()
