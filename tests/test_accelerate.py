@@ -7,7 +7,7 @@ import torch
 from mmengine.optim import OptimWrapper
 
 from mmtinyvim.accelerate import for_inference, for_training
-from mmtinyvim.models.classifiers import build_classifier
+from mmtinyvim.models.classifiers import ClassifierLogits, build_classifier
 
 needs_cuda = pytest.mark.skipif(
     not torch.cuda.is_available(),
@@ -15,20 +15,10 @@ needs_cuda = pytest.mark.skipif(
     'docs/benchmark.md)')
 
 
-class Logits(torch.nn.Module):
-
-    def __init__(self, classifier):
-        super().__init__()
-        self.classifier = classifier
-
-    def forward(self, x):
-        return self.classifier(x, mode='tensor')
-
-
 def _model(variant, device='cpu'):
     torch.manual_seed(0)
     classifier, _ = build_classifier(variant)
-    return Logits(classifier).to(device).eval()
+    return ClassifierLogits(classifier).to(device).eval()
 
 
 def _relative(out, ref):

@@ -65,6 +65,18 @@ def build_classifier(name: str, num_classes: int = 1000, **backbone_kwargs):
     return model, paper_resolution(name)
 
 
+class ClassifierLogits(nn.Module):
+    """An mmpretrain classifier as a plain ``images -> logits`` module (for
+    export, benchmarks, CUDA graphs)."""
+
+    def __init__(self, classifier: nn.Module):
+        super().__init__()
+        self.classifier = classifier
+
+    def forward(self, images):
+        return self.classifier(images, mode='tensor')
+
+
 def switch_to_deploy(model: nn.Module) -> nn.Module:
     """Re-parameterise every part of ``model`` that supports it."""
     for module in model.modules():

@@ -69,8 +69,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from mmtinyvim.accelerate import capture_cuda_graph
-from mmtinyvim.models.classifiers import (VARIANTS, build_classifier,
-                                          parse_variant, switch_to_deploy)
+from mmtinyvim.models.classifiers import (VARIANTS, ClassifierLogits,
+                                          build_classifier, parse_variant,
+                                          switch_to_deploy)
 
 PEERS = ('resnet18', 'efficientvit_m4', 'repvit_m1_1')
 MODES = ('amp', 'fp32', 'train')
@@ -133,17 +134,6 @@ def parse_config(text: str) -> dict:
     return options
 
 
-class Logits(nn.Module):
-    """An mmpretrain classifier as a plain tensor -> logits module."""
-
-    def __init__(self, classifier: nn.Module):
-        super().__init__()
-        self.classifier = classifier
-
-    def forward(self, x):
-        return self.classifier(x, mode='tensor')
-
-
 def build_model(name: str, scan_backend):
     """(module, resolution) of a variant's classifier or a timm peer."""
     if name in PEERS:
@@ -151,7 +141,7 @@ def build_model(name: str, scan_backend):
         return timm.create_model(name, pretrained=False), 224
     kwargs = {} if scan_backend is None else dict(scan_backend=scan_backend)
     classifier, resolution = build_classifier(name, **kwargs)
-    return Logits(classifier), resolution
+    return ClassifierLogits(classifier), resolution
 
 
 def time_loop(step, warmup: int, min_time: float):

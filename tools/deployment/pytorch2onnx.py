@@ -24,9 +24,10 @@ import torch
 import torch.nn as nn
 
 from mmtinyvim.models.backbones import mobilemamba, tinyvim
-from mmtinyvim.models.classifiers import (VARIANTS, backbone_class,
-                                          build_classifier, paper_resolution,
-                                          parse_variant, switch_to_deploy)
+from mmtinyvim.models.classifiers import (VARIANTS, ClassifierLogits,
+                                          backbone_class, build_classifier,
+                                          paper_resolution, parse_variant,
+                                          switch_to_deploy)
 from mmtinyvim.utils.checkpoint import (safe_torch_load, strict_load,
                                         unwrap_state_dict)
 
@@ -36,17 +37,6 @@ OFFICIAL_CLASSIFIER_CONVERTERS = {
     'tinyvim': tinyvim.convert_official_classifier,
     'mobilemamba': mobilemamba.convert_official_classifier,
 }
-
-
-class ClassifierLogits(nn.Module):
-    """An mmpretrain ``ImageClassifier`` as images -> logits."""
-
-    def __init__(self, classifier: nn.Module):
-        super().__init__()
-        self.classifier = classifier
-
-    def forward(self, images):
-        return self.classifier(images, mode='tensor')
 
 
 def _checkpoint_state(path):
