@@ -227,22 +227,11 @@ def run_one(name: str, mode: str, config: str, batch: int, args) -> dict:
 
     if mode == 'train':
         model.train()
-        labels = torch.randint(0, 1000, (batch, ), device='cuda')
-        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
-        scaler = torch.amp.GradScaler('cuda')
         forward = model
         if graphed:
             with torch.autocast(**autocast):
                 forward = torch.cuda.make_graphed_callables(model, (x, ))
-
-        def step():
-            with torch.autocast(**autocast):
-                loss = F.cross_entropy(forward(x).float(), labels)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-
+        step = _amp_train_step(model, forward, x, autocast)
         warmup = args.train_warmup
     else:
         model.eval()
@@ -257,6 +246,24 @@ def run_one(name: str, mode: str, config: str, batch: int, args) -> dict:
     _time_into(record, step, warmup, tic, args)
     del model, step
     return record
+
+
+def _amp_train_step(model, forward, x, autocast: dict):
+    """One training step on ``x`` with random labels: ``forward`` under
+    autocast, cross-entropy, backward and AdamW step with a GradScaler."""
+    labels = torch.randint(0, 1000, (x.size(0), ), device=x.device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    scaler = torch.amp.GradScaler('cuda')
+
+    def step():
+        with torch.autocast(**autocast):
+            loss = F.cross_entropy(forward(x).float(), labels)
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+
+    return step
 
 
 def _time_into(record, step, warmup, tic, args):
@@ -284,19 +291,9 @@ def _run_api(model, record, resolution, args):
     x = torch.randn(batch, 3, resolution, resolution, device='cuda')
     torch._dynamo.reset()
     if mode == 'train':
-        labels = torch.randint(0, 1000, (batch, ), device='cuda')
-        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
-        scaler = torch.amp.GradScaler('cuda')
         forward = for_training(model, x, dtype=torch.float16)
-
-        def step():
-            with torch.autocast('cuda', torch.float16, cache_enabled=False):
-                loss = F.cross_entropy(forward(x).float(), labels)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-
+        step = _amp_train_step(model, forward, x, dict(
+            device_type='cuda', dtype=torch.float16, cache_enabled=False))
         warmup = args.train_warmup
     else:
         predict = for_inference(
