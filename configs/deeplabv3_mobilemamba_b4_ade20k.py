@@ -1,7 +1,7 @@
 # MobileMamba-B4 + DeepLabv3, 80k iterations at batch 32: the released recipe
 # (MM:downstream/seg/configs/deeplabv3/
 # deeplabv3_mobilemamba_b4-80k_ade20k-512x512.py and MM-LOG:deeplabv3,
-# recipes.md §4.2-§4.3). Published: mIoU 36.6.
+# docs/recipes.md#seg-mobilemamba to #seg-per-model). Published: mIoU 36.6.
 _base_ = [
     './_base_/models/deeplabv3.py', './_base_/datasets/ade20k.py',
     './_base_/default_runtime_seg.py',
@@ -19,7 +19,8 @@ model = dict(
         init_cfg=dict(
             type='Pretrained', checkpoint='checkpoints/mobilemamba_b4.pth')),
     # ASPP on the stride-64 map (8x8 for a 512 crop; the dilations exceed it,
-    # as published, recipes.md §5.2 item 14), auxiliary head on stride 32
+    # as published, docs/recipes.md#mobilemamba-disagreements item 14),
+    # auxiliary head on stride 32
     decode_head=dict(in_channels=448, in_index=2),
     auxiliary_head=dict(in_channels=376, in_index=1))
 

@@ -1,8 +1,8 @@
 # TinyViM-B + DeepLabv3. Not published: TinyViM's only segmentation recipe is
-# its Semantic FPN one (recipes.md §4.1: AdamW 2e-4 / wd 1e-4, poly, 40k
-# iterations at batch 32, multiple-of-32 test resize), used here unchanged
-# with mmseg's DeepLabv3 heads: ASPP on the stride-32 map, auxiliary FCN on
-# the stride-16 map (256 channels each, as in MobileMamba's DeepLabv3).
+# its Semantic FPN one (docs/recipes.md#seg-tinyvim-fpn: AdamW 2e-4 / wd 1e-4,
+# poly, 40k iterations at batch 32, multiple-of-32 test resize), used here
+# unchanged with mmseg's DeepLabv3 heads: ASPP on the stride-32 map, auxiliary
+# FCN on the stride-16 map (256 channels each, as in MobileMamba's DeepLabv3).
 _base_ = [
     './_base_/models/deeplabv3.py', './_base_/datasets/ade20k.py',
     './_base_/default_runtime_seg.py'

@@ -1,7 +1,7 @@
 # MobileMamba-B4 + Semantic FPN, 160k iterations at batch 32: the released
 # recipe (MM:downstream/seg/configs/sem_fpn/
-# fpn_mobilemamba_b4-160k_ade20k-512x512.py and MM-LOG:fpn, recipes.md
-# §4.2-§4.3). Published: mIoU 42.5.
+# fpn_mobilemamba_b4-160k_ade20k-512x512.py and MM-LOG:fpn, docs/recipes.md
+# #seg-mobilemamba to #seg-per-model). Published: mIoU 42.5.
 _base_ = [
     './_base_/models/sem_fpn.py', './_base_/datasets/ade20k.py',
     './_base_/default_runtime_seg.py'

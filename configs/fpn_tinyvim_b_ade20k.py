@@ -1,6 +1,6 @@
 # TinyViM-B + Semantic FPN, 40k iterations at batch 32: the released recipe
 # (TV:segmentation/configs/sem_fpn/fpn_tinyvim_b_ade20k_40k.py, mmseg 0.30)
-# in mmseg 1.x, recipes.md §4.1. Published: mIoU 41.9.
+# in mmseg 1.x, docs/recipes.md#seg-tinyvim-fpn. Published: mIoU 41.9.
 _base_ = [
     './_base_/models/sem_fpn.py', './_base_/datasets/ade20k.py',
     './_base_/default_runtime_seg.py'

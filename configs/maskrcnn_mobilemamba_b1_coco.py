@@ -1,7 +1,8 @@
 # MobileMamba-B1 + Mask R-CNN (EfficientViTFPN), 12 epochs: the released
 # recipe (MM:downstream/det/configs/mask_rcnn/
-# mask-rcnn_mobilemamba_b1_fpn_1x_coco.py and MM-LOG:maskrcnn, recipes.md
-# §3.2-§3.4). Published: box AP 40.6, mask AP 37.4.
+# mask-rcnn_mobilemamba_b1_fpn_1x_coco.py and MM-LOG:maskrcnn, docs/recipes.md
+# #det-mobilemamba-backbone to #det-mobilemamba-maskrcnn). Published: box AP
+# 40.6, mask AP 37.4.
 _base_ = [
     './_base_/models/mask_rcnn_fpn.py', './_base_/datasets/coco_instance.py',
     './_base_/default_runtime_det.py',
@@ -19,7 +20,8 @@ model = dict(
         # 300-epoch B1 ImageNet weights without KD (256 px)
         init_cfg=dict(
             type='Pretrained', checkpoint='checkpoints/mobilemamba_b1.pth')),
-    # two transposed-conv levels give strides 4 and 8 (recipes.md §3.3)
+    # two transposed-conv levels give strides 4 and 8
+    # (docs/recipes.md#efficientvit-fpn)
     neck=dict(
         _delete_=True,
         type='EfficientViTFPN',

@@ -1,6 +1,7 @@
 # TinyViM-B + Mask R-CNN (FPN), 1x schedule: the released recipe
 # (TV:detection/configs/mask_rcnn_tinyvim_b_fpn_1x_coco.py, mmdet 2.28) in
-# mmdet 3.x, recipes.md §3.1. Published: box AP 42.3, mask AP 38.7.
+# mmdet 3.x, docs/recipes.md#det-tinyvim-maskrcnn. Published: box AP 42.3, mask
+# AP 38.7.
 _base_ = [
     './_base_/models/mask_rcnn_fpn.py', './_base_/datasets/coco_instance.py',
     './_base_/default_runtime_det.py'
@@ -13,7 +14,7 @@ model = dict(
         out_indices=(0, 1, 2, 3),
         # The official backbone silently dropped the ResNet base's
         # frozen_stages=1 / norm_eval=True: nothing is frozen and BN trains
-        # (recipes.md §5.1 item 5).
+        # (docs/recipes.md#tinyvim-disagreements item 5).
         frozen_stages=-1,
         norm_eval=False,
         drop_path_rate=0.,
@@ -23,7 +24,7 @@ model = dict(
     neck=dict(in_channels=[48, 96, 192, 384]))
 
 # 2 images/GPU x 8 GPUs = 16 (train.sh; the paper's text says 32,
-# recipes.md §5.1 item 2).
+# docs/recipes.md#tinyvim-disagreements item 2).
 train_dataloader = dict(batch_size=2, num_workers=2)
 auto_scale_lr = dict(enable=False, base_batch_size=16)
 

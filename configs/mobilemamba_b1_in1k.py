@@ -1,12 +1,14 @@
 # MobileMamba-B1 on ImageNet-1k at 256 px, 300 epochs, no distillation:
 # the released recipe (MM:configs/mobilemamba/mobilemamba_b1.py, confirmed by
-# the MM-IN:B1 log, recipes.md §2.2). Published: top-1 79.9 (best-epoch EMA).
-# The paper's text says all models train at 224 px; configs and logs use
-# 256 px for B1 (recipes.md §5.2 item 2).
+# the MM-IN:B1 log, docs/recipes.md#imagenet-mobilemamba). Published: top-1
+# 79.9 (best-epoch EMA). The paper's text says all models train at 224 px;
+# configs and logs use 256 px for B1 (docs/recipes.md#mobilemamba-disagreements
+# item 2).
 _base_ = ['./_base_/imagenet_mobilemamba.py']
 
-# B1 (recipes.md §1.2): drop_path 0.03, last embed_dim 448, trained and
-# tested at 256 px (see also §5.2 item 2)
+# B1 (docs/recipes.md#mobilemamba-variants): drop_path 0.03, last embed_dim
+# 448, trained and tested at 256 px (see also #mobilemamba-disagreements item
+# 2)
 img_size = 256
 model = dict(
     backbone=dict(arch='b1', drop_path_rate=0.03),

@@ -1,12 +1,14 @@
 # MobileMamba-B2 on ImageNet-1k at 384 px, 300 epochs, no distillation:
 # the released recipe (MM:configs/mobilemamba/mobilemamba_b2.py, confirmed by
-# the MM-IN:B2 log, recipes.md §2.2). Published: top-1 81.6 (best-epoch EMA).
-# The paper's text says all models train at 224 px; configs and logs use
-# 384 px for B2 (recipes.md §5.2 item 2).
+# the MM-IN:B2 log, docs/recipes.md#imagenet-mobilemamba). Published: top-1
+# 81.6 (best-epoch EMA). The paper's text says all models train at 224 px;
+# configs and logs use 384 px for B2 (docs/recipes.md#mobilemamba-disagreements
+# item 2).
 _base_ = ['./_base_/imagenet_mobilemamba.py']
 
-# B2 (recipes.md §1.2): drop_path 0.03, last embed_dim 448, trained and
-# tested at 384 px (see also §5.2 item 2)
+# B2 (docs/recipes.md#mobilemamba-variants): drop_path 0.03, last embed_dim
+# 448, trained and tested at 384 px (see also #mobilemamba-disagreements item
+# 2)
 img_size = 384
 model = dict(
     backbone=dict(arch='b2', drop_path_rate=0.03),

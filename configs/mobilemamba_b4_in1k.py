@@ -1,12 +1,14 @@
 # MobileMamba-B4 on ImageNet-1k at 512 px, 300 epochs, no distillation:
 # the released recipe (MM:configs/mobilemamba/mobilemamba_b4.py, confirmed by
-# the MM-IN:B4 log, recipes.md §2.2). Published: top-1 82.5 (best-epoch EMA).
-# The paper's text says all models train at 224 px; configs and logs use
-# 512 px for B4 (recipes.md §5.2 item 2).
+# the MM-IN:B4 log, docs/recipes.md#imagenet-mobilemamba). Published: top-1
+# 82.5 (best-epoch EMA). The paper's text says all models train at 224 px;
+# configs and logs use 512 px for B4 (docs/recipes.md#mobilemamba-disagreements
+# item 2).
 _base_ = ['./_base_/imagenet_mobilemamba.py']
 
-# B4 (recipes.md §1.2): drop_path 0.03, last embed_dim 448, trained and
-# tested at 512 px (see also §5.2 item 2)
+# B4 (docs/recipes.md#mobilemamba-variants): drop_path 0.03, last embed_dim
+# 448, trained and tested at 512 px (see also #mobilemamba-disagreements item
+# 2)
 img_size = 512
 model = dict(
     backbone=dict(arch='b4', drop_path_rate=0.03),

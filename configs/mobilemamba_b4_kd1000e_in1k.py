@@ -1,7 +1,7 @@
 # MobileMamba-B4 on ImageNet-1k at 512 px, 1000 epochs with knowledge
 # distillation (the "†" models): MM:configs/mobilemamba/mobilemamba_b4s.py,
-# recipes.md §2.2. Published: top-1 83.6 (paper Tab. 3; its log is missing
-# from the release).
+# docs/recipes.md#imagenet-mobilemamba. Published: top-1 83.6 (paper Tab. 3;
+# its log is missing from the release).
 _base_ = ['./mobilemamba_b4_in1k.py', './_base_/mobilemamba_kd1000e.py']
 
 model = _base_.kd_model

@@ -1,10 +1,11 @@
 # MobileMamba-S6 on ImageNet-1k at 224 px, 300 epochs, no distillation:
 # the released recipe (MM:configs/mobilemamba/mobilemamba_s6.py, confirmed by
-# the MM-IN:S6 log, recipes.md §2.2). Published: top-1 78.0 (best-epoch EMA).
+# the MM-IN:S6 log, docs/recipes.md#imagenet-mobilemamba). Published: top-1
+# 78.0 (best-epoch EMA).
 _base_ = ['./_base_/imagenet_mobilemamba.py']
 
-# S6 (recipes.md §1.2): drop_path 0, last embed_dim 448, trained and
-# tested at 224 px (see also §5.2 item 2)
+# S6 (docs/recipes.md#mobilemamba-variants): drop_path 0, last embed_dim 448,
+# trained and tested at 224 px (see also #mobilemamba-disagreements item 2)
 img_size = 224
 model = dict(
     backbone=dict(arch='s6', drop_path_rate=0),

@@ -1,7 +1,7 @@
 # MobileMamba-T2 on ImageNet-1k at 192 px, 1000 epochs with knowledge
 # distillation (the "†" models): MM:configs/mobilemamba/mobilemamba_t2s.py,
-# recipes.md §2.2. Published: top-1 76.9 (paper Tab. 3; its log is missing
-# from the release).
+# docs/recipes.md#imagenet-mobilemamba. Published: top-1 76.9 (paper Tab. 3;
+# its log is missing from the release).
 _base_ = ['./mobilemamba_t2_in1k.py', './_base_/mobilemamba_kd1000e.py']
 
 model = _base_.kd_model

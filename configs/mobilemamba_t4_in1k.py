@@ -1,12 +1,13 @@
 # MobileMamba-T4 on ImageNet-1k at 192 px, 300 epochs, no distillation:
 # the released recipe (MM:configs/mobilemamba/mobilemamba_t4.py, confirmed by
-# the MM-IN:T4 log, recipes.md §2.2). Published: top-1 76.1 (best-epoch EMA).
-# The paper's text says all models train at 224 px; configs and logs use
-# 192 px for T4 (recipes.md §5.2 item 2).
+# the MM-IN:T4 log, docs/recipes.md#imagenet-mobilemamba). Published: top-1
+# 76.1 (best-epoch EMA). The paper's text says all models train at 224 px;
+# configs and logs use 192 px for T4 (docs/recipes.md#mobilemamba-disagreements
+# item 2).
 _base_ = ['./_base_/imagenet_mobilemamba.py']
 
-# T4 (recipes.md §1.2): drop_path 0, last embed_dim 448, trained and
-# tested at 192 px (see also §5.2 item 2)
+# T4 (docs/recipes.md#mobilemamba-variants): drop_path 0, last embed_dim 448,
+# trained and tested at 192 px (see also #mobilemamba-disagreements item 2)
 img_size = 192
 model = dict(
     backbone=dict(arch='t4', drop_path_rate=0),

@@ -1,7 +1,8 @@
 # MobileMamba-B4 + PSPNet, 80k iterations at batch 32: the released recipe
 # (MM:downstream/seg/configs/pspnet/pspnet_mobilemamba_b4-80k_ade20k-512x512.py
-# and MM-LOG:pspnet, recipes.md §4.2-§4.3), the DeepLabv3 recipe with a PPM
-# decode head (mmseg's PSPNet head). Published: mIoU 36.9.
+# and MM-LOG:pspnet, docs/recipes.md#seg-mobilemamba to #seg-per-model), the
+# DeepLabv3 recipe with a PPM decode head (mmseg's PSPNet head). Published:
+# mIoU 36.9.
 _base_ = ['./deeplabv3_mobilemamba_b4_ade20k.py']
 
 model = dict(

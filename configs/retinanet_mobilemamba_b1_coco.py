@@ -1,7 +1,8 @@
 # MobileMamba-B1 + RetinaNet (EfficientViTFPN), 12 epochs: the released recipe
 # (MM:downstream/det/configs/retinanet/retinanet_mobilemamba_b1_fpn_1x_coco.py
-# and MM-LOG:retinanet, recipes.md §3.5). Published: box AP 39.6 (single
-# scale; the README's APm 43.4 is 43.1 in the paper and the log).
+# and MM-LOG:retinanet, docs/recipes.md#det-mobilemamba-retinanet). Published:
+# box AP 39.6 (single scale; the README's APm 43.4 is 43.1 in the paper and the
+# log).
 _base_ = [
     './_base_/models/retinanet_fpn.py',
     './_base_/datasets/coco_detection.py', './_base_/default_runtime_det.py',

@@ -1,7 +1,7 @@
 # TinyViM-B + RetinaNet (FPN). Not published: TinyViM's only detection recipe
-# is its Mask R-CNN one (recipes.md §3.1), used here unchanged (backbone
-# settings, AdamW 2e-4 / wd 0.05, 12-epoch step schedule, batch 16) with
-# mmdet's RetinaNet head on strides 8-128.
+# is its Mask R-CNN one (docs/recipes.md#det-tinyvim-maskrcnn), used here
+# unchanged (backbone settings, AdamW 2e-4 / wd 0.05, 12-epoch step schedule,
+# batch 16) with mmdet's RetinaNet head on strides 8-128.
 _base_ = [
     './_base_/models/retinanet_fpn.py',
     './_base_/datasets/coco_detection.py', './_base_/default_runtime_det.py'

@@ -1,6 +1,6 @@
 # MobileMamba-B1 + SSDLite at 320x320: the released recipe
 # (MM:downstream/det/configs/ssd/ssdlite_mobilemamba_b1_8gpu_2lr_coco.py and
-# MM-LOG:ssdlite, recipes.md §3.6). Published: box AP 24.0.
+# MM-LOG:ssdlite, docs/recipes.md#det-ssdlite). Published: box AP 24.0.
 _base_ = [
     './_base_/datasets/coco_detection.py', './_base_/default_runtime_det.py',
     './_base_/schedules/mobilemamba_adamw.py'

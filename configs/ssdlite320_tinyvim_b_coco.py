@@ -1,7 +1,8 @@
 # TinyViM-B + SSDLite at 320x320. Not published: no TinyViM single-stage
 # recipe exists, so this is the only published SSDLite recipe for these
-# backbones, MobileMamba-B1's (recipes.md §3.6), with TinyViM's stride-16/32
-# maps and TinyViM's own backbone settings (BN trains, no drop path).
+# backbones, MobileMamba-B1's (docs/recipes.md#det-ssdlite), with TinyViM's
+# stride-16/32 maps and TinyViM's own backbone settings (BN trains, no drop
+# path).
 _base_ = ['./ssdlite320_mobilemamba_b1_coco.py']
 
 model = dict(

@@ -1,7 +1,8 @@
 # MobileMamba-B1 + SSDLite at 512x512: the 320-px recipe with only the input
 # size changed, anchors included (MM:downstream/det/configs/ssd/
 # ssdlite_mobilemamba_b1_8gpu_2lr_512_coco.py, MM-LOG:ssdlite_512,
-# recipes.md §3.6 and §5.2 item 12). Published: box AP 29.5.
+# docs/recipes.md#det-ssdlite and #mobilemamba-disagreements item 12).
+# Published: box AP 29.5.
 _base_ = ['./ssdlite320_mobilemamba_b1_coco.py']
 
 input_size = 512

@@ -1,5 +1,5 @@
 # TinyViM-B + SSDLite at 512x512. Not published: the MobileMamba-B1
-# SSDLite-512 recipe (recipes.md §3.6) with TinyViM-B as in
+# SSDLite-512 recipe (docs/recipes.md#det-ssdlite) with TinyViM-B as in
 # ssdlite320_tinyvim_b_coco.py.
 _base_ = ['./ssdlite512_mobilemamba_b1_coco.py']
 

@@ -1,5 +1,6 @@
 # TinyViM-L on ImageNet-1k, 300 epochs: the released recipe, the same for all
-# variants (tinyvim_s_in1k.py, recipes.md §2.1). Published: top-1 83.3.
+# variants (tinyvim_s_in1k.py, docs/recipes.md#imagenet-tinyvim). Published:
+# top-1 83.3.
 _base_ = ['./tinyvim_s_in1k.py']
 
 model = dict(

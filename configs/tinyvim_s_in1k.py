@@ -1,20 +1,21 @@
 # TinyViM-S on ImageNet-1k, 300 epochs: the released recipe (TV:main.py
-# defaults launched by TV:train.sh on 8 GPUs, recipes.md §2.1) in
-# mmpretrain 1.x. Published: top-1 79.2.
+# defaults launched by TV:train.sh on 8 GPUs, docs/recipes.md#imagenet-tinyvim)
+# in mmpretrain 1.x. Published: top-1 79.2.
 #
 # Not reproducible with mmpretrain alone, see the notes marked "deviation":
 # timm's adaptive gradient clipping and the raw-model evaluation.
 _base_ = ['./_base_/default_runtime_cls.py']
 
 # Set this to the DeiT RegNetY-16GF teacher's weights (timm 'regnety_160',
-# 82.9 % top-1, the checkpoint DeiT's README links; recipes.md §2.1).
-# Training refuses to start while the file is missing.
+# 82.9 % top-1, the checkpoint DeiT's README links;
+# docs/recipes.md#imagenet-tinyvim). Training refuses to start while the file
+# is missing.
 teacher_checkpoint = 'checkpoints/regnety_160_deit.pth'
 
-# DeiT hard distillation (recipes.md §2.1 "Distillation"): loss =
-# 0.5 x base loss(head, mixup/cutmix targets) + 0.5 x CE(dist_head, arg-max
-# of the teacher); the teacher sees the student's augmented batch as it is
-# (same 224 px input and normalisation). The official tau 1 has no effect on
+# DeiT hard distillation (docs/recipes.md#imagenet-tinyvim "Distillation"):
+# loss = 0.5 x base loss(head, mixup/cutmix targets) + 0.5 x CE(dist_head,
+# arg-max of the teacher); the teacher sees the student's augmented batch as it
+# is (same 224 px input and normalisation). The official tau 1 has no effect on
 # hard distillation. The teacher needs timm.
 model = dict(
     type='DistillationImageClassifier',
@@ -121,9 +122,9 @@ test_dataloader = val_dataloader
 test_evaluator = val_evaluator
 
 # lr 4e-3 = 1e-3 x 2048 / 512 as main.py scales it (the paper's text says
-# 2e-3, recipes.md §5.1 item 1); weight decay 0.025 on all but 1-D tensors
-# (biases, norms); AMP. deviation: timm's adaptive gradient clipping (AGC,
-# factor 0.02) has no mmengine equivalent and is left out.
+# 2e-3, docs/recipes.md#tinyvim-disagreements item 1); weight decay 0.025 on
+# all but 1-D tensors (biases, norms); AMP. deviation: timm's adaptive gradient
+# clipping (AGC, factor 0.02) has no mmengine equivalent and is left out.
 optim_wrapper = dict(
     type='AmpOptimWrapper',
     optimizer=dict(

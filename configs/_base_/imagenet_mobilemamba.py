@@ -1,13 +1,14 @@
 # The MobileMamba ImageNet-1k recipe shared by all six variants, 300 epochs,
 # no distillation: MM:configs/mobilemamba/*.py, confirmed by the MM-IN:*
-# logs (recipes.md §2.2: "all twelve configs share the values below").
-# A variant config (configs/mobilemamba_<v>_in1k.py) sets what differs:
-# arch, drop path, head width and the resolution with its pipelines.
+# logs (docs/recipes.md#imagenet-mobilemamba: "all twelve configs share the
+# values below"). A variant config (configs/mobilemamba_<v>_in1k.py) sets what
+# differs: arch, drop path, head width and the resolution with its pipelines.
 _base_ = ['./default_runtime_cls.py']
 
-# set by each variant (recipes.md §1.2, §2.2): arch, drop_path_rate,
-# in_channels (the last stage width) and img_size, the training resolution,
-# with the pipelines at that resolution
+# set by each variant (docs/recipes.md#mobilemamba-variants,
+# #imagenet-mobilemamba): arch, drop_path_rate, in_channels (the last stage
+# width) and img_size, the training resolution, with the pipelines at that
+# resolution
 img_size = None
 model = dict(
     type='ImageClassifier',
@@ -112,8 +113,8 @@ test_dataloader = val_dataloader
 test_evaluator = val_evaluator
 
 # lr 3e-3 = 1.5e-3 x 1024 / 512 as the code scales it (the paper's text says
-# 1.5e-3, recipes.md §5.2 item 1); weight decay 0.05 on all but 1-D tensors;
-# gradient norm clipped at 5; AMP.
+# 1.5e-3, docs/recipes.md#mobilemamba-disagreements item 1); weight decay 0.05
+# on all but 1-D tensors; gradient norm clipped at 5; AMP.
 optim_wrapper = dict(
     type='AmpOptimWrapper',
     optimizer=dict(

@@ -1,6 +1,7 @@
 # mmdet's R50-FPN Mask R-CNN without its backbone: the leaf configs add the
 # backbone and the FPN's in_channels. Heads, train_cfg and test_cfg are the
-# mmdet defaults that both papers keep (recipes.md §3.1, §3.4).
+# mmdet defaults that both papers keep (docs/recipes.md#det-tinyvim-maskrcnn,
+# #det-mobilemamba-maskrcnn).
 model = dict(
     type='MaskRCNN',
     data_preprocessor=dict(

@@ -1,5 +1,6 @@
-# mmdet's RetinaNet without its backbone (recipes.md §3.5 for the head and
-# train/test settings). The leaf configs add the backbone and in_channels.
+# mmdet's RetinaNet without its backbone
+# (docs/recipes.md#det-mobilemamba-retinanet for the head and train/test
+# settings). The leaf configs add the backbone and in_channels.
 model = dict(
     type='RetinaNet',
     data_preprocessor=dict(

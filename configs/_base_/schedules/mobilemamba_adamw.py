@@ -1,8 +1,8 @@
 # The optimizer of MobileMamba's released detection and segmentation configs
-# (Mask R-CNN, RetinaNet, SSDLite, DeepLabv3/PSPNet; recipes.md §3-§4): AdamW,
-# weight decay 0.05, gradient norm clipped at 0.1. Each config sets its lr.
-# 'norm' matches only the SS2D out_norm LayerNorms; the backbone BatchNorms
-# (named bn) keep their weight decay, as in the logs.
+# (Mask R-CNN, RetinaNet, SSDLite, DeepLabv3/PSPNet; docs/recipes.md#detection
+# to #segmentation): AdamW, weight decay 0.05, gradient norm clipped at 0.1.
+# Each config sets its lr. 'norm' matches only the SS2D out_norm LayerNorms;
+# the backbone BatchNorms (named bn) keep their weight decay, as in the logs.
 optim_wrapper = dict(
     type='OptimWrapper',
     optimizer=dict(

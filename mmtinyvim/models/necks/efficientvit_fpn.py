@@ -1,9 +1,10 @@
 """FPN with extra finer levels made by transposed convolutions.
 
 MobileMamba's features sit at strides 16/32/64 only. Its Mask R-CNN and
-RetinaNet recipes (recipes.md §3.3) keep a standard top-down FPN over those
-maps and grow finer levels (stride 8, 4, ...) out of the finest merged lateral
-with 2x2 stride-2 transposed convs, each followed by its own 3x3 output conv.
+RetinaNet recipes (docs/recipes.md#efficientvit-fpn) keep a standard
+top-down FPN over those maps and grow finer levels (stride 8, 4, ...) out of
+the finest merged lateral with 2x2 stride-2 transposed convs, each followed
+by its own 3x3 output conv.
 
 Output order is finest to coarsest::
 
