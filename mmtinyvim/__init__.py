@@ -10,6 +10,7 @@ through :func:`mmtinyvim.utils.safe_torch_load`, so that the toolboxes' own
 __version__ = '0.1.0'
 
 from . import models  # noqa: F401,E402  (registers the modules)
+from . import engine  # noqa: F401,E402  (registers the hooks)
 from .utils import use_safe_loader_in_mmengine  # noqa: E402
 
 use_safe_loader_in_mmengine()  # idempotent; utils' own import calls it too

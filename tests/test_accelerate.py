@@ -1,4 +1,4 @@
-"""mmtinyvim.accelerate: the one-call fast paths give the network's outputs
+"""mmtinyvim.engine: the one-call fast paths give the network's outputs
 (and gradients), and refuse what a recorded CUDA graph cannot replay."""
 import copy
 
@@ -6,8 +6,9 @@ import pytest
 import torch
 from mmengine.optim import OptimWrapper
 
-from mmtinyvim.accelerate import for_inference, for_training
-from mmtinyvim.models.classifiers import ClassifierLogits, build_classifier
+from mmtinyvim.engine import for_inference, for_training
+from mmtinyvim.engine import ClassifierLogits
+from mmtinyvim.models.zoo import build_classifier
 
 needs_cuda = pytest.mark.skipif(
     not torch.cuda.is_available(),
@@ -125,7 +126,7 @@ def test_graphed_training_gradients_on_cuda(variant):
           f'({errors[False][1]}), channels-last {errors[True][0]:.2e} '
           f'({errors[True][1]}); eager channels-last vs contiguous '
           f'{layout[0]:.2e}')
-    # graph vs eager: 2e-5 - 1.6e-4 in run F (atomics in the backward)
+    # graph vs eager differ by atomics in the backward (docs/benchmark.md)
     assert max(errors[False][0], errors[True][0]) < 1e-3
 
 
@@ -150,7 +151,7 @@ class _CountingRecorder:
 
 
 def test_graph_on_first_batch_dispatch():
-    from mmtinyvim.accelerate import GraphOnFirstBatch
+    from mmtinyvim.engine import GraphOnFirstBatch
     torch.manual_seed(0)
     backbone = build_classifier('mobilemamba-t2')[0].backbone
     reference = copy.deepcopy(backbone).train()
@@ -182,7 +183,7 @@ def test_graph_on_first_batch_dispatch():
 
 
 def test_graph_on_first_batch_records_the_compiled_module():
-    from mmtinyvim.accelerate import GraphOnFirstBatch
+    from mmtinyvim.engine import GraphOnFirstBatch
     module = torch.nn.Conv2d(3, 4, 3).train()
     seen = []
 
@@ -199,7 +200,7 @@ def test_graph_on_first_batch_records_the_compiled_module():
 def test_cuda_graph_hook_refuses_what_it_cannot_run():
     from types import SimpleNamespace
 
-    from mmtinyvim.utils import CUDAGraphTrainingHook
+    from mmtinyvim.engine import CUDAGraphTrainingHook
     hook = CUDAGraphTrainingHook()
     classifier = build_classifier('tinyvim-s')[0]
     with pytest.raises(RuntimeError, match='the backbone is on cpu, it needs '
@@ -252,13 +253,13 @@ def test_cuda_graph_hook_trains_like_eager(variant, compile):
     hook changes besides the graphs), and, for information, against the
     eager contiguous network. Two, not more: at batch 4 and 96 px the
     third step's loss of MobileMamba-T2 is ill-conditioned (BatchNorm over
-    2x2 maps); in run F it took one of two values (6.9715 / 6.9749) from
-    run to run for the eager contiguous network alone."""
+    2x2 maps): it varies from run to run already for the eager contiguous
+    network alone (docs/benchmark.md)."""
     from types import SimpleNamespace
 
     from mmpretrain.structures import DataSample
 
-    from mmtinyvim.utils import CUDAGraphTrainingHook
+    from mmtinyvim.engine import CUDAGraphTrainingHook
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
     torch.manual_seed(0)

@@ -20,7 +20,7 @@ from mmengine.runner.checkpoint import _load_checkpoint
 
 import mmtinyvim  # noqa: F401  (routes mmengine's loader through ours)
 from mmtinyvim.models.backbones import MobileMamba, TinyViM
-from mmtinyvim.models.classifiers import build_classifier
+from mmtinyvim.models.zoo import build_classifier
 from mmtinyvim.utils.checkpoint import (safe_torch_load, strict_load,
                                         unwrap_state_dict)
 

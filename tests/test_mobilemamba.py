@@ -382,8 +382,8 @@ def test_autocast_forward():
 
 
 def test_scan_backend_argument_and_environment(monkeypatch):
-    monkeypatch.setenv('MMTINYVIM_SCAN_BACKEND', 'reference')
-    model = MobileMamba(arch='t2')
+    # None stays None: every scan reads MMTINYVIM_SCAN_BACKEND when it runs
+    model = MobileMamba(arch='t2', scan_backend='reference')
     assert model.scan_backend == 'reference'
     assert model.blocks1[0].mixer.m.attn.global_op.global_atten \
         .scan_backend == 'reference'

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from mmtinyvim.models.backbones import mobilemamba
-from mmtinyvim.models.classifiers import build_classifier
+from mmtinyvim.models.zoo import build_classifier
 from mmtinyvim.ops import selective_scan
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -45,9 +45,10 @@ class _Scan(torch.nn.Module):
 
 
 @pytest.mark.parametrize('length', [24, 32, 49, 144])
-def test_chunked_scan_exports_any_length(length, tmp_path):
-    """One chunk, exactly one, and several chunks with a remainder (the
-    chunk count is computed in the graph from the traced length)."""
+def test_torch_scan_exports_any_length(length, tmp_path):
+    """The parallel prefix scan of the 'torch' backend exports for lengths
+    below, at and between powers of two (its step count follows the traced
+    length)."""
     import onnxruntime
     torch.manual_seed(length)
     batch, directions, channels, d_state = 2, 4, 6, 8

@@ -21,7 +21,7 @@ from mmengine.runner import Runner
 
 import mmtinyvim  # noqa: F401
 from mmtinyvim.datasets.make_demo_data import make_demo_data
-from mmtinyvim.utils.mixed_precision import (amp_config, summarize,
+from mmtinyvim.engine.amp import (amp_config, summarize,
                                              train_under_autocast)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -33,7 +33,7 @@ test_dataloader = None
 test_cfg = None
 test_evaluator = None
 '''
-SCAN_MODULE = sys.modules['mmtinyvim.ops.selective_scan']
+SCAN_MODULE = sys.modules['mmtinyvim.ops.scan']
 WAVELET_USERS = [sys.modules['mmtinyvim.models.backbones.mobilemamba']]
 
 # MobileMamba-T2 Mask R-CNN (Haar wavelets and scans) at 64 px, with fewer
@@ -128,8 +128,10 @@ class _Float32Probe:
 
     def __init__(self, monkeypatch):
         self.scan, self.wavelet = [], []
-        for name, impl in list(SCAN_MODULE._IMPLS.items()):
-            monkeypatch.setitem(SCAN_MODULE._IMPLS, name, self._scan(impl))
+        table = SCAN_MODULE.BACKEND_TABLE
+        for name, row in list(table.items()):
+            monkeypatch.setitem(table, name,
+                                row._replace(impl=self._scan(row.impl)))
         for module in WAVELET_USERS:
             for name in ('haar_analysis', 'haar_synthesis'):
                 monkeypatch.setattr(module, name,

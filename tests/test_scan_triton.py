@@ -15,12 +15,12 @@ CUDA = torch.cuda.is_available()
 if not CUDA:
     os.environ.setdefault('TRITON_INTERPRET', '1')
 
-sst = importlib.import_module('mmtinyvim.ops.selective_scan_triton')
-ss = importlib.import_module('mmtinyvim.ops.selective_scan')
+sst = importlib.import_module('mmtinyvim.ops.scan.triton_kernels')
+ss = importlib.import_module('mmtinyvim.ops.scan')
 
 DEVICE = torch.device('cuda' if CUDA else 'cpu')
 assert CUDA or sst.INTERPRETED, (
-    'mmtinyvim.ops.selective_scan_triton was imported before this test set '
+    'mmtinyvim.ops.scan.triton_kernels was imported before this test set '
     'TRITON_INTERPRET=1; run this file on its own or first')
 
 # (batch, directions K, channels per direction, d_state N, H, W, max_block_l)
@@ -28,15 +28,8 @@ if CUDA:
     PLAIN_SHAPES = [(8, 4, 84, 8, 7, 7, 1024),      # TinyViM-S stage 3
                     (4, 2, 320, 1, 32, 32, 1024),   # MobileMamba-B4 stage 1
                     (2, 2, 64, 1, 50, 84, 1024)]    # detection size, 5 chunks
-    CROSS_SHAPES = [('cross2d', 8, 4, 168, 8, 7, 7, 1024),
-                    ('cross2d', 2, 4, 12, 8, 25, 42, 256),
-                    ('bidi', 4, 2, 320, 1, 16, 16, 1024),
-                    ('bidi', 2, 2, 64, 1, 50, 84, 1024)]
 else:
     PLAIN_SHAPES = [(2, 4, 3, 8, 3, 4, 1024), (2, 2, 3, 1, 5, 7, 8)]
-    CROSS_SHAPES = [('cross2d', 2, 4, 3, 2, 3, 5, 1024),
-                    ('cross2d', 1, 4, 2, 2, 5, 6, 8),
-                    ('bidi', 2, 2, 3, 1, 4, 5, 8)]
 
 
 def make_inputs(batch, k, d, n, length, u_channels, seed=0,
@@ -94,86 +87,6 @@ def test_plain_layout_matches_reference(shape):
     assert max(bwd.values()) < 5e-5
 
 
-def explicit_cross_scan(x, delta, A, B, C, D, delta_bias, order):
-    """merge(scan(cross_scan(x))) written with flips and transposes, as in the
-    official code, for (batch, D, H, W) inputs given per pixel."""
-    batch, channels, height, width = x.shape
-    k = B.shape[1]
-
-    def directions(t):  # (batch, k, c, H, W) -> (batch, k, c, H*W)
-        rows, cols = t.flatten(3), t.transpose(3, 4).flatten(3)
-        if order == 'bidi':
-            return torch.stack((rows[:, 0], rows[:, 1].flip(-1)), 1)
-        return torch.stack((rows[:, 0], cols[:, 1], rows[:, 2].flip(-1),
-                            cols[:, 3].flip(-1)), 1)
-
-    xs = directions(x[:, None].expand(batch, k, channels, height, width))
-    ys = ss.selective_scan_reference(
-        xs.flatten(1, 2),
-        directions(delta.view(batch, k, channels, height, width)).flatten(
-            1, 2), A, directions(B), directions(C), D, delta_bias)
-    ys = ys.view(batch, k, channels, -1)
-    if order == 'bidi':
-        y = ys[:, 0] + ys[:, 1].flip(-1)
-        return y.view(batch, channels, height, width)
-    rows = ys[:, 0] + ys[:, 2].flip(-1)
-    cols = ys[:, 1] + ys[:, 3].flip(-1)
-    return (rows.view(batch, channels, height, width) +
-            cols.view(batch, channels, width, height).transpose(2, 3))
-
-
-def cross_inputs(order, batch, k, d, n, height, width, seed=0):
-    x = make_inputs(batch, k, d, n, height * width, d, seed)
-    return dict(
-        x=x['u'].detach().view(batch, d, height, width).requires_grad_(),
-        delta=x['delta'].detach().view(batch, k * d, height,
-                                       width).requires_grad_(),
-        A=x['A'],
-        B=x['B'].detach().view(batch, k, n, height, width).requires_grad_(),
-        C=x['C'].detach().view(batch, k, n, height, width).requires_grad_(),
-        D=x['D'], delta_bias=x['delta_bias'])
-
-
-@pytest.mark.parametrize('shape', CROSS_SHAPES)
-def test_fused_cross_scan_matches_explicit_cross_scan(shape):
-    order, batch, k, d, n, height, width, max_block_l = shape
-    x = cross_inputs(order, batch, k, d, n, height, width)
-    out = sst.selective_scan_triton(
-        x['x'].flatten(2), x['delta'].flatten(2), x['A'], x['B'].flatten(3),
-        x['C'].flatten(3), x['D'], x['delta_bias'], order=order,
-        height=height, max_block_l=max_block_l).view_as(x['x'])
-    grad_out = torch.randn_like(out)
-    grads = torch.autograd.grad(out, tuple(x.values()), grad_out)
-
-    def reference(**inputs):
-        return explicit_cross_scan(**inputs, order=order)
-
-    ref, ref_grads = reference_grads(reference, x, grad_out)
-    fwd, bwd = errors(out, ref, grads, ref_grads, x)
-    print(f'\ntriton fused {shape} on {DEVICE.type}: forward max|d|/std = '
-          f'{fwd:.1e}; backward max|d|/max|g| = ' +
-          ', '.join(f'{k} {v:.1e}' for k, v in bwd.items()))
-    assert fwd < 1e-5
-    assert max(bwd.values()) < 5e-5
-
-
-@pytest.mark.parametrize('order', ['bidi', 'cross2d'])
-def test_cross_selective_scan_backends_agree(order):
-    k = ss.SCAN_ORDERS[order]
-    x = cross_inputs(order, 2, k, 3, 2, 3, 4, seed=1)
-    grad_out = torch.randn(2, 3, 3, 4, device=DEVICE)
-    results = {}
-    for backend in ('triton', 'torch'):
-        out = ss.cross_selective_scan(**x, order=order, backend=backend)
-        results[backend] = (out, torch.autograd.grad(
-            out, tuple(x.values()), grad_out))
-    fwd, bwd = errors(results['triton'][0], results['torch'][0],
-                      results['triton'][1], results['torch'][1], x)
-    print(f'\ncross_selective_scan({order}) triton vs torch: forward '
-          f'{fwd:.1e}, worst gradient {max(bwd.values()):.1e}')
-    assert fwd < 1e-5 and max(bwd.values()) < 5e-5
-
-
 def test_half_inputs_give_float32_output_and_input_dtype_grads():
     x = make_inputs(2, 2, 4, 1, 12, 8, dtype=torch.float16)
     out = ss.selective_scan(**x, backend='triton')
@@ -207,39 +120,11 @@ def test_auto_backend_and_availability():
 
 def test_compiles_without_graph_breaks():
     """The kernels are custom ops: dynamo keeps each as one node."""
-    x = cross_inputs('bidi', 1, 2, 2, 1, 2, 3)
+    x = make_inputs(1, 2, 2, 1, 6, 4)
     detached = {k: v.detach() for k, v in x.items()}
 
     def fn(**inputs):
-        return ss.cross_selective_scan(**inputs, order='bidi',
-                                       backend='triton') * 2
+        return ss.selective_scan(**inputs, backend='triton') * 2
 
     compiled = torch.compile(fn, backend='eager', fullgraph=True)
     assert torch.allclose(compiled(**detached), fn(**detached))
-
-
-def test_scan_pixel_order():
-    order = ss.scan_pixel_order('cross2d', 2, 3)
-    assert order.tolist() == [[0, 1, 2, 3, 4, 5], [0, 3, 1, 4, 2, 5],
-                              [5, 4, 3, 2, 1, 0], [5, 2, 4, 1, 3, 0]]
-    assert ss.scan_pixel_order('bidi', 1, 3).tolist() == [[0, 1, 2],
-                                                          [2, 1, 0]]
-    with pytest.raises(ValueError, match='valid: bidi, cross2d'):
-        ss.scan_pixel_order('diagonal', 2, 2)
-
-
-def test_cross_selective_scan_rejects_bad_shapes():
-    x = cross_inputs('cross2d', 1, 4, 2, 2, 3, 3)
-    x = {k: v.detach() for k, v in x.items()}
-    with pytest.raises(ValueError, match=r'expects B of shape'):
-        ss.cross_selective_scan(**{**x, 'B': x['B'][:, :2]}, order='cross2d',
-                                backend='torch')
-    with pytest.raises(ValueError, match='expects delta of shape'):
-        ss.cross_selective_scan(**x, order='bidi', backend='torch')
-    with pytest.raises(ValueError, match=r'expects x of shape'):
-        ss.cross_selective_scan(**{**x, 'x': x['x'].flatten(2)},
-                                backend='torch')
-    with pytest.raises(ValueError, match='does not divide'):
-        sst.selective_scan_triton(
-            x['x'].flatten(2), x['delta'].flatten(2), x['A'],
-            x['B'].flatten(3), x['C'].flatten(3), order='cross2d', height=2)

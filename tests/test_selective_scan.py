@@ -5,7 +5,7 @@ import pytest
 import torch
 
 # the package exports a function of the same name as this module
-ss = importlib.import_module('mmtinyvim.ops.selective_scan')
+ss = importlib.import_module('mmtinyvim.ops.scan')
 
 
 def make_inputs(batch=2, k=2, d=3, n=4, length=37, dtype=torch.float64,
@@ -106,3 +106,18 @@ def test_every_input_gets_a_gradient_for_a_single_token():
     grads = torch.autograd.grad(ss.selective_scan_parallel(**x).sum(),
                                 tuple(x.values()), allow_unused=True)
     assert all(g is not None for g in grads)
+
+
+def test_cross_scan_and_merge_are_the_official_layouts():
+    from mmtinyvim.ops.scan.cross import cross_merge, cross_scan
+    x = torch.randn(2, 3, 4, 5)
+    rows, cols = x.flatten(2), x.transpose(2, 3).flatten(2)
+    assert torch.equal(cross_scan(x, 2),
+                       torch.stack((rows, rows.flip(-1)), 1))
+    assert torch.equal(cross_scan(x, 4), torch.stack(
+        (rows, cols, rows.flip(-1), cols.flip(-1)), 1))
+    # merging the unchanged sequences adds each pixel once per direction
+    for k in (2, 4):
+        assert torch.allclose(cross_merge(cross_scan(x, k), 4, 5), k * x)
+    with pytest.raises(ValueError, match='valid: 2, 4'):
+        cross_scan(x, 3)

@@ -120,7 +120,8 @@ def test_param_count_matches_official(variant):
                                               ('l', 31.7)])
 def test_all_variants_match_published_size(arch, published_m):
     # the papers' counts are of the BN-fused model with a single head,
-    # truncated to 0.1 M (recipes.md 1.1); L has no golden file
+    # truncated to 0.1 M (docs/recipes.md#tinyvim-variants); L has no golden
+    # file
     model = TinyViM(arch, out_indices=(3, ))
     model.switch_to_deploy()
     width = model.out_channels[-1]
@@ -170,7 +171,7 @@ def test_deployed_classifier_is_the_published_single_head_model(variant):
     """switch_to_deploy on the whole classifier also merges the two heads
     (their mean is one Linear): the BN-fused single-head model whose size
     the paper reports, with the official eval logits."""
-    from mmtinyvim.models.classifiers import switch_to_deploy
+    from mmtinyvim.engine import switch_to_deploy
     g = golden(variant)
     model = build_classifier(variant)
     model.load_state_dict(convert_official_classifier(

@@ -404,7 +404,7 @@ def test_deploy_hook_folds_after_loading_and_keeps_the_outputs():
     from mmengine.logging import MMLogger
     from mmengine.registry import DefaultScope
 
-    from mmtinyvim.utils import DeployHook
+    from mmtinyvim.engine import DeployHook
     cfg = Config.fromfile(str(REPO / DET_CONFIG))
     cfg.model.backbone.init_cfg = None
     torch.manual_seed(0)
@@ -514,10 +514,9 @@ def test_mmengine_amp_wrapper_refuses_cpu_bfloat16_too(monkeypatch):
 # --------------------------------------- converters: family and variant --
 
 def _official_file(variant, path, wrap):
-    from mmtinyvim.models.classifiers import build_classifier
+    from mmtinyvim.models.checkpoint_family import family_module
+    from mmtinyvim.models.zoo import build_classifier
     family = variant.split('-')[0]
-    sys.path.insert(0, str(TOOLS / 'model_converters'))
-    from family import family_module
     state = family_module(family).to_official_classifier(
         build_classifier(variant)[0].state_dict())
     torch.save(wrap(state), path)

@@ -121,7 +121,8 @@ def test_float32_under_autocast_and_channels_last(device):
 
 def test_wte_mamba_uses_stored_filters():
     torch.manual_seed(0)
-    module = WTEMamba(16, 3, scan_backend='torch').eval()
+    module = WTEMamba(16, 3).eval()
+    module.global_atten.scan_backend = 'torch'
     x = rand(2, 16, 9, 12)
     assert module.analytic_haar
     with torch.no_grad():

@@ -15,6 +15,7 @@ from mmengine.evaluator import DumpResults
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
+from mmtinyvim.engine import add_deploy_hook
 from mmtinyvim.utils.checkpoint import (require_fit, safe_torch_load,
                                         unwrap_state_dict,
                                         use_safe_loader_in_mmengine)
@@ -130,8 +131,7 @@ def main(argv=None):
         cfg.model = cfg.tta_model
 
     if args.deploy:
-        cfg.custom_hooks = [*cfg.get('custom_hooks', []),
-                            dict(type='DeployHook')]
+        add_deploy_hook(cfg)
 
     if args.out is not None and scope == 'mmseg':
         cfg.test_evaluator.output_dir = args.out

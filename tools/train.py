@@ -15,6 +15,7 @@ from mmengine.config import Config, DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
+from mmtinyvim.engine import add_cuda_graph_hook
 from mmtinyvim.utils.checkpoint import use_safe_loader_in_mmengine
 
 TASKS = {'mmdet': 'detection', 'mmseg': 'segmentation',
@@ -128,24 +129,6 @@ def check_amp_device(cfg, config_path, by_flag):
         'that a config stays finite under bfloat16 autocast on CPU, run '
         'python tools/analysis_tools/amp_check.py CONFIG --dtype bfloat16 '
         '--device cpu --demo-data.')
-
-
-def add_cuda_graph_hook(cfg, compile=False):
-    """--cuda-graph: append CUDAGraphTrainingHook, refusing at once where it
-    cannot run (it checks the built model again before training)."""
-    if not torch.cuda.is_available():
-        raise RuntimeError(
-            '--cuda-graph records CUDA graphs and this machine has no CUDA '
-            'GPU; train without --cuda-graph')
-    if cfg.launcher != 'none':
-        raise RuntimeError(
-            f'--cuda-graph supports single-GPU training only (launcher '
-            f'{cfg.launcher!r}): graphed backward passes under distributed '
-            'gradient reduction are not verified; leave out --cuda-graph')
-    hooks = [h for h in cfg.get('custom_hooks') or []
-             if h.get('type') != 'CUDAGraphTrainingHook']
-    cfg.custom_hooks = [*hooks, dict(type='CUDAGraphTrainingHook',
-                                     compile=compile)]
 
 
 def init_cpu_process_group(cfg):

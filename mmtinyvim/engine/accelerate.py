@@ -1,6 +1,6 @@
 """The GPU fast paths as one call each, for models with fixed input shapes.
 
-    from mmtinyvim.accelerate import for_inference, for_training
+    from mmtinyvim.engine import for_inference, for_training
 
     predict = for_inference(model, example_batch, dtype=torch.float16)
     logits = predict(batch)          # same shape, dtype and device as example
@@ -13,9 +13,12 @@
 cuDNN's algorithm search, compiles the network with static shapes and replays
 the whole forward as one CUDA graph. ``for_training`` converts to
 channels-last and records forward and backward as CUDA graphs
-(``torch.cuda.make_graphed_callables``). These are the configurations timed
-by ``tools/analysis_tools/benchmark.py`` (``deploy+cl+cudnn+compile+graph``
-and ``cl+graph``); ``docs/benchmark.md`` has the numbers.
+(``torch.cuda.make_graphed_callables``). Each step is a function of its own
+(:func:`to_memory_format`, :func:`enable_cudnn_search`,
+:func:`compile_static`, :func:`capture_cuda_graph`,
+:func:`record_training_graphs`); ``tools/analysis_tools/benchmark.py``
+composes its configurations from them, and ``docs/benchmark.md`` has the
+numbers.
 
 A CUDA graph replays fixed memory: every call must use the example's shape,
 dtype and device (a different one is refused with the shapes named), and
@@ -28,10 +31,11 @@ from typing import Callable, Optional
 import torch
 import torch.nn as nn
 
-from .models.classifiers import switch_to_deploy
+from .deploy import switch_to_deploy
 
-__all__ = ['capture_cuda_graph', 'for_inference', 'for_training',
-           'GraphOnFirstBatch']
+__all__ = ['capture_cuda_graph', 'compile_static', 'enable_cudnn_search',
+           'for_inference', 'for_training', 'GraphOnFirstBatch',
+           'record_training_graphs', 'to_memory_format']
 
 
 def _describe(x: torch.Tensor) -> str:
@@ -71,6 +75,29 @@ def _copy_structure(outputs, clone: bool):
     if isinstance(outputs, torch.Tensor):
         return outputs.clone()
     return type(outputs)(o.clone() for o in outputs)
+
+
+def to_memory_format(model: nn.Module, channels_last: bool
+                     ) -> torch.memory_format:
+    """Convert ``model`` in place; returns the memory format its inputs
+    should have."""
+    memory_format = (torch.channels_last if channels_last else
+                     torch.contiguous_format)
+    model.to(memory_format=memory_format)
+    return memory_format
+
+
+def enable_cudnn_search() -> None:
+    """cuDNN's algorithm search: pays for fixed input shapes (process-wide
+    setting)."""
+    torch.backends.cudnn.benchmark = True
+
+
+def compile_static(model: nn.Module, mode: Optional[str] = None
+                   ) -> Callable:
+    """``torch.compile`` with static shapes (inductor, ``mode`` as
+    torch.compile's)."""
+    return torch.compile(model, dynamic=False, mode=mode)
 
 
 def capture_cuda_graph(fn: Callable, device=None, warmup: int = 3
@@ -115,12 +142,10 @@ def for_inference(model: nn.Module,
     model.eval()
     if deploy:
         switch_to_deploy(model)
-    memory_format = (torch.channels_last if channels_last else
-                     torch.contiguous_format)
-    model.to(memory_format=memory_format)
+    memory_format = to_memory_format(model, channels_last)
     if example.is_cuda:
-        torch.backends.cudnn.benchmark = True
-    network = torch.compile(model, dynamic=False) if compile else model
+        enable_cudnn_search()
+    network = compile_static(model) if compile else model
     autocast = dict(device_type=example.device.type, dtype=dtype,
                     enabled=dtype is not None,
                     # a graph must not keep autocast's weight cache alive
@@ -158,7 +183,7 @@ def for_inference(model: nn.Module,
     return replay
 
 
-def _record_training_graphs(module: nn.Module, sample: torch.Tensor,
+def record_training_graphs(module: nn.Module, sample: torch.Tensor,
                             dtype: Optional[torch.dtype]) -> Callable:
     """Forward and backward of ``module`` (train mode; a module or its
     ``torch.compile`` wrapper) for ``sample`` as CUDA graphs; returns the
@@ -191,9 +216,9 @@ def for_training(model: nn.Module,
     ``example``. Call the result inside the same autocast ``dtype`` as
     here (None: no autocast) and use a fresh loss per step as usual; the
     optimizer step stays outside the graph. Gradients equal the eager
-    network's (docs/benchmark.md, run F). ``compile=True`` records the
-    ``torch.compile``-d network (static shapes; pays for MobileMamba-B4).
-    For mmengine training use :class:`mmtinyvim.utils.CUDAGraphTrainingHook`
+    network's (docs/benchmark.md). ``compile=True`` records the
+    ``torch.compile``-d network (static shapes).
+    For mmengine training use :class:`mmtinyvim.engine.CUDAGraphTrainingHook`
     (``tools/train.py --cuda-graph``)."""
     _check_example(example)
     if not (example.is_cuda and all(p.is_cuda for p in model.parameters())):
@@ -202,13 +227,10 @@ def for_training(model: nn.Module,
             f'example input on a CUDA device (input: {_describe(example)}); '
             'on other devices train the model as it is')
     model.train()
-    memory_format = (torch.channels_last if channels_last else
-                     torch.contiguous_format)
-    model.to(memory_format=memory_format)
+    memory_format = to_memory_format(model, channels_last)
     sample = example.detach().clone().contiguous(memory_format=memory_format)
-    graphed = _record_training_graphs(
-        torch.compile(model, dynamic=False) if compile else model, sample,
-        dtype)
+    graphed = record_training_graphs(
+        compile_static(model) if compile else model, sample, dtype)
 
     def forward(images):
         if not _fits(images, sample):
@@ -237,7 +259,7 @@ class GraphOnFirstBatch:
 
     def __init__(self, module: nn.Module, channels_last: bool = True,
                  compile: bool = False,
-                 record: Callable = _record_training_graphs):
+                 record: Callable = record_training_graphs):
         self.module = module
         self.compile = compile
         self.eager = module.forward
@@ -262,8 +284,8 @@ class GraphOnFirstBatch:
                dtype)
         if self.graphed is None:
             del self.module.forward  # record the module's own forward
-            target = (torch.compile(self.module, dynamic=False)
-                      if self.compile else self.module)
+            target = (compile_static(self.module) if self.compile
+                      else self.module)
             try:
                 self.graphed = self.record(target, images.detach().clone(),
                                            dtype)

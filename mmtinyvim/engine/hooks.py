@@ -1,11 +1,16 @@
 """Runner hooks: resumable randomness, CUDA-graphed backbone training,
-deploy-mode testing."""
+deploy-mode testing; and the config edits that ``tools/train.py
+--cuda-graph`` and ``tools/test.py --deploy`` make to add them."""
 import random
 
 import numpy as np
 import torch
 from mmengine.hooks import Hook
+from mmengine.model import BaseTTAModel, is_model_wrapper
 from mmengine.registry import HOOKS
+
+from .accelerate import GraphOnFirstBatch
+from .deploy import switch_to_deploy
 
 
 def reseed_global_generators(seed: int, step: int) -> None:
@@ -78,15 +83,15 @@ class CUDAGraphTrainingHook(Hook):
 
     Before training, the model is converted to channels-last and the
     backbone's forward is replaced by
-    :class:`mmtinyvim.accelerate.GraphOnFirstBatch`: the first training batch
+    :class:`mmtinyvim.engine.GraphOnFirstBatch`: the first training batch
     records the backbone's forward and backward as CUDA graphs, later
     batches of that shape replay them (gradients as the eager network's;
-    docs/benchmark.md, run F), other shapes and evaluation run eagerly.
+    docs/benchmark.md), other shapes and evaluation run eagerly.
     Pays where every batch has one shape (the ImageNet configs: fixed crops,
     ``drop_last=True``); detector and segmentor training with varying
     shapes gains nothing. ``compile=True`` (``--cuda-graph compile``)
-    records the ``torch.compile``-d backbone: slower start, needed for
-    MobileMamba-B4's 1.3x (docs/benchmark.md). Single-GPU only: under
+    records the ``torch.compile``-d backbone: slower start, faster steps for
+    some variants (docs/benchmark.md). Single-GPU only: under
     distributed training the gradient all-reduce of DDP has not been
     verified with graphed backward passes, so the hook refuses it.
     """
@@ -98,9 +103,6 @@ class CUDAGraphTrainingHook(Hook):
         self.compile = compile
 
     def before_train(self, runner) -> None:
-        from mmengine.model import is_model_wrapper
-
-        from ..accelerate import GraphOnFirstBatch
         model = runner.model
         if is_model_wrapper(model):
             raise RuntimeError(
@@ -142,9 +144,6 @@ class DeployHook(Hook):
     priority = 'LOW'
 
     def before_test(self, runner) -> None:
-        from mmengine.model import BaseTTAModel, is_model_wrapper
-
-        from ..models.classifiers import switch_to_deploy
         model = runner.model
         if is_model_wrapper(model):
             model = model.module
@@ -162,3 +161,30 @@ class DeployHook(Hook):
         runner.logger.info(
             f'DeployHook: folded {", ".join(names)} (switch_to_deploy) for '
             'testing')
+
+
+def add_cuda_graph_hook(cfg, compile: bool = False) -> None:
+    """``tools/train.py --cuda-graph``: append :class:`CUDAGraphTrainingHook`
+    to ``cfg.custom_hooks`` (replacing one already there), refusing at once
+    where it cannot run (the hook checks the built model again before
+    training)."""
+    if not torch.cuda.is_available():
+        raise RuntimeError(
+            '--cuda-graph records CUDA graphs and this machine has no CUDA '
+            'GPU; train without --cuda-graph')
+    if cfg.launcher != 'none':
+        raise RuntimeError(
+            f'--cuda-graph supports single-GPU training only (launcher '
+            f'{cfg.launcher!r}): graphed backward passes under distributed '
+            'gradient reduction are not verified; leave out --cuda-graph')
+    hooks = [h for h in cfg.get('custom_hooks') or []
+             if h.get('type') != 'CUDAGraphTrainingHook']
+    cfg.custom_hooks = [*hooks, dict(type='CUDAGraphTrainingHook',
+                                     compile=compile)]
+
+
+def add_deploy_hook(cfg) -> None:
+    """``tools/test.py --deploy``: append :class:`DeployHook` to
+    ``cfg.custom_hooks``."""
+    cfg.custom_hooks = [*cfg.get('custom_hooks', []),
+                        dict(type='DeployHook')]

@@ -1,6 +1,6 @@
 """Knowledge distillation from a frozen teacher for the ImageNet recipes.
 
-Two recipes (recipes.md §2.1, §2.2):
+Two recipes (docs/recipes.md#imagenet-tinyvim, #imagenet-mobilemamba):
 
 * ``hard`` (TinyViM, DeiT hard distillation): the distillation head learns
   the teacher's arg-max,
@@ -27,9 +27,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.registry import DefaultScope
 from mmpretrain.models.classifiers import ImageClassifier
+from mmpretrain.registry import MODELS as PRETRAIN_MODELS
 from mmpretrain.structures import DataSample
 
 from ..registry import MODELS
+from ..utils.checkpoint import safe_torch_load, strict_load, unwrap_state_dict
 from .heads.base import DistillableClsHead
 
 __all__ = ['DistillationImageClassifier', 'hard_distillation_loss',
@@ -187,7 +189,6 @@ class DistillationImageClassifier(ImageClassifier):
         """The frozen teacher, built (random weights until
         :meth:`init_weights`) on the student's device at first access."""
         if self._frozen_teacher.module is None:
-            from mmpretrain.registry import MODELS as PRETRAIN_MODELS
             with DefaultScope.overwrite_default_scope('mmpretrain'):
                 teacher = PRETRAIN_MODELS.build(
                     copy.deepcopy(self.teacher_cfg))
@@ -231,8 +232,6 @@ class DistillationImageClassifier(ImageClassifier):
                 'teacher_checkpoint (the variable at the top of the config, '
                 'or --cfg-options model.teacher_checkpoint=PATH) to the '
                 f'weights of the {self.teacher_cfg["type"]} teacher')
-        from mmtinyvim.utils.checkpoint import (safe_torch_load,
-                                                strict_load, unwrap_state_dict)
         state = unwrap_state_dict(safe_torch_load(path))
         strict_load(self.teacher, state,
                     what=f'teacher checkpoint {self.teacher_checkpoint}')

@@ -1,10 +1,9 @@
-from .selective_scan import (BACKENDS, SCAN_OP_HANDLES, SCAN_ORDERS,
-                             cross_selective_scan, resolve_backend,
-                             scan_pixel_order, selective_scan,
-                             selective_scan_parallel,
-                             selective_scan_reference, triton_available)
+from .scan import (BACKEND_TABLE, BACKENDS, SCAN_OP_HANDLES, resolve_backend,
+                   selective_scan, selective_scan_parallel,
+                   selective_scan_reference, triton_available)
+from .scan.cross import cross_merge, cross_scan
 
 __all__ = ['selective_scan', 'selective_scan_parallel',
-           'selective_scan_reference', 'cross_selective_scan',
-           'scan_pixel_order', 'resolve_backend', 'triton_available',
-           'BACKENDS', 'SCAN_ORDERS', 'SCAN_OP_HANDLES']
+           'selective_scan_reference', 'resolve_backend', 'triton_available',
+           'BACKENDS', 'BACKEND_TABLE', 'SCAN_OP_HANDLES', 'cross_scan',
+           'cross_merge']

@@ -29,7 +29,7 @@ import torch
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
-from mmtinyvim.utils.mixed_precision import (DTYPES, amp_config, summarize,
+from mmtinyvim.engine.amp import (DTYPES, amp_config, summarize,
                                              train_under_autocast)
 
 # default_scope -> (demo task, dataset root inside the demo out-root)

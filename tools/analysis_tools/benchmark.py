@@ -11,9 +11,9 @@
     python tools/analysis_tools/benchmark.py --det-only \
         --det-config configs/maskrcnn_tinyvim_s_coco.py
 
-Protocol (../shared/reference/baseline-gpu.md, the EfficientViT/MobileMamba
-convention): classifier in ``eval()`` under ``torch.no_grad()``, batch 256 of
-random images already on the GPU at the variant's paper resolution, 10
+Protocol (docs/benchmark.md, the EfficientViT/MobileMamba convention):
+classifier in ``eval()`` under ``torch.no_grad()``, batch 256 of random
+images already on the GPU at the variant's paper resolution, 10
 warm-up iterations, then iterations each followed by
 ``torch.cuda.synchronize()`` until at least 3 s have passed; images/s = batch
 / mean iteration time. ``amp`` = ``torch.autocast('cuda', torch.float16)``,
@@ -35,7 +35,7 @@ A configuration is ``eager`` (the network as built) or fast paths joined by
   ``torch.cuda.make_graphed_callables``) replayed as one CUDA graph;
 * ``mode=NAME``: ``torch.compile`` mode (with ``compile``), e.g.
   ``mode=reduce-overhead`` (inductor's own CUDA graphs, instead of ``graph``);
-* ``api``: the user-facing one-call fast paths of ``mmtinyvim.accelerate``
+* ``api``: the user-facing one-call fast paths of ``mmtinyvim.engine``
   (inference: ``for_inference`` = deploy+cl+cudnn+compile+graph, each call
   copying the batch into the graph's input and cloning the output;
   training: ``for_training`` = cl+graph); not combinable with the others;
@@ -50,46 +50,44 @@ A configuration is ``eager`` (the network as built) or fast paths joined by
   convolutions used before the element-wise form became the default (for
   comparison; ``haar=elementwise`` is the default).
 
-Official numbers are those of baseline-gpu.md (H100 80GB HBM3, torch
-2.11.0+cu130, best of the official runs); a ratio is only meaningful on the
+Official numbers (``mmtinyvim.models.zoo.OFFICIAL_SPEED``, docs/benchmark.md:
+H100 80GB HBM3, torch 2.11.0+cu130, best of the official runs); a ratio is only meaningful on the
 same GPU kind, and every report also times the timm peers in the same run.
 """
 import argparse
 import copy
-import importlib
 import json
-import math
 import platform
 import sys
 import time
 from functools import partial
+from types import SimpleNamespace
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from mmtinyvim.accelerate import capture_cuda_graph
-from mmtinyvim.models.classifiers import (VARIANTS, ClassifierLogits,
-                                          build_classifier, parse_variant,
-                                          switch_to_deploy)
+from mmengine.optim import AmpOptimWrapper
+from mmpretrain.structures import DataSample
+
+from mmtinyvim.engine import (ClassifierLogits, CUDAGraphTrainingHook,
+                              capture_cuda_graph, compile_static,
+                              enable_cudnn_search, for_inference,
+                              for_training, record_training_graphs,
+                              switch_to_deploy, to_memory_format)
+from mmtinyvim.models.zoo import (FAMILIES, OFFICIAL_SPEED, VARIANTS,
+                                  build_classifier, parse_variant)
+from mmtinyvim.ops.scan import BACKENDS, selective_scan
 
 PEERS = ('resnet18', 'efficientvit_m4', 'repvit_m1_1')
 MODES = ('amp', 'fp32', 'train')
 FAST_PATHS = ('deploy', 'cl', 'cudnn', 'compile', 'graph', 'api', 'engine',
               'hook')
 
-# baseline-gpu.md: img/s, best of the official runs (fused included), and
-# training img/s at batch 128 (AMP).
+# img/s of the official code (the variants: mmtinyvim.models.zoo) and of
+# the timm peers in the same runs, same protocol (docs/benchmark.md)
 OFFICIAL = {
-    'tinyvim-s': dict(amp=8753, fp32=7210, train=1441),
-    'tinyvim-b': dict(amp=6974, fp32=5683, train=1213),
-    'tinyvim-l': dict(amp=4286, fp32=3388, train=1069),
-    'mobilemamba-t2': dict(amp=16724, fp32=9561, train=1838),
-    'mobilemamba-t4': dict(amp=16096, fp32=8766, train=2421),
-    'mobilemamba-s6': dict(amp=16503, fp32=8203, train=2100),
-    'mobilemamba-b1': dict(amp=10934, fp32=5283, train=1650),
-    'mobilemamba-b2': dict(amp=5454, fp32=2783, train=1102),
-    'mobilemamba-b4': dict(amp=3439, fp32=1430, train=837),
+    **OFFICIAL_SPEED,
     'resnet18': dict(amp=28439, fp32=18229, train=5848),
     'efficientvit_m4': dict(amp=18031, fp32=15294, train=2278),
     'repvit_m1_1': dict(amp=11602, fp32=7682, train=2284),
@@ -184,7 +182,7 @@ def run_one(name: str, mode: str, config: str, batch: int, args) -> dict:
         raise ValueError(f'{config!r}: deploy mode is inference only')
     torch.cuda.empty_cache()
     torch.cuda.reset_peak_memory_stats()
-    torch.backends.cudnn.benchmark = 'cudnn' in paths
+    torch.backends.cudnn.benchmark = False  # 'cudnn' switches it on
     tic = time.perf_counter()
     model, resolution = build_model(name, options['scan'])
     model = model.cuda()
@@ -208,9 +206,9 @@ def run_one(name: str, mode: str, config: str, batch: int, args) -> dict:
     if 'deploy' in paths:
         record['deploy_err'] = deploy_error(model, resolution)
         switch_to_deploy(model)
-    memory_format = (torch.channels_last if 'cl' in paths else
-                     torch.contiguous_format)
-    model = model.to(memory_format=memory_format)
+    memory_format = to_memory_format(model, 'cl' in paths)
+    if 'cudnn' in paths:
+        enable_cudnn_search()
     x = torch.randn(batch, 3, resolution, resolution,
                     device='cuda').to(memory_format=memory_format)
     if 'compile' in paths:
@@ -218,8 +216,7 @@ def run_one(name: str, mode: str, config: str, batch: int, args) -> dict:
         # process recompiles with dynamic shapes, and after 8 models dynamo
         # silently falls back to eager
         torch._dynamo.reset()
-        model = torch.compile(model, dynamic=False,
-                              mode=options['compile_mode'])
+        model = compile_static(model, options['compile_mode'])
     graphed = 'graph' in paths
     # a CUDA graph must not keep autocast's weight cache alive across calls
     autocast = dict(device_type='cuda', dtype=torch.float16,
@@ -227,10 +224,8 @@ def run_one(name: str, mode: str, config: str, batch: int, args) -> dict:
 
     if mode == 'train':
         model.train()
-        forward = model
-        if graphed:
-            with torch.autocast(**autocast):
-                forward = torch.cuda.make_graphed_callables(model, (x, ))
+        forward = (record_training_graphs(model, x, torch.float16)
+                   if graphed else model)
         step = _amp_train_step(model, forward, x, autocast)
         warmup = args.train_warmup
     else:
@@ -284,8 +279,7 @@ def _time_into(record, step, warmup, tic, args):
 
 
 def _run_api(model, record, resolution, args):
-    """``run_one`` through ``mmtinyvim.accelerate``."""
-    from mmtinyvim.accelerate import for_inference, for_training
+    """``run_one`` through ``mmtinyvim.engine``'s one-call fast paths."""
     batch, mode = record['batch'], record['mode']
     tic = time.perf_counter()
     x = torch.randn(batch, 3, resolution, resolution, device='cuda')
@@ -314,17 +308,13 @@ def _run_engine(model, record, resolution, hook: bool, compile: bool,
     dynamic loss scaling); with ``hook``, what CUDAGraphTrainingHook does
     before training (channels-last, backbone graphed on the first batch),
     with ``compile`` its ``compile=True``."""
-    from mmengine.optim import AmpOptimWrapper
-    from mmpretrain.structures import DataSample
-
-    from mmtinyvim.accelerate import GraphOnFirstBatch
     tic = time.perf_counter()
     # BaseModel.cuda also moves the data preprocessor's device
     classifier = model.classifier.cuda().train()
     if hook:
-        classifier.to(memory_format=torch.channels_last)
         torch._dynamo.reset()
-        GraphOnFirstBatch(classifier.backbone, compile=compile).install()
+        CUDAGraphTrainingHook(compile=compile).before_train(
+            SimpleNamespace(model=classifier))
     batch = record['batch']
     data = dict(
         inputs=torch.randint(0, 256, (batch, 3, resolution, resolution),
@@ -344,10 +334,8 @@ def _run_engine(model, record, resolution, hook: bool, compile: bool,
 
 def scan_shapes(name: str, batch: int):
     """The selective-scan calls (shapes, K) one forward of ``name`` makes."""
-    from mmtinyvim.models.backbones import mobilemamba, tinyvim
     calls = []
-    family, _ = parse_variant(name)
-    module = {'tinyvim': tinyvim, 'mobilemamba': mobilemamba}[family]
+    module = FAMILIES[parse_variant(name)[0]].module
     original = module.selective_scan
 
     def recording(u, delta, A, B, C, *rest, **kwargs):
@@ -365,9 +353,7 @@ def scan_shapes(name: str, batch: int):
 
 
 def bench_scan_kernels(names, batch: int, backends, reps: int = 30):
-    """Forward and forward+backward ms of each backend at each scan shape;
-    ``triton-fused`` also does the cross-scan and merge (square maps)."""
-    ss = importlib.import_module('mmtinyvim.ops.selective_scan')
+    """Forward and forward+backward ms of each backend at each scan shape."""
     rows = []
     seen = set()
     for name in names:
@@ -375,9 +361,6 @@ def bench_scan_kernels(names, batch: int, backends, reps: int = 30):
             if (kd, length, d_state, k) in seen:
                 continue
             seen.add((kd, length, d_state, k))
-            d = kd // k
-            side = math.isqrt(length)
-            order = {4: 'cross2d', 2: 'bidi'}[k]
             g = torch.Generator(device='cuda').manual_seed(0)
 
             def rand(*shape):
@@ -389,33 +372,17 @@ def bench_scan_kernels(names, batch: int, backends, reps: int = 30):
                           B=rand(b, k, d_state, length),
                           C=rand(b, k, d_state, length), D=rand(kd),
                           delta_bias=rand(kd))
-            row = dict(variant=name, batch=b, K=k, D=d, N=d_state, L=length)
+            row = dict(variant=name, batch=b, K=k, D=kd // k, N=d_state,
+                       L=length)
             for backend in backends:
-                fused = backend == 'triton-fused'
-                if fused and side * side != length:
-                    continue
-                if fused:
-                    args = dict(
-                        x=inputs['u'][:, :d].reshape(b, d, side, side),
-                        delta=inputs['delta'].view(b, kd, side, side),
-                        A=inputs['A'],
-                        B=inputs['B'].view(b, k, d_state, side, side),
-                        C=inputs['C'].view(b, k, d_state, side, side),
-                        D=inputs['D'], delta_bias=inputs['delta_bias'])
 
-                    def fn(**kw):
-                        return ss.cross_selective_scan(**kw, order=order,
-                                                       backend='triton')
-                else:
-                    args = inputs
-
-                    def fn(backend=backend, **kw):
-                        return ss.selective_scan(**kw, backend=backend)
+                def fn(backend=backend, **kw):
+                    return selective_scan(**kw, backend=backend)
                 try:
                     row[f'{backend}_fwd_ms'] = _cuda_ms(
-                        lambda: fn(**args), reps)
+                        lambda: fn(**inputs), reps)
                     grads = {key: v.detach().requires_grad_()
-                             for key, v in args.items()}
+                             for key, v in inputs.items()}
 
                     def fwd_bwd():
                         fn(**grads).sum().backward()
@@ -459,15 +426,13 @@ def bench_detector(config_path: str, args) -> list:
     """Inference of a detector config on 2 random 800x1333 images (padded to
     800x1344): ``eager``; ``deploy+graph`` (backbone+neck deployed and
     replayed as one CUDA graph); ``api`` (backbone+neck through
-    ``mmtinyvim.accelerate.for_inference``: deploy+cl+cudnn+compile+graph).
+    ``mmtinyvim.engine.for_inference``: deploy+cl+cudnn+compile+graph).
     The heads (proposals, NMS, RoI ops) stay eager in all three."""
     from mmdet.registry import MODELS
     from mmdet.structures import DetDataSample
     from mmdet.utils import register_all_modules
     from mmengine.config import Config
     register_all_modules()
-    import mmtinyvim  # noqa: F401
-    from mmtinyvim.accelerate import for_inference
     cfg = Config.fromfile(config_path)
     height, width = 800, 1344
     rows = []
@@ -571,8 +536,9 @@ def parse_args(argv=None):
     parser.add_argument('--scan-kernels', action='store_true',
                         help='time the selective-scan backends instead')
     parser.add_argument('--scan-backends', nargs='+',
-                        default=['torch', 'mamba_ssm', 'triton',
-                                 'triton-fused'])
+                        default=[b for b in BACKENDS if b not in
+                                 ('auto', 'reference')],
+                        choices=BACKENDS)
     parser.add_argument('--det-config', nargs='*', default=[],
                         help='also time these mmdet configs at 800x1333')
     parser.add_argument('--det-only', action='store_true',

@@ -17,17 +17,9 @@ import sys
 import torch
 from mmengine.analysis import FlopAnalyzer, parameter_count
 
-from mmtinyvim.models.classifiers import build_classifier, switch_to_deploy
+from mmtinyvim.engine import switch_to_deploy
+from mmtinyvim.models.zoo import PUBLISHED, VARIANTS, build_classifier
 from mmtinyvim.ops import SCAN_OP_HANDLES
-
-# published values (recipes.md §1.1 README / §1.2 S2 Tab. 3): params M, GMACs
-PUBLISHED = {
-    'tinyvim-s': (5.6, 0.9), 'tinyvim-b': (11.0, 1.5),
-    'tinyvim-l': (31.7, 4.7),
-    'mobilemamba-t2': (8.8, 0.255), 'mobilemamba-t4': (14.2, 0.413),
-    'mobilemamba-s6': (15.0, 0.652), 'mobilemamba-b1': (17.1, 1.080),
-    'mobilemamba-b2': (17.1, 2.427), 'mobilemamba-b4': (17.1, 4.313),
-}
 
 
 def count(model, inputs):
@@ -54,14 +46,18 @@ def report_arch(name, deploy):
         switch_to_deploy(model)
     params = parameter_count(model)[''] / 1e6
     flops, by_op = count(model, torch.randn(1, 3, resolution, resolution))
-    pub_params, pub_gmacs = PUBLISHED[name]
     row = dict(model=name, resolution=resolution, deploy=deploy,
                params_M=round(params, 4), gmacs=round(flops / 1e9, 4),
                scan_gmacs=round(sum(v for k, v in by_op.items()
-                                    if 'Scan' in k) / 1e9, 5),
-               published_params_M=pub_params, published_gmacs=pub_gmacs)
-    row['params_vs_paper_%'] = round(100 * (params / pub_params - 1), 2)
-    row['gmacs_vs_paper_%'] = round(100 * (flops / 1e9 / pub_gmacs - 1), 2)
+                                    if 'Scan' in k) / 1e9, 5))
+    published = PUBLISHED.get(name)
+    if published is not None:  # the papers count multiply-adds
+        row.update(published_params_M=published.params_m,
+                   published_gmacs=published.flops_g)
+        row['params_vs_paper_%'] = round(
+            100 * (params / published.params_m - 1), 2)
+        row['gmacs_vs_paper_%'] = round(
+            100 * (flops / 1e9 / published.flops_g - 1), 2)
     return row
 
 
@@ -92,7 +88,7 @@ def report_config(path, shape):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('config', nargs='?', help='an mm* config file')
-    parser.add_argument('--arch', help=f'one of {", ".join(PUBLISHED)} or all')
+    parser.add_argument('--arch', help=f'one of {", ".join(VARIANTS)} or all')
     parser.add_argument('--shape', type=int, nargs=2, default=(800, 1333),
                         metavar=('H', 'W'), help='input size for configs')
     parser.add_argument('--deploy', action='store_true',
@@ -102,11 +98,11 @@ def main(argv=None):
     if bool(args.config) == bool(args.arch):
         parser.error('give either a config file or --arch')
     if args.arch:
-        names = list(PUBLISHED) if args.arch == 'all' else [args.arch]
-        unknown = [n for n in names if n not in PUBLISHED]
+        names = list(VARIANTS) if args.arch == 'all' else [args.arch]
+        unknown = [n for n in names if n not in VARIANTS]
         if unknown:
             parser.error(f'unknown --arch {unknown[0]!r}; valid: '
-                         f'{", ".join(PUBLISHED)}, all')
+                         f'{", ".join(VARIANTS)}, all')
         rows = [report_arch(n, args.deploy) for n in names]
     else:
         rows = [report_config(args.config, args.shape)]

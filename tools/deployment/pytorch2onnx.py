@@ -7,9 +7,10 @@
     python tools/deployment/pytorch2onnx.py mobilemamba-b1 --classifier \\
         --checkpoint mobilemamba_b1.pth --deploy --shape 256 256 --verify
 
-The selective scan goes through the pure-PyTorch chunked backend ('torch'),
-so the graph holds standard ONNX operators only (no custom op, opset >= 17).
-The scan's chunking and the input padding depend on H x W, so the graph has a
+The selective scan goes through the pure-PyTorch parallel prefix scan
+('torch' backend), so the graph holds standard ONNX operators only (no custom
+op, opset >= 17). The scan's step count and the input padding depend on
+H x W, so the graph has a
 fixed spatial size; the batch size is dynamic. The graph's input is the
 normalised image batch (N, 3, H, W) float32: mean/std normalisation stays
 outside, as in the configs' data preprocessors. Outputs: ``out{i}`` for each
@@ -23,20 +24,15 @@ import warnings
 import torch
 import torch.nn as nn
 
-from mmtinyvim.models.backbones import mobilemamba, tinyvim
-from mmtinyvim.models.classifiers import (VARIANTS, ClassifierLogits,
-                                          backbone_class, build_classifier,
-                                          paper_resolution, parse_variant,
-                                          switch_to_deploy)
+from mmtinyvim.engine import ClassifierLogits, switch_to_deploy
+from mmtinyvim.models.checkpoint_family import family_module
+from mmtinyvim.models.zoo import (VARIANTS, backbone_class, build_classifier,
+                                  paper_resolution, parse_variant)
 from mmtinyvim.utils.checkpoint import (safe_torch_load, strict_load,
                                         unwrap_state_dict)
 
 SCAN_BACKEND = 'torch'  # the only backend made of exportable operators
 DEFAULT_OPSET = 17
-OFFICIAL_CLASSIFIER_CONVERTERS = {
-    'tinyvim': tinyvim.convert_official_classifier,
-    'mobilemamba': mobilemamba.convert_official_classifier,
-}
 
 
 def _checkpoint_state(path):
@@ -72,7 +68,7 @@ def build_classifier_for_export(variant: str, checkpoint=None):
         state = _checkpoint_state(checkpoint)
         if not any(k.startswith('backbone.') for k in state):
             family, _ = parse_variant(variant)
-            state = OFFICIAL_CLASSIFIER_CONVERTERS[family](state)
+            state = family_module(family).convert_official_classifier(state)
         strict_load(classifier, state, what=f'Checkpoint {checkpoint!r}')
     return ClassifierLogits(classifier), ['logits']
 

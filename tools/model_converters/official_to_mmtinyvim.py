@@ -26,12 +26,10 @@ import sys
 
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from family import (FAMILIES, check_arch, check_family,  # noqa: E402
-                    describe, family_module)
-
-from mmtinyvim.utils.checkpoint import (safe_torch_load,  # noqa: E402
-                                        unwrap_state_dict)
+from mmtinyvim.models.checkpoint_family import (check_arch, check_family,
+                                               describe, family_module)
+from mmtinyvim.models.zoo import FAMILIES
+from mmtinyvim.utils.checkpoint import safe_torch_load, unwrap_state_dict
 
 
 def convert(src: str, dst: str, family: str, to: str = 'classifier',
@@ -52,7 +50,7 @@ def _convert(src, dst, family, to='classifier', ema=False, arch=None):
                              family=family, arch=archs, ema=ema))
     elif to == 'backbone':
         out = {k: v for k, v in state_dict.items()
-               if not k.startswith(module.CLASSIFIER_PREFIXES)}
+               if not k.startswith(FAMILIES[family].classifier_prefixes)}
         if not out:
             raise ValueError(f'{src} holds no backbone weights')
     else:
@@ -66,7 +64,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('src', help='official checkpoint')
     parser.add_argument('dst', help='output file')
-    parser.add_argument('--family', required=True, choices=FAMILIES)
+    parser.add_argument('--family', required=True, choices=list(FAMILIES))
     parser.add_argument('--arch', help='the variant the file must be (e.g. '
                         's, t2); checked against its tensor shapes')
     parser.add_argument('--to', default='classifier',

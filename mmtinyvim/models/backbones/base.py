@@ -11,7 +11,7 @@ from mmengine.logging import MMLogger
 from mmengine.model import BaseModule
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from ...ops.selective_scan import check_backend
+from ...ops.scan import check_backend
 from ...utils.checkpoint import safe_torch_load, strict_load, unwrap_state_dict
 from ..layers import fuse_modules
 
@@ -25,14 +25,15 @@ class MambaBackboneBase(BaseModule):
     'custom' for a dict, ``arch_settings``, ``out_indices`` sorted and
     non-negative, ``frozen_stages``, ``norm_eval``, ``drop_path_rate``,
     ``scan_backend``, ``deploy``); the family's constructor then builds its
-    layers and ends with ``self._freeze_stages()``. A family supplies:
+    layers and ends with ``self._finish_init()``. A family supplies:
 
     * ``arch_zoo``, ``arch_keys`` (``optional_arch_keys``) and
       :meth:`_check_custom_arch` for ``arch``;
     * ``num_stages`` (what ``frozen_stages`` counts), ``num_outputs`` (what
       ``out_indices`` index) and the wording of out_indices errors;
     * ``scan_mixer_type``: the modules whose ``scan_backend`` follows the
-      backbone's;
+      backbone's (set only through the backbone's ``scan_backend``
+      property, never through constructors);
     * :meth:`_stem_and_stages` for freezing;
     * :meth:`_filter_checkpoint` and :meth:`_allowed_missing_keys` for
       loading.
@@ -49,9 +50,6 @@ class MambaBackboneBase(BaseModule):
     # Named outputs, listed in out_indices errors (None: not listed).
     output_names: Optional[Tuple[str, ...]] = None
     scan_mixer_type: Type[nn.Module]
-    # True: a None scan_backend is resolved (MMTINYVIM_SCAN_BACKEND, else
-    # 'auto') when it is set; False: None is kept and each scan resolves it.
-    resolve_scan_backend_early = False
 
     def __init__(self,
                  arch: Union[str, dict],
@@ -152,17 +150,23 @@ class MambaBackboneBase(BaseModule):
     @property
     def scan_backend(self) -> Optional[str]:
         """Selective-scan backend of every mixer, see
-        :mod:`mmtinyvim.ops.selective_scan`."""
+        :mod:`mmtinyvim.ops.scan`. None is passed on as it is: each scan
+        resolves it (``MMTINYVIM_SCAN_BACKEND``, else ``auto``)."""
         return self._scan_backend
 
     @scan_backend.setter
     def scan_backend(self, name: Optional[str]):
-        resolved = check_backend(name)
-        self._scan_backend = (resolved if self.resolve_scan_backend_early
-                              else name)
+        check_backend(name)
+        self._scan_backend = name
         for module in self.modules():
             if isinstance(module, self.scan_mixer_type):
                 module.scan_backend = self._scan_backend
+
+    def _finish_init(self) -> None:
+        """End of a family's constructor: hand the scan backend to the
+        mixers just built and freeze ``frozen_stages``."""
+        self.scan_backend = self._scan_backend
+        self._freeze_stages()
 
     # ------------------------------------------------------------ training
 

@@ -30,7 +30,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmcv.cnn.bricks import DropPath
 
-from ...ops.selective_scan import selective_scan
+from ...ops.scan import selective_scan
+from ...ops.scan.cross import cross_merge, cross_scan
 from ...registry import MODELS
 from ..layers import ConvBN, LayerNorm2d, check_image_batch, fuse_conv_bn, \
     fuse_modules
@@ -205,15 +206,15 @@ class SS2D(nn.Module):
     """
 
     num_directions = 2
+    scan_backend: Optional[str] = None  # set by the backbone
 
     def __init__(self, channels: int, ssm_ratio: float = 2.0,
-                 d_state: int = 1, scan_backend: Optional[str] = None):
+                 d_state: int = 1):
         super().__init__()
         d_inner = int(ssm_ratio * channels)
         self.d_inner = d_inner
         self.d_state = d_state
         self.dt_rank = math.ceil(channels / 16)
-        self.scan_backend = scan_backend
         k = self.num_directions
 
         # scan parameters: official names, layout and registration order;
@@ -240,8 +241,7 @@ class SS2D(nn.Module):
         batch, channels, height, width = x.shape
         length = height * width
         rank, d_state = self.dt_rank, self.d_state
-        rows = x.flatten(2)
-        xs = torch.cat((rows, rows.flip(-1)), dim=1)          # (B, 2D, L)
+        xs = cross_scan(x, self.num_directions).view(batch, -1, length)
         x_dbl = F.conv1d(xs, self.x_proj_weight.view(-1, channels, 1),
                          groups=self.num_directions)
         dts, Bs, Cs = x_dbl.view(batch, self.num_directions, -1,
@@ -253,9 +253,9 @@ class SS2D(nn.Module):
             xs, dts, -torch.exp(self.A_logs.float()), Bs, Cs,
             D=self.Ds.float(), delta_bias=self.dt_projs_bias.view(-1).float(),
             delta_softplus=True, backend=self.scan_backend)
-        # merge per sample: forward + reversed-back backward direction
-        y = ys[:, :channels] + ys[:, channels:].flip(-1)
-        y = self.out_norm(y.view(batch, channels, height, width))
+        y = cross_merge(ys.view(batch, self.num_directions, channels, length),
+                        height, width)
+        y = self.out_norm(y)
         return y.to(x.dtype)
 
     def forward(self, x):
@@ -292,14 +292,13 @@ class WTEMamba(nn.Module):
     """
 
     def __init__(self, channels: int, kernel_size: int,
-                 ssm_ratio: float = 2.0, scan_backend: Optional[str] = None):
+                 ssm_ratio: float = 2.0):
         super().__init__()
         analysis, synthesis = haar_filters(channels)
         self.wt_filter = nn.Parameter(analysis, requires_grad=False)
         self.iwt_filter = nn.Parameter(synthesis, requires_grad=False)
         self.analytic_haar = True
-        self.global_atten = SS2D(channels, ssm_ratio, d_state=1,
-                                 scan_backend=scan_backend)
+        self.global_atten = SS2D(channels, ssm_ratio, d_state=1)
         self.base_scale = ChannelScale(channels, 1.0)
         # lists of one: the official code supports several wavelet levels
         # and MobileMamba uses one; the names keep its checkpoint keys
@@ -346,16 +345,14 @@ class MRFFI(nn.Module):
     (zero-initialised BN)."""
 
     def __init__(self, channels: int, global_ratio: float, local_ratio: float,
-                 kernel_size: int, ssm_ratio: float = 2.0,
-                 scan_backend: Optional[str] = None):
+                 kernel_size: int, ssm_ratio: float = 2.0):
         super().__init__()
         self.split_sizes = mrffi_channel_split(channels, global_ratio,
                                                local_ratio)
         global_channels, local_channels, _ = self.split_sizes
         self.local_op = (LocalDWConv(local_channels, kernel_size)
                          if local_channels else nn.Identity())
-        self.global_op = (WTEMamba(global_channels, kernel_size, ssm_ratio,
-                                   scan_backend)
+        self.global_op = (WTEMamba(global_channels, kernel_size, ssm_ratio)
                           if global_channels else nn.Identity())
         self.proj = nn.Sequential(
             nn.ReLU(), ConvBN(channels, channels, bn_weight_init=0.))
@@ -378,13 +375,12 @@ class MobileMambaBlock(nn.Module):
 
     def __init__(self, channels: int, global_ratio: float, local_ratio: float,
                  kernel_size: int, ssm_ratio: float = 2.0,
-                 drop_path: float = 0., scan_backend: Optional[str] = None):
+                 drop_path: float = 0.):
         super().__init__()
         self.dw0 = _residual_dw(channels, bn_weight_init=0.)
         self.ffn0 = Residual(FFN(channels, 2 * channels))
         self.mixer = Residual(nn.Sequential(OrderedDict(attn=MRFFI(
-            channels, global_ratio, local_ratio, kernel_size, ssm_ratio,
-            scan_backend))))
+            channels, global_ratio, local_ratio, kernel_size, ssm_ratio))))
         self.dw1 = _residual_dw(channels, bn_weight_init=0.)
         self.ffn1 = Residual(FFN(channels, 2 * channels))
         self.drop_path = DropPath(drop_path) if drop_path > 0 else \
@@ -435,9 +431,9 @@ class MobileMamba(MambaBackboneBase):
             outer skip, increasing linearly over all blocks up to this value;
             None takes the arch's value (0 for T2/T4/S6, 0.03 for B1/B2/B4).
         scan_backend (str, optional): selective-scan backend, see
-            :mod:`mmtinyvim.ops.selective_scan`; None reads the
-            ``MMTINYVIM_SCAN_BACKEND`` environment variable (once, here) or
-            picks automatically.
+            :mod:`mmtinyvim.ops.scan`; None reads the
+            ``MMTINYVIM_SCAN_BACKEND`` environment variable (at every scan)
+            or picks automatically.
         init_cfg (dict | list[dict], optional): ``dict(type='Pretrained',
             checkpoint=..., prefix=...)`` loads an official (classification or
             dense) or mmtinyvim checkpoint strictly, see
@@ -473,7 +469,6 @@ class MobileMamba(MambaBackboneBase):
     out_index_noun = 'an output'
     output_names = STAGE_NAMES
     scan_mixer_type = SS2D
-    resolve_scan_backend_early = True
 
     def __init__(self,
                  arch: Union[str, dict] = 'b1',
@@ -503,7 +498,7 @@ class MobileMamba(MambaBackboneBase):
                 MobileMambaBlock(dim, arch['global_ratios'][i],
                                  arch['local_ratios'][i],
                                  arch['kernel_sizes'][i], arch['ssm_ratio'],
-                                 rate, self.scan_backend)
+                                 rate)
                 for rate in rates[sum(depths[:i]):sum(depths[:i + 1])]
             ]
             self.add_module(STAGE_NAMES[i + 1], nn.Sequential(*layers))
@@ -511,7 +506,7 @@ class MobileMamba(MambaBackboneBase):
         channels = (dims[0], *dims)
         self.out_channels = tuple(channels[i] for i in self.out_indices)
         self.out_strides = tuple(STAGE_STRIDES[i] for i in self.out_indices)
-        self._freeze_stages()
+        self._finish_init()
 
     @classmethod
     def _check_custom_arch(cls, arch: dict) -> dict:

@@ -26,7 +26,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmcv.cnn.bricks import DropPath
 
-from ...ops.selective_scan import selective_scan
+from ...ops.scan import selective_scan
+from ...ops.scan.cross import cross_merge, cross_scan
 from ...registry import MODELS
 from ..layers import ConvBN, check_image_batch, fold_bn, make_fused_conv
 from .base import MambaBackboneBase, rename_prefixes
@@ -127,25 +128,6 @@ class FFN(nn.Module):
         return self.fc2(self.act(self.fc1(x)))
 
 
-def cross_scan(x: torch.Tensor) -> torch.Tensor:
-    """(B, C, H, W) -> (B, 4, C, H*W): row-major, column-major, and both
-    reversed."""
-    rows = x.flatten(2)
-    cols = x.transpose(2, 3).flatten(2)
-    forward = torch.stack((rows, cols), dim=1)
-    return torch.cat((forward, forward.flip(-1)), dim=1)
-
-
-def cross_merge(ys: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """Inverse layout of :func:`cross_scan`, summing the four directions:
-    (B, 4, C, H*W) -> (B, C, H, W)."""
-    batch, _, channels, _ = ys.shape
-    ys = ys[:, :2] + ys[:, 2:].flip(-1)
-    rows = ys[:, 0].view(batch, channels, height, width)
-    cols = ys[:, 1].view(batch, channels, width, height).transpose(2, 3)
-    return rows + cols
-
-
 class LaplaceMixer(nn.Module):
     """Token mixer of a TinyViM block (the official ``SS2D``).
 
@@ -156,16 +138,15 @@ class LaplaceMixer(nn.Module):
     """
 
     num_directions = 4
+    scan_backend: Optional[str] = None  # set by the backbone
 
-    def __init__(self, channels: int, stage_index: int, d_state: int = 8,
-                 scan_backend: Optional[str] = None):
+    def __init__(self, channels: int, stage_index: int, d_state: int = 8):
         super().__init__()
         low = int(channels * LOW_FREQUENCY_SHARES[stage_index])
         self.split_sizes = (low, channels - low)
         self.pool_factor = POOL_FACTORS[stage_index]
         self.dt_rank = math.ceil(channels / 16)
         self.d_state = d_state
-        self.scan_backend = scan_backend
         k = self.num_directions
 
         # scan parameters, one set per direction (official names and layout)
@@ -208,7 +189,7 @@ class LaplaceMixer(nn.Module):
         """Cross-scan S6 over an (B, C, H, W) map, then ``out_norm``."""
         batch, channels, height, width = x.shape
         length = height * width
-        xs = cross_scan(x)                                    # (B, K, C, L)
+        xs = cross_scan(x, self.num_directions)               # (B, K, C, L)
         x_dbl = torch.einsum('bkdl,kcd->bkcl', xs, self.x_proj_weight)
         dts, Bs, Cs = torch.split(
             x_dbl, (self.dt_rank, self.d_state, self.d_state), dim=2)
@@ -248,10 +229,9 @@ class TinyViMBlock(nn.Module):
     """x + LaplaceMixer(x), then x + FFN(x); no norm, no layer scale."""
 
     def __init__(self, channels: int, stage_index: int, mlp_ratio: int = 4,
-                 drop_path: float = 0.0, scan_backend: Optional[str] = None):
+                 drop_path: float = 0.0):
         super().__init__()
-        self.op = LaplaceMixer(channels, stage_index,
-                               scan_backend=scan_backend)
+        self.op = LaplaceMixer(channels, stage_index)
         self.mlp = FFN(channels, channels * mlp_ratio)
         self.drop_path = _drop_path(drop_path)
 
@@ -314,7 +294,7 @@ class TinyViM(MambaBackboneBase):
         drop_path_rate (float): stochastic depth rate, increasing linearly
             over all blocks up to this value (the official models use 0).
         scan_backend (str, optional): selective-scan backend, see
-            :mod:`mmtinyvim.ops.selective_scan`; None reads the
+            :mod:`mmtinyvim.ops.scan`; None reads the
             ``MMTINYVIM_SCAN_BACKEND`` environment variable (at every scan)
             or picks automatically.
         init_cfg (dict | list[dict], optional): ``dict(type='Pretrained',
@@ -369,8 +349,8 @@ class TinyViM(MambaBackboneBase):
             stage_rates = rates[sum(depths[:i]):sum(depths[:i + 1])]
             mixers = mixer_block_indices(i, depth)
             network.append(nn.Sequential(*[
-                TinyViMBlock(width, i, self.mlp_ratio, rate,
-                             self.scan_backend) if j in mixers else
+                TinyViMBlock(width, i, self.mlp_ratio, rate) if j in mixers
+                else
                 LocalBlock(width, self.mlp_ratio, rate)
                 for j, rate in enumerate(stage_rates)
             ]))
@@ -382,7 +362,7 @@ class TinyViM(MambaBackboneBase):
         self.out_strides = tuple(STAGE_STRIDES[i] for i in self.out_indices)
 
         self.apply(_official_init)
-        self._freeze_stages()
+        self._finish_init()
 
     @classmethod
     def _check_custom_arch(cls, arch: dict) -> Dict[str, list]:

@@ -13,29 +13,34 @@ Shapes follow mamba-ssm's ``selective_scan_fn`` with grouped B/C::
     y_t = <C_t, h_t> + D * u_t,    delta = softplus(delta + delta_bias)
 
 Backends (``backend=`` argument, the ``scan_backend`` of a backbone, or the
-``MMTINYVIM_SCAN_BACKEND`` environment variable; ``auto`` picks the first that
-applies):
+``MMTINYVIM_SCAN_BACKEND`` environment variable), one row each in
+:data:`BACKEND_TABLE`; ``auto`` picks the available one of highest priority:
 
 * ``triton``: fused Triton kernels (forward and backward, float32 state),
   CUDA tensors (or CPU tensors under ``TRITON_INTERPRET=1``, for debugging);
-  ``auto``'s choice on CUDA: as fast as mamba-ssm in whole networks at
-  inference, needs no compiled extension, is captured by CUDA graphs and is
-  one node under ``torch.compile``; the only backend that fuses the
-  cross-scan and merge of :func:`cross_selective_scan`;
+  ``auto``'s choice on CUDA: needs no compiled extension, is captured by CUDA
+  graphs and is one node under ``torch.compile``;
 * ``mamba_ssm``: mamba-ssm's CUDA kernel, CUDA tensors only (its backward is
-  faster: 2-12% more img/s in eager training, docs/benchmark.md);
+  faster in eager training, docs/benchmark.md);
 * ``torch``: pure PyTorch parallel prefix scan (log2 L steps), any device;
 * ``reference``: token-by-token recurrence, the test oracle only.
+
+A backbone whose ``scan_backend`` is None passes None on, and every call
+resolves it (environment variable, else ``auto``) for the tensors at hand:
+both families read ``MMTINYVIM_SCAN_BACKEND`` on each forward pass.
+
+The cross-scan layouts of the two families (re-ordering a feature map into
+K token sequences and merging the K outputs back) are in
+:mod:`mmtinyvim.ops.scan.cross`.
 
 The scan always runs in float32, also under autocast.
 """
 import os
-from typing import Optional
+from typing import Callable, NamedTuple, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 
-BACKENDS = ('auto', 'mamba_ssm', 'triton', 'torch', 'reference')
 ENV_VAR = 'MMTINYVIM_SCAN_BACKEND'
 
 
@@ -118,19 +123,6 @@ def _triton_scan(u, delta, A, B, C, D=None, delta_bias=None,
                                                   delta_bias, delta_softplus)
 
 
-_IMPLS = {
-    'triton': _triton_scan,
-    'mamba_ssm': _mamba_ssm_scan,
-    'torch': selective_scan_parallel,
-    'reference': selective_scan_reference,
-}
-_INSTALL_HINT = {
-    'mamba_ssm': "install it on a CUDA machine with "
-                 "`pip install 'mmtinyvim[gpu]'` (mamba-ssm>=2.2) and pass "
-                 "CUDA tensors",
-    'triton': "it needs the `triton` package and CUDA tensors (CPU tensors "
-              "only with TRITON_INTERPRET=1 set before the first scan)",
-}
 _mamba_ssm_ok = None
 _triton = None
 
@@ -140,8 +132,8 @@ def _triton_module():
     global _triton
     if _triton is None:
         try:
-            from . import selective_scan_triton
-            _triton = selective_scan_triton
+            from . import triton_kernels
+            _triton = triton_kernels
         except ImportError:
             _triton = False
     return _triton or None
@@ -157,8 +149,9 @@ def triton_available(device: torch.device) -> bool:
     return device.type == 'cpu' and module.INTERPRETED
 
 
-def mamba_ssm_available() -> bool:
-    """True when mamba-ssm's compiled CUDA kernel can be imported.
+def mamba_ssm_available(device: torch.device) -> bool:
+    """True when mamba-ssm's compiled CUDA kernel can be imported and the
+    tensors are on CUDA.
 
     Imported lazily and only when CUDA exists: importing mamba-ssm without its
     extension fails, so nothing imports it at package import time.
@@ -174,7 +167,37 @@ def mamba_ssm_available() -> bool:
                 _mamba_ssm_ok = True
             except Exception:  # ImportError or a broken CUDA build
                 _mamba_ssm_ok = False
-    return _mamba_ssm_ok
+    return _mamba_ssm_ok and device.type == 'cuda'
+
+
+class Backend(NamedTuple):
+    """One row of :data:`BACKEND_TABLE`."""
+    available: Callable[[torch.device], bool]  # for tensors on this device
+    impl: Callable[..., torch.Tensor]
+    install_hint: str  # why it may be unavailable, and what to do
+    auto_priority: Optional[int]  # higher first; None: never chosen by auto
+    # device types ``auto`` picks it for (empty: any; TRITON_INTERPRET=1
+    # makes Triton available on CPU, for debugging, not for auto)
+    auto_devices: Tuple[str, ...] = ()
+
+
+# A new backend is one row here (looked up at call time, so tests can wrap
+# an implementation with monkeypatch.setitem).
+BACKEND_TABLE = {
+    'mamba_ssm': Backend(
+        mamba_ssm_available, _mamba_ssm_scan,
+        "install it on a CUDA machine with `pip install 'mmtinyvim[gpu]'` "
+        '(mamba-ssm>=2.2) and pass CUDA tensors; use "torch" on CPU', 1,
+        ('cuda', )),
+    'triton': Backend(
+        triton_available, _triton_scan,
+        'it needs the `triton` package and CUDA tensors (CPU tensors only '
+        'with TRITON_INTERPRET=1 set before the first scan)', 2, ('cuda', )),
+    'torch': Backend(lambda device: True, selective_scan_parallel, '', 0),
+    'reference': Backend(lambda device: True, selective_scan_reference, '',
+                         None),
+}
+BACKENDS = ('auto', *BACKEND_TABLE)
 
 
 def check_backend(name: Optional[str]) -> str:
@@ -194,22 +217,18 @@ def resolve_backend(name: Optional[str], device: torch.device) -> str:
     """The concrete backend that ``name`` means for tensors on ``device``."""
     name = check_backend(name)
     if name == 'auto':
-        if device.type == 'cuda' and triton_available(device):
-            return 'triton'
-        if device.type == 'cuda' and mamba_ssm_available():
-            return 'mamba_ssm'
-        return 'torch'
-    if name == 'triton' and not triton_available(device):
-        raise RuntimeError('Selective-scan backend "triton" is not '
+        ranked = sorted((row.auto_priority, key)
+                        for key, row in BACKEND_TABLE.items()
+                        if row.auto_priority is not None and
+                        (not row.auto_devices or
+                         device.type in row.auto_devices))
+        return next(key for _, key in reversed(ranked)
+                    if BACKEND_TABLE[key].available(device))
+    row = BACKEND_TABLE[name]
+    if not row.available(device):
+        raise RuntimeError(f'Selective-scan backend "{name}" is not '
                            f'available for {device.type} tensors: '
-                           f'{_INSTALL_HINT["triton"]}')
-    if name == 'mamba_ssm':
-        if not mamba_ssm_available():
-            raise RuntimeError('Selective-scan backend "mamba_ssm" is not '
-                               f'available: {_INSTALL_HINT["mamba_ssm"]}')
-        if device.type != 'cuda':
-            raise RuntimeError('Selective-scan backend "mamba_ssm" needs CUDA '
-                               f'tensors, got {device}; use "torch" on CPU')
+                           f'{row.install_hint}')
     return name
 
 
@@ -239,112 +258,9 @@ def selective_scan(u, delta, A, B, C, D=None, delta_bias=None,
     if torch.jit.is_tracing() and not torch.onnx.is_in_onnx_export():
         return _ScanAsOneOp.apply(u, delta, A, B, C, D, delta_bias,
                                   delta_softplus)
-    impl = _IMPLS[resolve_backend(backend, u.device)]
+    impl = BACKEND_TABLE[resolve_backend(backend, u.device)].impl
     with torch.autocast(device_type=u.device.type, enabled=False):
         return impl(u, delta, A, B, C, D, delta_bias, delta_softplus)
-
-
-SCAN_ORDERS = {'bidi': 2, 'cross2d': 4}
-
-
-def scan_pixel_order(order: str, height: int, width: int,
-                     device=None) -> torch.Tensor:
-    """(K, H*W) long tensor: the pixel (row-major index) that direction k
-    visits at step t.
-
-    ``bidi`` (MobileMamba): row-major, then row-major reversed.
-    ``cross2d`` (TinyViM, VMamba): row-major, column-major, then both
-    reversed.
-    """
-    if order not in SCAN_ORDERS:
-        raise ValueError(f'Unknown scan order {order!r}; valid: '
-                         f'{", ".join(SCAN_ORDERS)}')
-    row_major = torch.arange(height * width, device=device)
-    if order == 'bidi':
-        return torch.stack([row_major, row_major.flip(0)])
-    column_major = row_major.view(height, width).t().reshape(-1)
-    return torch.stack([row_major, column_major, row_major.flip(0),
-                        column_major.flip(0)])
-
-
-def cross_selective_scan(x, delta, A, B, C, D=None, delta_bias=None,
-                         delta_softplus: bool = True, order: str = 'cross2d',
-                         backend: Optional[str] = None) -> torch.Tensor:
-    """Cross-scan, selective scan and merge in one call.
-
-    Equivalent to scanning K re-ordered copies of ``x`` (see
-    :func:`scan_pixel_order`) with :func:`selective_scan` and adding each
-    direction's output back at the pixels it came from, but the scan inputs
-    are given **per pixel**, in the layout of the feature map: because the
-    projections producing delta, B and C act on each token separately,
-    projecting the feature map once per direction (a 1x1 convolution) gives
-    the same numbers as projecting each re-ordered copy.
-
-    Args:
-        x: (batch, D, H, W) the feature map (u of every direction).
-        delta: (batch, K*D, H, W) raw time steps, direction-major channels.
-        A: (K*D, N).  B, C: (batch, K, N, H, W).  D, delta_bias: (K*D,).
-        order: ``'bidi'`` (K=2) or ``'cross2d'`` (K=4).
-
-    Returns:
-        (batch, D, H, W) float32: the merged output, D-skip terms included.
-
-    With the ``triton`` backend the re-ordering and the merge happen inside
-    the kernels (no K-fold copies); other backends gather, scan and scatter.
-    """
-    if order not in SCAN_ORDERS:
-        raise ValueError(f'Unknown scan order {order!r}; valid: '
-                         f'{", ".join(SCAN_ORDERS)}')
-    directions = SCAN_ORDERS[order]
-    if x.dim() != 4:
-        raise ValueError('cross_selective_scan expects x of shape '
-                         f'(batch, D, H, W), got {tuple(x.shape)}')
-    batch, channels, height, width = x.shape
-    d_state = A.shape[-1]
-    expected = {
-        'delta': (batch, directions * channels, height, width),
-        'A': (directions * channels, d_state),
-        'B': (batch, directions, d_state, height, width),
-        'C': (batch, directions, d_state, height, width),
-    }
-    for name, tensor in (('delta', delta), ('A', A), ('B', B), ('C', C)):
-        if tuple(tensor.shape) != expected[name]:
-            raise ValueError(
-                f'cross_selective_scan(order={order!r}) with x of shape '
-                f'{tuple(x.shape)} expects {name} of shape {expected[name]}, '
-                f'got {tuple(tensor.shape)}')
-    length = height * width
-    flat_x, flat_delta = x.flatten(2), delta.flatten(2)
-    flat_B, flat_C = B.flatten(3), C.flatten(3)
-    if torch.jit.is_tracing() and not torch.onnx.is_in_onnx_export():
-        name = 'torch'  # FLOP counting: selective_scan below is one node
-    else:
-        name = resolve_backend(backend, x.device)
-    if name == 'triton':
-        with torch.autocast(device_type=x.device.type, enabled=False):
-            y = _triton_module().selective_scan_triton(
-                flat_x, flat_delta, A, flat_B, flat_C, D, delta_bias,
-                delta_softplus, order=order, height=height)
-        return y.view(batch, channels, height, width)
-
-    pixels = scan_pixel_order(order, height, width, x.device)
-
-    def to_scan_order(t):  # (batch, K, c, L) per pixel -> per scan step
-        index = pixels[None, :, None, :].expand(t.shape)
-        return torch.gather(t, 3, index)
-
-    xs = flat_x[:, None].expand(batch, directions, channels, length)
-    ys = selective_scan(
-        to_scan_order(xs).reshape(batch, directions * channels, length),
-        to_scan_order(flat_delta.view(batch, directions, channels,
-                                      length)).flatten(1, 2),
-        A, to_scan_order(flat_B), to_scan_order(flat_C), D, delta_bias,
-        delta_softplus, backend=name)
-    # back to pixel order: step t of direction k lands on pixels[k, t]
-    steps = pixels.argsort(dim=1)[None, :, None, :].expand(
-        batch, directions, channels, length)
-    y = torch.gather(ys.view(batch, directions, channels, length), 3, steps)
-    return y.sum(1).view(batch, channels, height, width)
 
 
 def selective_scan_flop_jit(inputs, outputs):

@@ -10,17 +10,8 @@ the states (from the chunk-start states the forward pass stored when the
 sequence spans several chunks) and runs the adjoint recurrence
 ``g_t = C_t * dy_t + a_{t+1} * g_{t+1}`` as a reverse scan.
 
-Two layouts:
-
-* ``order='plain'``: mamba-ssm's layout, u/delta (batch, K*D, L), one output
-  per direction;
-* ``order='bidi'`` / ``'cross2d'``: the cross-scan fused in. u is the feature
-  map itself (batch, D, H*W), delta/B/C are given per pixel (batch, K*D, H*W)
-  / (batch, K, N, H*W); direction k reads the pixels in its own order
-  (``bidi``: row-major forward and backward, MobileMamba; ``cross2d``:
-  row-major, column-major, and both reversed, TinyViM/VMamba) and its output
-  is added back at the pixels it came from. This is exactly
-  ``merge(scan(cross_scan(x)))`` without materialising the K copies.
+Layout: mamba-ssm's, u/delta (batch, K*D, L), one output per direction
+(one program per (sample, direction, channel block)).
 
 The ops are registered with ``torch.library.custom_op`` so ``torch.compile``
 keeps them as single nodes (no graph break) and CUDA graphs can capture them.
@@ -31,8 +22,6 @@ import torch
 import triton
 import triton.language as tl
 
-ORDERS = {'plain': 0, 'bidi': 1, 'cross2d': 2}
-DIRECTIONS = {'bidi': 2, 'cross2d': 4}
 # elements of one [BLOCK_D, BLOCK_L] tile; the backward pass keeps about
 # twice as many tiles live as the forward pass
 _FWD_TILE = 2048
@@ -47,18 +36,21 @@ def _combine(a_first, b_first, a_second, b_second):
 
 
 @triton.jit
-def _pixel_of(t, k, L, H, ORDER: tl.constexpr):
-    """Pixel (row-major index) that direction k visits at step t."""
-    if ORDER == 0:
-        pixel = t
-    elif ORDER == 1:
-        pixel = tl.where(k == 1, L - 1 - t, t)
-    else:
-        step = tl.where(k >= 2, L - 1 - t, t)
-        # column-major step s = w * H + h is pixel h * W + w
-        column_major = (step % H) * (L // H) + step // H
-        pixel = tl.where(k % 2 == 1, column_major, step)
-    return pixel
+def _program_channels(Dg, n_dblocks, K: tl.constexpr, BLOCK_D: tl.constexpr):
+    """This program's sample b, direction k and channel block; the mask of
+    its channels, their index in K*D and their row in (batch, K*D, L)."""
+    b = tl.program_id(0).to(tl.int64)
+    pid = tl.program_id(1)
+    dblock = pid % n_dblocks
+    k = pid // n_dblocks
+    d = dblock * BLOCK_D + tl.arange(0, BLOCK_D)
+    ch = k * Dg + d
+    return b, k, dblock, d < Dg, ch, b * (K * Dg) + ch
+
+
+@triton.jit
+def _load_channels(ptr, ch, d_mask):
+    return tl.load(ptr + ch, mask=d_mask, other=0.).to(tl.float32)
 
 
 @triton.jit
@@ -68,208 +60,154 @@ def _softplus(x):
 
 @triton.jit
 def _scan_fwd_kernel(u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, skip_ptr,
-                     bias_ptr, y_ptr, state_ptr, Dg, L, H, n_dblocks,
+                     bias_ptr, y_ptr, state_ptr, Dg, L, n_dblocks,
                      n_chunks, K: tl.constexpr, N: tl.constexpr,
-                     N_PAD: tl.constexpr, ORDER: tl.constexpr,
+                     N_PAD: tl.constexpr,
                      HAS_SKIP: tl.constexpr, HAS_BIAS: tl.constexpr,
                      SOFTPLUS: tl.constexpr, SAVE_STATES: tl.constexpr,
                      BLOCK_D: tl.constexpr, BLOCK_L: tl.constexpr):
-    b = tl.program_id(0).to(tl.int64)
-    pid = tl.program_id(1)
-    dblock = pid % n_dblocks
-    if ORDER == 0:
-        k_first = pid // n_dblocks
-        k_stop = k_first + 1
-        u_rows = K * Dg
-    else:
-        k_first = 0
-        k_stop = K
-        u_rows = Dg
-    d = dblock * BLOCK_D + tl.arange(0, BLOCK_D)
-    d_mask = d < Dg
+    b, k, dblock, d_mask, ch, row = _program_channels(Dg, n_dblocks, K,
+                                                      BLOCK_D)
     t_local = tl.arange(0, BLOCK_L)
     n_idx = tl.arange(0, N_PAD)
-    KD = K * Dg
-    for k in range(k_first, k_stop):
-        ch = k * Dg + d
-        if ORDER == 0:
-            u_row = b * u_rows + ch
-        else:
-            u_row = b * u_rows + d
-        delta_row = b * KD + ch
+    if HAS_BIAS:
+        bias = _load_channels(bias_ptr, ch, d_mask)
+    if HAS_SKIP:
+        skip = _load_channels(skip_ptr, ch, d_mask)
+    h_carry = tl.zeros([BLOCK_D, N_PAD], dtype=tl.float32)
+    for c in range(n_chunks):
+        t = c * BLOCK_L + t_local
+        t_mask = t < L
+        mask = d_mask[:, None] & t_mask[None, :]
+        u = tl.load(u_ptr + row[:, None] * L + t[None, :],
+                    mask=mask, other=0.).to(tl.float32)
+        dt = tl.load(delta_ptr + row[:, None] * L + t[None, :],
+                     mask=mask, other=0.).to(tl.float32)
         if HAS_BIAS:
-            bias = tl.load(bias_ptr + ch, mask=d_mask, other=0.).to(tl.float32)
+            dt += bias[:, None]
+        if SOFTPLUS:
+            dt = _softplus(dt)
+        # padding tokens: no decay, no input
+        dt = tl.where(mask, dt, 0.)
+        dt_u = dt * u
+        y = tl.zeros([BLOCK_D, BLOCK_L], dtype=tl.float32)
+        for n in tl.static_range(N):
+            A_n = tl.load(A_ptr + ch * N + n, mask=d_mask,
+                          other=0.).to(tl.float32)
+            bc = ((b * K + k) * N + n) * L + t
+            B_n = tl.load(B_ptr + bc, mask=t_mask, other=0.).to(tl.float32)
+            C_n = tl.load(C_ptr + bc, mask=t_mask, other=0.).to(tl.float32)
+            decay = tl.exp(dt * A_n[:, None])
+            decay_cum, h = tl.associative_scan(
+                (decay, dt_u * B_n[None, :]), 1, _combine)
+            h_in = tl.sum(tl.where(n_idx[None, :] == n, h_carry, 0.), 1)
+            if SAVE_STATES:
+                tl.store(state_ptr + (row * n_chunks + c) * N + n,
+                         h_in, mask=d_mask)
+            h = h + decay_cum * h_in[:, None]
+            y += h * C_n[None, :]
+            h_last = tl.sum(
+                tl.where(t_local[None, :] == BLOCK_L - 1, h, 0.), 1)
+            h_carry = tl.where(n_idx[None, :] == n, h_last[:, None],
+                               h_carry)
         if HAS_SKIP:
-            skip = tl.load(skip_ptr + ch, mask=d_mask, other=0.).to(tl.float32)
-        h_carry = tl.zeros([BLOCK_D, N_PAD], dtype=tl.float32)
-        for c in range(n_chunks):
-            t = c * BLOCK_L + t_local
-            t_mask = t < L
-            pixel = _pixel_of(t, k, L, H, ORDER)
-            mask = d_mask[:, None] & t_mask[None, :]
-            u = tl.load(u_ptr + u_row[:, None] * L + pixel[None, :],
-                        mask=mask, other=0.).to(tl.float32)
-            dt = tl.load(delta_ptr + delta_row[:, None] * L + pixel[None, :],
-                         mask=mask, other=0.).to(tl.float32)
-            if HAS_BIAS:
-                dt += bias[:, None]
-            if SOFTPLUS:
-                dt = _softplus(dt)
-            # padding tokens: no decay, no input
-            dt = tl.where(mask, dt, 0.)
-            dt_u = dt * u
-            y = tl.zeros([BLOCK_D, BLOCK_L], dtype=tl.float32)
-            for n in tl.static_range(N):
-                A_n = tl.load(A_ptr + ch * N + n, mask=d_mask,
-                              other=0.).to(tl.float32)
-                bc = ((b * K + k) * N + n) * L + pixel
-                B_n = tl.load(B_ptr + bc, mask=t_mask, other=0.).to(tl.float32)
-                C_n = tl.load(C_ptr + bc, mask=t_mask, other=0.).to(tl.float32)
-                decay = tl.exp(dt * A_n[:, None])
-                decay_cum, h = tl.associative_scan(
-                    (decay, dt_u * B_n[None, :]), 1, _combine)
-                h_in = tl.sum(tl.where(n_idx[None, :] == n, h_carry, 0.), 1)
-                if SAVE_STATES:
-                    tl.store(state_ptr + (delta_row * n_chunks + c) * N + n,
-                             h_in, mask=d_mask)
-                h = h + decay_cum * h_in[:, None]
-                y += h * C_n[None, :]
-                h_last = tl.sum(
-                    tl.where(t_local[None, :] == BLOCK_L - 1, h, 0.), 1)
-                h_carry = tl.where(n_idx[None, :] == n, h_last[:, None],
-                                   h_carry)
-            if HAS_SKIP:
-                y += skip[:, None] * u
-            y_ptrs = y_ptr + u_row[:, None] * L + pixel[None, :]
-            if ORDER == 0:
-                tl.store(y_ptrs, y, mask=mask)
-            else:
-                y += tl.load(y_ptrs, mask=mask, other=0.)
-                tl.store(y_ptrs, y, mask=mask)
-        if ORDER != 0:
-            # the next direction adds to pixels other threads wrote
-            tl.debug_barrier()
+            y += skip[:, None] * u
+        y_ptrs = y_ptr + row[:, None] * L + t[None, :]
+        tl.store(y_ptrs, y, mask=mask)
 
 
 @triton.jit
 def _scan_bwd_kernel(u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, skip_ptr,
                      bias_ptr, dy_ptr, state_ptr, du_ptr, ddelta_ptr,
-                     dA_ptr, dB_ptr, dC_ptr, dskip_ptr, Dg, L, H, n_dblocks,
+                     dA_ptr, dB_ptr, dC_ptr, dskip_ptr, Dg, L, n_dblocks,
                      n_chunks, K: tl.constexpr, N: tl.constexpr,
-                     N_PAD: tl.constexpr, ORDER: tl.constexpr,
+                     N_PAD: tl.constexpr,
                      HAS_SKIP: tl.constexpr, HAS_BIAS: tl.constexpr,
                      SOFTPLUS: tl.constexpr, LOAD_STATES: tl.constexpr,
                      BLOCK_D: tl.constexpr, BLOCK_L: tl.constexpr):
-    b = tl.program_id(0).to(tl.int64)
-    pid = tl.program_id(1)
-    dblock = pid % n_dblocks
-    if ORDER == 0:
-        k_first = pid // n_dblocks
-        k_stop = k_first + 1
-        u_rows = K * Dg
-    else:
-        k_first = 0
-        k_stop = K
-        u_rows = Dg
-    d = dblock * BLOCK_D + tl.arange(0, BLOCK_D)
-    d_mask = d < Dg
+    b, k, dblock, d_mask, ch, row = _program_channels(Dg, n_dblocks, K,
+                                                      BLOCK_D)
     t_local = tl.arange(0, BLOCK_L)
     n_idx = tl.arange(0, N_PAD)
-    KD = K * Dg
-    for k in range(k_first, k_stop):
-        ch = k * Dg + d
-        if ORDER == 0:
-            u_row = b * u_rows + ch
-        else:
-            u_row = b * u_rows + d
-        delta_row = b * KD + ch
+    if HAS_BIAS:
+        bias = _load_channels(bias_ptr, ch, d_mask)
+    if HAS_SKIP:
+        skip = _load_channels(skip_ptr, ch, d_mask)
+    dskip = tl.zeros([BLOCK_D], dtype=tl.float32)
+    dA = tl.zeros([BLOCK_D, N_PAD], dtype=tl.float32)
+    g_carry = tl.zeros([BLOCK_D, N_PAD], dtype=tl.float32)
+    for c_rev in range(n_chunks):
+        c = n_chunks - 1 - c_rev
+        t = c * BLOCK_L + t_local
+        t_mask = t < L
+        mask = d_mask[:, None] & t_mask[None, :]
+        next_mask = d_mask[:, None] & (t + 1 < L)[None, :]
+        u = tl.load(u_ptr + row[:, None] * L + t[None, :],
+                    mask=mask, other=0.).to(tl.float32)
+        dy = tl.load(dy_ptr + row[:, None] * L + t[None, :],
+                     mask=mask, other=0.).to(tl.float32)
+        raw = tl.load(delta_ptr + row[:, None] * L + t[None, :],
+                      mask=mask, other=0.).to(tl.float32)
+        raw_next = tl.load(
+            delta_ptr + row[:, None] * L + (t + 1)[None, :],
+            mask=next_mask, other=0.).to(tl.float32)
         if HAS_BIAS:
-            bias = tl.load(bias_ptr + ch, mask=d_mask, other=0.).to(tl.float32)
+            raw += bias[:, None]
+            raw_next += bias[:, None]
+        if SOFTPLUS:
+            dt = _softplus(raw)
+            dt_next = _softplus(raw_next)
+        else:
+            dt = raw
+            dt_next = raw_next
+        dt = tl.where(mask, dt, 0.)
+        dt_next = tl.where(next_mask, dt_next, 0.)
+        dt_u = dt * u
+        ddt = tl.zeros([BLOCK_D, BLOCK_L], dtype=tl.float32)
+        du = tl.zeros([BLOCK_D, BLOCK_L], dtype=tl.float32)
+        for n in tl.static_range(N):
+            A_n = tl.load(A_ptr + ch * N + n, mask=d_mask,
+                          other=0.).to(tl.float32)
+            bc = ((b * K + k) * N + n) * L + t
+            B_n = tl.load(B_ptr + bc, mask=t_mask, other=0.).to(tl.float32)
+            C_n = tl.load(C_ptr + bc, mask=t_mask, other=0.).to(tl.float32)
+            inp = dt_u * B_n[None, :]
+            decay_cum, h = tl.associative_scan(
+                (tl.exp(dt * A_n[:, None]), inp), 1, _combine)
+            if LOAD_STATES:
+                h_in = tl.load(state_ptr + (row * n_chunks + c) * N +
+                               n, mask=d_mask, other=0.)
+                h = h + decay_cum * h_in[:, None]
+            g_cum, g = tl.associative_scan(
+                (tl.exp(dt_next * A_n[:, None]), dy * C_n[None, :]), 1,
+                _combine, reverse=True)
+            g_in = tl.sum(tl.where(n_idx[None, :] == n, g_carry, 0.), 1)
+            g = g + g_cum * g_in[:, None]
+            g_first = tl.sum(tl.where(t_local[None, :] == 0, g, 0.), 1)
+            g_carry = tl.where(n_idx[None, :] == n, g_first[:, None],
+                               g_carry)
+            part = (((b * K + k) * n_dblocks + dblock) * N + n) * L + t
+            tl.store(dC_ptr + part, tl.sum(dy * h, 0), mask=t_mask)
+            tl.store(dB_ptr + part, tl.sum(g * dt_u, 0), mask=t_mask)
+            # a_t * h_{t-1} = h_t - b_t: the decayed previous state
+            g_decayed = g * (h - inp)
+            dA = tl.where(n_idx[None, :] == n,
+                          dA + tl.sum(g_decayed * dt, 1)[:, None], dA)
+            ddt += g_decayed * A_n[:, None] + g * u * B_n[None, :]
+            du += g * dt * B_n[None, :]
         if HAS_SKIP:
-            skip = tl.load(skip_ptr + ch, mask=d_mask, other=0.).to(tl.float32)
-        dskip = tl.zeros([BLOCK_D], dtype=tl.float32)
-        dA = tl.zeros([BLOCK_D, N_PAD], dtype=tl.float32)
-        g_carry = tl.zeros([BLOCK_D, N_PAD], dtype=tl.float32)
-        for c_rev in range(n_chunks):
-            c = n_chunks - 1 - c_rev
-            t = c * BLOCK_L + t_local
-            t_mask = t < L
-            pixel = _pixel_of(t, k, L, H, ORDER)
-            mask = d_mask[:, None] & t_mask[None, :]
-            next_mask = d_mask[:, None] & (t + 1 < L)[None, :]
-            next_pixel = _pixel_of(t + 1, k, L, H, ORDER)
-            u = tl.load(u_ptr + u_row[:, None] * L + pixel[None, :],
-                        mask=mask, other=0.).to(tl.float32)
-            dy = tl.load(dy_ptr + u_row[:, None] * L + pixel[None, :],
-                         mask=mask, other=0.).to(tl.float32)
-            raw = tl.load(delta_ptr + delta_row[:, None] * L + pixel[None, :],
-                          mask=mask, other=0.).to(tl.float32)
-            raw_next = tl.load(
-                delta_ptr + delta_row[:, None] * L + next_pixel[None, :],
-                mask=next_mask, other=0.).to(tl.float32)
-            if HAS_BIAS:
-                raw += bias[:, None]
-                raw_next += bias[:, None]
-            if SOFTPLUS:
-                dt = _softplus(raw)
-                dt_next = _softplus(raw_next)
-            else:
-                dt = raw
-                dt_next = raw_next
-            dt = tl.where(mask, dt, 0.)
-            dt_next = tl.where(next_mask, dt_next, 0.)
-            dt_u = dt * u
-            ddt = tl.zeros([BLOCK_D, BLOCK_L], dtype=tl.float32)
-            du = tl.zeros([BLOCK_D, BLOCK_L], dtype=tl.float32)
-            for n in tl.static_range(N):
-                A_n = tl.load(A_ptr + ch * N + n, mask=d_mask,
-                              other=0.).to(tl.float32)
-                bc = ((b * K + k) * N + n) * L + pixel
-                B_n = tl.load(B_ptr + bc, mask=t_mask, other=0.).to(tl.float32)
-                C_n = tl.load(C_ptr + bc, mask=t_mask, other=0.).to(tl.float32)
-                inp = dt_u * B_n[None, :]
-                decay_cum, h = tl.associative_scan(
-                    (tl.exp(dt * A_n[:, None]), inp), 1, _combine)
-                if LOAD_STATES:
-                    h_in = tl.load(state_ptr + (delta_row * n_chunks + c) * N +
-                                   n, mask=d_mask, other=0.)
-                    h = h + decay_cum * h_in[:, None]
-                g_cum, g = tl.associative_scan(
-                    (tl.exp(dt_next * A_n[:, None]), dy * C_n[None, :]), 1,
-                    _combine, reverse=True)
-                g_in = tl.sum(tl.where(n_idx[None, :] == n, g_carry, 0.), 1)
-                g = g + g_cum * g_in[:, None]
-                g_first = tl.sum(tl.where(t_local[None, :] == 0, g, 0.), 1)
-                g_carry = tl.where(n_idx[None, :] == n, g_first[:, None],
-                                   g_carry)
-                part = (((b * K + k) * n_dblocks + dblock) * N + n) * L + pixel
-                tl.store(dC_ptr + part, tl.sum(dy * h, 0), mask=t_mask)
-                tl.store(dB_ptr + part, tl.sum(g * dt_u, 0), mask=t_mask)
-                # a_t * h_{t-1} = h_t - b_t: the decayed previous state
-                g_decayed = g * (h - inp)
-                dA = tl.where(n_idx[None, :] == n,
-                              dA + tl.sum(g_decayed * dt, 1)[:, None], dA)
-                ddt += g_decayed * A_n[:, None] + g * u * B_n[None, :]
-                du += g * dt * B_n[None, :]
-            if HAS_SKIP:
-                du += skip[:, None] * dy
-                dskip += tl.sum(dy * u, 1)
-            if SOFTPLUS:
-                ddt = ddt / (1.0 + tl.exp(-raw))
-            tl.store(ddelta_ptr + delta_row[:, None] * L + pixel[None, :], ddt,
-                     mask=mask)
-            du_ptrs = du_ptr + u_row[:, None] * L + pixel[None, :]
-            if ORDER == 0:
-                tl.store(du_ptrs, du, mask=mask)
-            else:
-                du += tl.load(du_ptrs, mask=mask, other=0.)
-                tl.store(du_ptrs, du, mask=mask)
-        tl.store(dA_ptr + delta_row[:, None] * N + n_idx[None, :], dA,
-                 mask=d_mask[:, None] & (n_idx < N)[None, :])
-        if HAS_SKIP:
-            tl.store(dskip_ptr + delta_row, dskip, mask=d_mask)
-        if ORDER != 0:
-            tl.debug_barrier()
+            du += skip[:, None] * dy
+            dskip += tl.sum(dy * u, 1)
+        if SOFTPLUS:
+            ddt = ddt / (1.0 + tl.exp(-raw))
+        tl.store(ddelta_ptr + row[:, None] * L + t[None, :], ddt,
+                 mask=mask)
+        du_ptrs = du_ptr + row[:, None] * L + t[None, :]
+        tl.store(du_ptrs, du, mask=mask)
+    tl.store(dA_ptr + row[:, None] * N + n_idx[None, :], dA,
+             mask=d_mask[:, None] & (n_idx < N)[None, :])
+    if HAS_SKIP:
+        tl.store(dskip_ptr + row, dskip, mask=d_mask)
 
 
 # True when TRITON_INTERPRET=1 was set at import: the kernels then run on CPU
@@ -298,28 +236,23 @@ def _geometry(delta, B):
 def _scan_fwd(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor,
               B: torch.Tensor, C: torch.Tensor, D: Optional[torch.Tensor],
               delta_bias: Optional[torch.Tensor], delta_softplus: bool,
-              order: int, height: int,
               max_block_l: int) -> Tuple[torch.Tensor, torch.Tensor]:
     batch, k, dg, d_state, length = _geometry(delta, B)
     block_l, block_d, num_warps = _blocks(length, dg, _FWD_TILE, max_block_l)
     n_chunks = triton.cdiv(length, block_l)
     n_dblocks = triton.cdiv(dg, block_d)
     save_states = n_chunks > 1
-    if order == 0:
-        y = torch.empty(batch, k * dg, length, device=u.device,
-                        dtype=torch.float32)
-    else:
-        y = torch.zeros(batch, dg, length, device=u.device,
-                        dtype=torch.float32)
+    y = torch.empty(batch, k * dg, length, device=u.device,
+                    dtype=torch.float32)
     states = torch.empty(
         (batch, k * dg, n_chunks, d_state) if save_states else (0, ),
         device=u.device, dtype=torch.float32)
-    grid = (batch, n_dblocks * (k if order == 0 else 1))
+    grid = (batch, n_dblocks * k)
     _scan_fwd_kernel[grid](
         u, delta, A, B, C, D if D is not None else u,
         delta_bias if delta_bias is not None else u, y, states, dg, length,
-        height, n_dblocks, n_chunks, K=k, N=d_state,
-        N_PAD=max(2, _next_pow2(d_state)), ORDER=order,
+        n_dblocks, n_chunks, K=k, N=d_state,
+        N_PAD=max(2, _next_pow2(d_state)),
         HAS_SKIP=D is not None, HAS_BIAS=delta_bias is not None,
         SOFTPLUS=delta_softplus, SAVE_STATES=save_states, BLOCK_D=block_d,
         BLOCK_L=block_l, num_warps=num_warps)
@@ -327,13 +260,11 @@ def _scan_fwd(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor,
 
 
 @_scan_fwd.register_fake
-def _(u, delta, A, B, C, D, delta_bias, delta_softplus, order, height,
-      max_block_l):
+def _(u, delta, A, B, C, D, delta_bias, delta_softplus, max_block_l):
     batch, k, dg, d_state, length = _geometry(delta, B)
     block_l = _blocks(length, dg, _FWD_TILE, max_block_l)[0]
     n_chunks = -(-length // block_l)
-    y = u.new_empty(batch, k * dg if order == 0 else dg, length,
-                    dtype=torch.float32)
+    y = u.new_empty(batch, k * dg, length, dtype=torch.float32)
     states = u.new_empty(
         (batch, k * dg, n_chunks, d_state) if n_chunks > 1 else (0, ),
         dtype=torch.float32)
@@ -344,7 +275,7 @@ def _(u, delta, A, B, C, D, delta_bias, delta_softplus, order, height,
 def _scan_bwd(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor,
               B: torch.Tensor, C: torch.Tensor, D: Optional[torch.Tensor],
               delta_bias: Optional[torch.Tensor], delta_softplus: bool,
-              order: int, height: int, max_block_l: int, dy: torch.Tensor,
+              max_block_l: int, dy: torch.Tensor,
               states: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor,
                                              torch.Tensor, torch.Tensor,
                                              torch.Tensor, torch.Tensor]:
@@ -353,18 +284,18 @@ def _scan_bwd(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor,
     n_chunks = triton.cdiv(length, block_l)
     n_dblocks = triton.cdiv(dg, block_d)
     f32 = dict(device=u.device, dtype=torch.float32)
-    du = (torch.empty if order == 0 else torch.zeros)(u.shape, **f32)
+    du = torch.empty(u.shape, **f32)
     ddelta = torch.empty(delta.shape, **f32)
     dA = torch.empty(batch, k * dg, d_state, **f32)
     dB = torch.empty(batch, k, n_dblocks, d_state, length, **f32)
     dC = torch.empty(batch, k, n_dblocks, d_state, length, **f32)
     dD = torch.empty(batch, k * dg, **f32)
-    grid = (batch, n_dblocks * (k if order == 0 else 1))
+    grid = (batch, n_dblocks * k)
     _scan_bwd_kernel[grid](
         u, delta, A, B, C, D if D is not None else u,
         delta_bias if delta_bias is not None else u, dy.contiguous(), states,
-        du, ddelta, dA, dB, dC, dD, dg, length, height, n_dblocks, n_chunks,
-        K=k, N=d_state, N_PAD=max(2, _next_pow2(d_state)), ORDER=order,
+        du, ddelta, dA, dB, dC, dD, dg, length, n_dblocks, n_chunks,
+        K=k, N=d_state, N_PAD=max(2, _next_pow2(d_state)),
         HAS_SKIP=D is not None, HAS_BIAS=delta_bias is not None,
         SOFTPLUS=delta_softplus, LOAD_STATES=n_chunks > 1, BLOCK_D=block_d,
         BLOCK_L=block_l, num_warps=num_warps)
@@ -372,8 +303,8 @@ def _scan_bwd(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor,
 
 
 @_scan_bwd.register_fake
-def _(u, delta, A, B, C, D, delta_bias, delta_softplus, order, height,
-      max_block_l, dy, states):
+def _(u, delta, A, B, C, D, delta_bias, delta_softplus, max_block_l, dy,
+      states):
     f32 = dict(dtype=torch.float32)
     return (u.new_empty(u.shape, **f32), u.new_empty(delta.shape, **f32),
             u.new_empty(A.shape, **f32), u.new_empty(B.shape, **f32),
@@ -381,10 +312,9 @@ def _(u, delta, A, B, C, D, delta_bias, delta_softplus, order, height,
 
 
 def _setup_context(ctx, inputs, output):
-    (u, delta, A, B, C, D, delta_bias, delta_softplus, order, height,
-     max_block_l) = inputs
+    (u, delta, A, B, C, D, delta_bias, delta_softplus, max_block_l) = inputs
     ctx.save_for_backward(u, delta, A, B, C, D, delta_bias, output[1])
-    ctx.options = (delta_softplus, order, height, max_block_l)
+    ctx.options = (delta_softplus, max_block_l)
 
 
 def _backward(ctx, grad_y, grad_states):
@@ -395,37 +325,25 @@ def _backward(ctx, grad_y, grad_states):
             dB.to(B.dtype), dC.to(C.dtype),
             None if D is None else dD.to(D.dtype),
             None if delta_bias is None else
-            ddelta.sum((0, 2)).to(delta_bias.dtype), None, None, None, None)
+            ddelta.sum((0, 2)).to(delta_bias.dtype), None, None)
 
 
 _scan_fwd.register_autograd(_backward, setup_context=_setup_context)
 
 
 def selective_scan_triton(u, delta, A, B, C, D=None, delta_bias=None,
-                          delta_softplus: bool = True, order: str = 'plain',
-                          height: int = 1,
+                          delta_softplus: bool = True,
                           max_block_l: int = MAX_BLOCK_L) -> torch.Tensor:
-    """Selective scan in one kernel launch (and one for its gradient).
+    """Selective scan in one kernel launch (and one for its gradient), with
+    the shapes of :func:`mmtinyvim.ops.scan.selective_scan`.
 
-    ``order='plain'``: shapes of :func:`selective_scan` (returns
-    (batch, K*D, L)). ``order='bidi'`` or ``'cross2d'``: u (batch, D, L) is
-    the feature map with L = height * width pixels, delta (batch, K*D, L),
-    B/C (batch, K, N, L) are per pixel, and the return value (batch, D, L) is
-    the sum of the K directions' outputs at their pixels. ``max_block_l`` is
-    the longest stretch of tokens scanned in one piece; longer sequences are
-    cut into chunks whose boundary states are carried over.
+    ``max_block_l`` is the longest stretch of tokens scanned in one piece;
+    longer sequences are cut into chunks whose boundary states are carried
+    over.
     """
-    if order not in ORDERS:
-        raise ValueError(f'Unknown scan order {order!r}; valid: '
-                         f'{", ".join(ORDERS)}')
-    length = delta.shape[-1]
-    if order != 'plain' and (height < 1 or length % height):
-        raise ValueError(f'height={height} does not divide the {length} '
-                         'pixels of the feature map')
     y, _ = _scan_fwd(u.contiguous(), delta.contiguous(), A.contiguous(),
                      B.contiguous(), C.contiguous(),
                      None if D is None else D.contiguous(),
                      None if delta_bias is None else delta_bias.contiguous(),
-                     bool(delta_softplus), ORDERS[order], int(height),
-                     int(max_block_l))
+                     bool(delta_softplus), int(max_block_l))
     return y

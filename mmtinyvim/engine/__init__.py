@@ -1,0 +1,21 @@
+"""What runs the models fast and trains/tests them: deploy folding, the
+one-call fast paths, the runner hooks and the mixed-precision check.
+
+Importing this package registers :class:`ResumableRandomnessHook`,
+:class:`CUDAGraphTrainingHook` and :class:`DeployHook` with mmengine.
+"""
+from .accelerate import (GraphOnFirstBatch, capture_cuda_graph,
+                         compile_static, enable_cudnn_search, for_inference,
+                         for_training, record_training_graphs,
+                         to_memory_format)
+from .deploy import ClassifierLogits, switch_to_deploy
+from .hooks import (CUDAGraphTrainingHook, DeployHook,
+                    ResumableRandomnessHook, add_cuda_graph_hook,
+                    add_deploy_hook, reseed_global_generators)
+
+__all__ = ['GraphOnFirstBatch', 'capture_cuda_graph', 'compile_static',
+           'enable_cudnn_search', 'for_inference', 'for_training',
+           'record_training_graphs', 'to_memory_format', 'ClassifierLogits',
+           'switch_to_deploy', 'CUDAGraphTrainingHook', 'DeployHook',
+           'ResumableRandomnessHook', 'add_cuda_graph_hook',
+           'add_deploy_hook', 'reseed_global_generators']
