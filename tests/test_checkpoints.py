@@ -2,7 +2,6 @@
 allow-list, clear refusals of wrong, truncated, unsafe or mis-shaped files,
 and nothing ever loaded partially."""
 import argparse
-import importlib
 import importlib.util
 import os
 import pathlib
@@ -20,6 +19,7 @@ from mmengine.runner.checkpoint import _load_checkpoint
 
 import mmtinyvim  # noqa: F401  (routes mmengine's loader through ours)
 from mmtinyvim.models.backbones import MobileMamba, TinyViM
+from mmtinyvim.models.checkpoint_family import family_module
 from mmtinyvim.models.zoo import build_classifier
 from mmtinyvim.utils.checkpoint import (safe_torch_load, strict_load,
                                         unwrap_state_dict)
@@ -262,10 +262,6 @@ def test_strict_load_reports_all_problem_kinds_at_once():
     assert ('1 shape mismatches: 0.weight: checkpoint (2, 4) vs model '
             '(2, 3)') in message
     assert _unchanged(model, before)
-
-
-def family_module(family):
-    return importlib.import_module(f'mmtinyvim.models.backbones.{family}')
 
 
 def _load_converter(name):
