@@ -46,6 +46,8 @@ def test_other_dtypes_are_refused_naming_the_dtype(backbone, dtype):
         f'{name} expects a floating-point image batch (float32, float64, '
         "float16, bfloat16; it is cast to the weights' dtype), got "
         f'{dtype}')
+    assert str(err.value).endswith('normalise the images first') == (
+        dtype != torch.complex64)
 
 
 @pytest.mark.parametrize('training', [True, False], ids=['train', 'eval'])

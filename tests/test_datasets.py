@@ -512,8 +512,8 @@ def test_dropped_and_repaired_annotations_are_one_report(roots, tmp_path,
     about = [m for m in logged_warnings if str(path) in m]
     print('\n' + '\n'.join(about))
     assert about == [
-        f'COCO annotation file {path}: 11 of its 13 annotations are dropped '
-        'or repaired while loading, 1 belong to no listed image:\n'
+        f'COCO annotation file {path}: of its 13 annotations, 11 are dropped '
+        'or repaired while loading, and 1 to no listed image:\n'
         '  dropped: 1 (category_id not among the file\'s "categories"), ann '
         'id 108 (img 1)\n'
         '  dropped: 2 (NaN or infinite bbox coordinate), ann id 103 (img 1), '
@@ -532,12 +532,12 @@ def test_dropped_and_repaired_annotations_are_one_report(roots, tmp_path,
         'ann id 110 (img 1)\n'
         '  polygon removed: 1 (polygon with a NaN or infinite coordinate), '
         'ann id 111 (img 1)\n'
-        '  2 of these annotations have no valid polygon left: mask training '
-        "ignores them (mmdet's LoadAnnotations), box training keeps their "
-        'box: ann id 109 (img 1), 111 (img 1)\n'
+        '  no valid polygon left (mask training ignores the annotation, as '
+        "mmdet's LoadAnnotations does; box training keeps its box): 2, ann "
+        'id 109 (img 1), 111 (img 1)\n'
         '  unused: 1 (image_id not among the file\'s "images"), ann id 112 '
         '(img 777)\n'
-        '  1 images have no annotation left: img_id 2']
+        '  images left without an annotation: 1, img_id 2']
     first = dataset.get_data_info(0)
     assert first['img_id'] == 1
     assert [inst['bbox'] for inst in first['instances']] == [
@@ -562,8 +562,8 @@ def test_duplicate_image_ids_are_one_clear_error(roots, tmp_path):
         _coco_with(roots, tmp_path, 'dup.json', images=images)
     print(f'\n{err.value}')
     assert str(err.value) == (
-        f'COCO annotation file {tmp_path / "dup.json"}: 1 image ids are '
-        f'listed more than once: id {images[0]["id"]}: '
+        f'COCO annotation file {tmp_path / "dup.json"}: image ids listed '
+        f'more than once (1): id {images[0]["id"]}: '
         f'{images[0]["file_name"]}, {images[1]["file_name"]}. Image ids must '
         'be unique: pycocotools would keep one image of each id and give it '
         'the annotations of all of them.')

@@ -62,7 +62,7 @@ class _CheckedCOCO(COCO):
                 if counts[img['id']] > 1:
                     files[img['id']].append(img.get('file_name'))
             raise DuplicateImageIdError(
-                f'{len(duplicates)} image ids are listed more than once: ' +
+                f'image ids listed more than once ({len(duplicates)}): ' +
                 '; '.join(f'id {i}: {", ".join(map(str, files[i]))}'
                           for i in duplicates[:SHOWN_IDS]) +
                 (f'; ... (+{len(duplicates) - SHOWN_IDS} more)'
@@ -282,9 +282,9 @@ class CheckedCocoDataset(BadImagePolicy, CocoDataset):
         if problems['no_polygon_left']:
             anns = problems['no_polygon_left']
             lines.append(
-                f'  {len(anns)} of these annotations have no valid polygon '
-                'left: mask training ignores them (mmdet\'s LoadAnnotations), '
-                'box training keeps their box: ' + _first_anns(anns))
+                '  no valid polygon left (mask training ignores the '
+                "annotation, as mmdet's LoadAnnotations does; box training "
+                f'keeps its box): {len(anns)}, ' + _first_anns(anns))
         if orphans:
             lines.append(f'  unused: {len(orphans)} (image_id not among the '
                          'file\'s "images"), ' + _first_anns(orphans))
@@ -295,13 +295,14 @@ class CheckedCocoDataset(BadImagePolicy, CocoDataset):
                    if info['img_id'] in set(dropped_all)
                    and not info['instances']]
         if emptied:
-            lines.append(f'  {len(emptied)} images have no annotation left: '
-                         f'img_id {_first(emptied)}')
+            lines.append(f'  images left without an annotation: '
+                         f'{len(emptied)}, img_id {_first(emptied)}')
         total = len(coco.dataset.get('annotations', []))
         print_log(
-            f'COCO annotation file {self.ann_file}: {len(changed)} of its '
-            f'{total} annotations are dropped or repaired while loading' +
-            (f', {len(orphans)} belong to no listed image' if orphans
+            f'COCO annotation file {self.ann_file}: of its {total} '
+            f'annotations, {len(changed)} are dropped or repaired while '
+            'loading' +
+            (f', and {len(orphans)} to no listed image' if orphans
              else '') + ':\n'
             + '\n'.join(lines), logger='current', level=logging.WARNING)
 

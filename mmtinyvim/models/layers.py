@@ -99,8 +99,8 @@ def check_image_batch(x, min_size: int = 32, name: str = 'backbone',
         raise ValueError(
             f'{name} expects a floating-point image batch ({valid}; it is '
             f"cast to the weights' dtype), got {x.dtype}" +
-            ('; normalise the images first' if not x.is_floating_point()
-             else ''))
+            ('; normalise the images first'
+             if not (x.is_floating_point() or x.is_complex()) else ''))
     if dtype is not None and x.dtype != dtype:
         x = x.to(dtype)
     return x
