@@ -459,3 +459,206 @@ def test_unlabelled_training_images_are_one_warning(roots, tmp_path,
         f'the {NUM_TRAIN} training images of {tmp_path / "partly.json"}: 2 '
         'without an annotation of the 80 dataset classes (filter_empty_gt), '
         f'img_id {unlabelled[0]}, {unlabelled[1]}.']
+
+
+# ------------------------------------ dropped or repaired annotations --
+
+def _coco_ann(ann_id, bbox, segmentation=None, category_id=1, image_id=1):
+    return dict(id=ann_id, image_id=image_id, category_id=category_id,
+                bbox=bbox, area=100, iscrowd=0,
+                segmentation=segmentation or [[10, 10, 20, 10, 20, 20]])
+
+
+def _coco_with(roots, tmp_path, name, annotations=None, images=None):
+    """A CheckedCocoDataset over the demo training images with its
+    annotation file ``name`` holding ``annotations`` / ``images``."""
+    from mmcv.transforms import LoadImageFromFile
+
+    from mmtinyvim.datasets.coco import CheckedCocoDataset
+    source = roots[1]['coco'] / 'annotations' / 'instances_train2017.json'
+    content = json.loads(source.read_text())
+    if annotations is not None:
+        content['annotations'] = annotations
+    if images is not None:
+        content['images'] = images
+    (tmp_path / name).write_text(json.dumps(content))
+    return CheckedCocoDataset(
+        data_root=str(tmp_path), ann_file=name,
+        data_prefix=dict(img=str(roots[1]['coco'] / 'train2017') + '/'),
+        pipeline=[LoadImageFromFile()])
+
+
+def test_dropped_and_repaired_annotations_are_one_report(roots, tmp_path,
+                                                         logged_warnings):
+    nan, inf = float('nan'), float('inf')
+    annotations = [
+        _coco_ann(101, [10, 10, 20, 20]),  # fine
+        _coco_ann(102, [10, 10, -5, 20]),
+        _coco_ann(103, [nan, 10, 20, 20]),
+        _coco_ann(104, [10, 10, inf, 20]),
+        _coco_ann(105, [10, 10, 0, 20]),
+        _coco_ann(106, [80, 80, 40, 40]),  # partly outside the 96 px image
+        _coco_ann(107, [200, 200, 10, 10]),
+        _coco_ann(108, [10, 10, 20, 20], category_id=999),
+        _coco_ann(109, [10, 10, 20, 20], [[1, 2, 3, 4]]),
+        _coco_ann(110, [10, 10, 20, 20], [[1, 2, 3, 4, 5, 6, 7],
+                                          [10, 10, 20, 10, 20, 20]]),
+        _coco_ann(111, [10, 10, 20, 20], [[1, 2, nan, 4, 5, 6]]),
+        _coco_ann(112, [10, 10, 20, 20], image_id=777),
+        _coco_ann(113, [10, 10, -1, -1], image_id=2),
+    ]
+    dataset = _coco_with(roots, tmp_path, 'bad_anns.json', annotations)
+    path = tmp_path / 'bad_anns.json'
+    about = [m for m in logged_warnings if str(path) in m]
+    print('\n' + '\n'.join(about))
+    assert about == [
+        f'COCO annotation file {path}: of its 13 annotations, 11 are dropped '
+        'or repaired while loading, and 1 to no listed image:\n'
+        '  dropped: 1 (category_id not among the file\'s "categories"), ann '
+        'id 108 (img 1)\n'
+        '  dropped: 2 (NaN or infinite bbox coordinate), ann id 103 (img 1), '
+        '104 (img 1)\n'
+        '  dropped: 2 (negative bbox width or height), ann id 102 (img 1), '
+        '113 (img 2)\n'
+        '  dropped: 1 (bbox width or height < 1 px, or area <= 0), ann id '
+        '105 (img 1)\n'
+        '  dropped: 1 (bbox outside the image (less than 1 px inside)), ann '
+        'id 107 (img 1)\n'
+        '  clipped to the image: 1 (bbox partly outside the image), ann id '
+        '106 (img 1) (mmdet would keep the box unclipped)\n'
+        '  polygon removed: 1 (polygon with fewer than 3 points), ann id 109 '
+        '(img 1)\n'
+        '  polygon removed: 1 (polygon with an odd number of coordinates), '
+        'ann id 110 (img 1)\n'
+        '  polygon removed: 1 (polygon with a NaN or infinite coordinate), '
+        'ann id 111 (img 1)\n'
+        '  no valid polygon left (mask training ignores the annotation, as '
+        "mmdet's LoadAnnotations does; box training keeps its box): 2, ann "
+        'id 109 (img 1), 111 (img 1)\n'
+        '  unused: 1 (image_id not among the file\'s "images"), ann id 112 '
+        '(img 777)\n'
+        '  images left without an annotation: 1, img_id 2']
+    first = dataset.get_data_info(0)
+    assert first['img_id'] == 1
+    assert [inst['bbox'] for inst in first['instances']] == [
+        [10, 10, 30, 30], [80, 80, 96, 96], [10, 10, 30, 30],
+        [10, 10, 30, 30], [10, 10, 30, 30]]
+    assert [inst['mask'] for inst in first['instances']][2:] == [
+        [[]], [[10, 10, 20, 10, 20, 20]], [[]]]
+
+
+def test_clean_annotation_file_gives_no_report(roots, tmp_path,
+                                               logged_warnings):
+    _coco_with(roots, tmp_path, 'clean.json')
+    assert not [m for m in logged_warnings if 'clean.json' in m]
+
+
+def test_duplicate_image_ids_are_one_clear_error(roots, tmp_path):
+    from mmtinyvim.datasets.coco import DuplicateImageIdError
+    source = roots[1]['coco'] / 'annotations' / 'instances_train2017.json'
+    images = json.loads(source.read_text())['images']
+    images[1]['id'] = images[0]['id']
+    with pytest.raises(DuplicateImageIdError) as err:
+        _coco_with(roots, tmp_path, 'dup.json', images=images)
+    print(f'\n{err.value}')
+    assert str(err.value) == (
+        f'COCO annotation file {tmp_path / "dup.json"}: image ids listed '
+        f'more than once (1): id {images[0]["id"]}: '
+        f'{images[0]["file_name"]}, {images[1]["file_name"]}. Image ids must '
+        'be unique: pycocotools would keep one image of each id and give it '
+        'the annotations of all of them.')
+
+
+# ---------------------------------------------------- EXIF orientation --
+
+def _exif_rotated_jpeg(path, height=64, width=96):
+    """A JPEG stored ``height`` x ``width`` whose EXIF says 'rotate 90'."""
+    from PIL import Image
+    pixels = np.random.default_rng(0).integers(0, 255, (height, width, 3),
+                                               dtype=np.uint8)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: rotate 90 degrees clockwise to display
+    Image.fromarray(pixels).save(path, exif=exif.tobytes())
+
+
+def _exif_dataset(tmp_path, json_height, json_width):
+    from mmcv.transforms import LoadImageFromFile
+
+    from mmtinyvim.datasets.coco import CheckedCocoDataset
+    (tmp_path / 'img').mkdir()
+    _exif_rotated_jpeg(tmp_path / 'img' / 'rotated.jpg')
+    content = dict(
+        images=[dict(id=1, file_name='rotated.jpg', height=json_height,
+                     width=json_width)],
+        annotations=[_coco_ann(1, [50, 10, 40, 40])],
+        categories=[dict(id=1, name='person')])
+    (tmp_path / 'exif.json').write_text(json.dumps(content))
+    return CheckedCocoDataset(
+        data_root=str(tmp_path), ann_file='exif.json',
+        data_prefix=dict(img='img/'), pipeline=[LoadImageFromFile()])
+
+
+def test_exif_orientation_is_ignored_for_the_image_as_for_the_boxes(
+        tmp_path):
+    """The JSON's width/height and boxes are of the stored pixels: the
+    image is decoded as stored, not turned by its EXIF orientation."""
+    dataset = _exif_dataset(tmp_path, json_height=64, json_width=96)
+    sample = dataset[0]
+    assert sample['img'].shape == (64, 96, 3)
+    assert sample['instances'][0]['bbox'] == [50, 10, 90, 50]
+
+
+def test_image_size_other_than_the_json_is_a_clear_error(tmp_path):
+    from mmtinyvim.datasets.coco import ImageSizeMismatchError
+    dataset = _exif_dataset(tmp_path, json_height=96, json_width=64)
+    with pytest.raises(ImageSizeMismatchError) as err:
+        dataset[0]
+    print(f'\n{err.value}')
+    assert str(err.value) == (
+        f'Image {tmp_path / "img" / "rotated.jpg"} decodes to 64x96 (height '
+        'x width) but the annotation file gives 96x64; its boxes and masks '
+        'would not match the pixels. The sides are swapped: was the image '
+        'rotated after annotation (or saved with its EXIF rotation '
+        'applied)? Use the image the annotations were made on, or fix its '
+        'width/height in the annotation file.')
+
+
+# ------------------------------------------------- ADE20K label values --
+
+@pytest.mark.parametrize('split', ['train', 'val'])
+def test_ade_label_outside_the_class_range_is_a_clear_error(split,
+                                                            tmp_path):
+    from mmtinyvim.datasets.ade import LabelMapError
+    root = gen.make_demo_data('ade', tmp_path, 2, 2, 64, seed=0)
+    dataset = _dataset('ade', root, split)
+    path = dataset.get_data_info(1)['seg_map_path']
+    label = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+    label[5, 5:9] = (150, 151, 199, 255)  # 150 and 255 are valid
+    cv2.imwrite(path, label)
+    assert dataset[0]['gt_seg_map'].ndim == 2
+    with pytest.raises(LabelMapError) as err:
+        dataset[1]
+    print(f'\n{err.value}')
+    assert str(err.value) == (
+        f'Label map {path} holds the values 151, 199, outside the valid '
+        'range: 0 (unlabelled, ignored), 1-150 (the 150 classes; '
+        'reduce_zero_label makes k class k-1) or 255 (ignored). Is it a '
+        'label map of this dataset?')
+
+
+def test_ade_rgb_label_map_is_a_clear_error(tmp_path):
+    from mmtinyvim.datasets.ade import LabelMapError
+    root = gen.make_demo_data('ade', tmp_path, 2, 1, 64, seed=0)
+    dataset = _dataset('ade', root, 'train')
+    path = dataset.get_data_info(0)['seg_map_path']
+    label = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+    cv2.imwrite(path, np.stack([label, label // 2, label], axis=-1))
+    with pytest.raises(LabelMapError) as err:
+        dataset[0]
+    print(f'\n{err.value}')
+    assert str(err.value) == (
+        f'Label map {path} has shape (64, 64, 3) once loaded: 3 channels, a '
+        'colour (RGB) rendering of the labels? Label maps must be '
+        'single-channel (grayscale / palette index) PNGs whose pixel values '
+        'are class indices (0 (unlabelled, ignored), 1-150 (the 150 classes; '
+        'reduce_zero_label makes k class k-1) or 255 (ignored)).')

@@ -2,12 +2,93 @@
 data."""
 import os
 
+import numpy as np
+from mmcv.transforms import BaseTransform
 from mmseg.datasets import ADE20KDataset
-from mmseg.registry import DATASETS
+from mmseg.datasets.transforms import LoadAnnotations
+from mmseg.registry import DATASETS, TRANSFORMS
 
 from .checks import BadImagePolicy, require_paths, require_samples
 
 EVALUATION_DIRS = ('validation', 'testing', 'val', 'test')
+
+
+class LabelMapError(ValueError):
+    """A label map holds values that are no class index, or is not a
+    single-channel image."""
+
+
+@TRANSFORMS.register_module()
+class CheckSegLabels(BaseTransform):
+    """Raise :class:`LabelMapError` when ``gt_seg_map`` (as loaded by mmseg's
+    ``LoadAnnotations``) is not a 2-D map of values in
+    ``[0, num_classes)`` or ``ignore_index``.
+
+    Checked where the map is read, one ``np.bincount`` over a map already in
+    memory: checking every map when the dataset is built would decode all
+    of them (20k PNGs for ADE20K) before training starts.
+    :class:`CheckedADE20KDataset` puts it after each ``LoadAnnotations`` of
+    its pipeline.
+
+    Args:
+        num_classes (int): number of classes.
+        ignore_index (int): the label that is ignored. Defaults to 255.
+    """
+
+    def __init__(self, num_classes: int, ignore_index: int = 255):
+        self.num_classes = num_classes
+        self.ignore_index = ignore_index
+
+    def transform(self, results):
+        seg = results.get('gt_seg_map')
+        if seg is None:
+            return results
+        path = results.get('seg_map_path')
+        if seg.ndim != 2:
+            raise LabelMapError(
+                f'Label map {path} has shape {seg.shape} once loaded: '
+                f'{seg.shape[-1] if seg.ndim == 3 else "several"} channels, '
+                'a colour (RGB) rendering of the labels? Label maps must be '
+                'single-channel (grayscale / palette index) PNGs whose pixel '
+                f'values are class indices ({self._valid_raw(results)}).')
+        if seg.dtype == np.uint8:
+            present = np.flatnonzero(np.bincount(seg.ravel(), minlength=256))
+        else:
+            present = np.unique(seg)
+        bad = [int(v) for v in present
+               if not (0 <= v < self.num_classes or v == self.ignore_index)]
+        if bad:
+            shown = ', '.join(map(str, self._raw(bad, results)[:10]))
+            more = f' (+{len(bad) - 10} more)' if len(bad) > 10 else ''
+            raise LabelMapError(
+                f'Label map {path} holds the values {shown}{more}, outside '
+                f'the valid range: {self._valid_raw(results)}. Is it a label '
+                'map of this dataset?')
+        return results
+
+    def __repr__(self):
+        return (f'{type(self).__name__}(num_classes={self.num_classes}, '
+                f'ignore_index={self.ignore_index})')
+
+    @staticmethod
+    def _reduced(results):
+        return (results.get('reduce_zero_label', False) and
+                results.get('label_map') is None)
+
+    def _raw(self, values, results):
+        """File values of loaded ``values`` (undoing reduce_zero_label)."""
+        if not self._reduced(results):
+            return values
+        return [v + 1 if v != self.ignore_index else v for v in values]
+
+    def _valid_raw(self, results):
+        n = self.num_classes
+        if self._reduced(results):
+            return (f'0 (unlabelled, ignored), 1-{n} (the {n} classes; '
+                    f'reduce_zero_label makes k class k-1) or '
+                    f'{self.ignore_index} (ignored)')
+        return (f'0-{n - 1} (the {n} classes) or {self.ignore_index} '
+                '(ignored)')
 
 
 @DATASETS.register_module()
@@ -17,6 +98,12 @@ class CheckedADE20KDataset(BadImagePolicy, ADE20KDataset):
     directory raises ``FileNotFoundError`` naming the path and how to get
     data there; no image in the directory (or in ``ann_file``) raises
     :class:`~mmtinyvim.datasets.checks.EmptyDatasetError`.
+
+    A label map with a value outside 0-150 other than 255, or with several
+    channels (an RGB rendering), raises :class:`LabelMapError` naming the
+    file, the values and the valid range when its sample is loaded: a
+    :class:`CheckSegLabels` is put after each ``LoadAnnotations`` of the
+    pipeline.
 
     A missing or undecodable image or label map: see
     :class:`~mmtinyvim.datasets.checks.BadImagePolicy`. mmseg's validation
@@ -34,6 +121,17 @@ class CheckedADE20KDataset(BadImagePolicy, ADE20KDataset):
         self._init_bad_image_policy(on_bad_image, max_bad_in_a_row)
         super().__init__(*args, **kwargs)
         self._check_bad_image_policy()
+        self._guard_label_loading()
+
+    def _guard_label_loading(self):
+        transforms = self.pipeline.transforms
+        for index in range(len(transforms) - 1, -1, -1):
+            if not isinstance(transforms[index], LoadAnnotations):
+                continue
+            following = transforms[index + 1:index + 2]
+            if not (following and isinstance(following[0], CheckSegLabels)):
+                transforms.insert(index + 1, CheckSegLabels(
+                    len(self.metainfo['classes']), self.ignore_index))
 
     def _is_evaluation_split(self):
         img_dir = os.path.normpath(self.data_prefix.get('img_path', ''))

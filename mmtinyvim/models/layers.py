@@ -1,4 +1,6 @@
 """Layers shared by both families: Conv+BN pairs that fold for deployment."""
+from typing import Optional, Sequence, Tuple
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -71,8 +73,19 @@ def fuse_modules(module: nn.Module) -> nn.Module:
     return module
 
 
-def check_image_batch(x, min_size: int = 32, name: str = 'backbone'):
-    """Refuse anything but an (N, 3, H, W) float tensor with H, W >= min_size."""
+# Image batch dtypes the backbones take; the batch is cast to the dtype of
+# their weights (float32 unless the model was converted), under autocast too.
+IMAGE_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
+
+
+def check_image_batch(x, min_size: int = 32, name: str = 'backbone',
+                      dtype: Optional[torch.dtype] = None) -> torch.Tensor:
+    """Refuse anything but an (N, 3, H, W) tensor of a dtype in
+    :data:`IMAGE_DTYPES` with H, W >= min_size; return it cast to ``dtype``
+    (the weights' dtype) when given.
+
+    N may be 0: see :func:`empty_feature_maps`.
+    """
     if not torch.is_tensor(x) or x.dim() != 4 or x.shape[1] != 3:
         what = (f'a tensor of shape {tuple(x.shape)}' if torch.is_tensor(x)
                 else type(x).__name__)
@@ -81,6 +94,43 @@ def check_image_batch(x, min_size: int = 32, name: str = 'backbone'):
     if x.shape[2] < min_size or x.shape[3] < min_size:
         raise ValueError(f'{name} needs H and W >= {min_size}, got '
                          f'{x.shape[2]}x{x.shape[3]}')
-    if not x.is_floating_point():
-        raise ValueError(f'{name} expects a floating-point image batch, got '
-                         f'{x.dtype}; normalise the images first')
+    if x.dtype not in IMAGE_DTYPES:
+        valid = ', '.join(str(d).replace('torch.', '') for d in IMAGE_DTYPES)
+        raise ValueError(
+            f'{name} expects a floating-point image batch ({valid}; it is '
+            f"cast to the weights' dtype), got {x.dtype}" +
+            ('; normalise the images first'
+             if not (x.is_floating_point() or x.is_complex()) else ''))
+    if dtype is not None and x.dtype != dtype:
+        x = x.to(dtype)
+    return x
+
+
+def weights_dtype(module: nn.Module) -> Optional[torch.dtype]:
+    """The dtype of ``module``'s first floating-point parameter, or None."""
+    for param in module.parameters():
+        if param.is_floating_point():
+            return param.dtype
+    return None
+
+
+def empty_feature_maps(module: nn.Module, x: torch.Tensor,
+                       channels: Sequence[int],
+                       strides: Sequence[int]) -> Tuple[torch.Tensor, ...]:
+    """The outputs of a backbone for the empty batch ``x`` (N = 0), without
+    running it: (0, C, ceil(H / s), ceil(W / s)) per output, in ``x``'s
+    dtype (the autocast dtype under autocast) and device. While gradients
+    are recorded they are connected to the first trainable parameter, so a
+    loss built on them can be backpropagated (with zero gradients)."""
+    height, width = x.shape[2:]
+    dtype = x.dtype
+    if torch.is_autocast_enabled(x.device.type):
+        dtype = torch.get_autocast_dtype(x.device.type)
+    outs = [x.new_zeros((0, c, -(-height // s), -(-width // s)), dtype=dtype)
+            for c, s in zip(channels, strides)]
+    if torch.is_grad_enabled():
+        trainable = [p for p in module.parameters() if p.requires_grad]
+        if trainable:
+            anchor = trainable[0].sum().to(dtype) * 0
+            outs = [out + anchor for out in outs]
+    return tuple(outs)

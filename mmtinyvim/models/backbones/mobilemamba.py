@@ -33,8 +33,9 @@ from mmcv.cnn.bricks import DropPath
 from ...ops.scan import selective_scan
 from ...ops.scan.cross import cross_merge, cross_scan
 from ...registry import MODELS
-from ..layers import ConvBN, LayerNorm2d, check_image_batch, fuse_conv_bn, \
-    fuse_modules
+from ..layers import (ConvBN, LayerNorm2d, check_image_batch,
+                      empty_feature_maps, fuse_conv_bn, fuse_modules,
+                      weights_dtype)
 from ..wavelet import haar_analysis, haar_filters, haar_synthesis, \
     is_haar
 from .base import MambaBackboneBase, rename_prefixes
@@ -541,7 +542,11 @@ class MobileMamba(MambaBackboneBase):
         return drop_path_rate
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
-        check_image_batch(x, name='MobileMamba')
+        x = check_image_batch(x, name='MobileMamba',
+                              dtype=weights_dtype(self))
+        if not len(x):
+            return empty_feature_maps(self, x, self.out_channels,
+                                      self.out_strides)
         outs = []
         for index, name in enumerate(STAGE_NAMES[:self.out_indices[-1] + 1]):
             x = getattr(self, name)(x)

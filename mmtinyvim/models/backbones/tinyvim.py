@@ -29,7 +29,8 @@ from mmcv.cnn.bricks import DropPath
 from ...ops.scan import selective_scan
 from ...ops.scan.cross import cross_merge, cross_scan
 from ...registry import MODELS
-from ..layers import ConvBN, check_image_batch, fold_bn, make_fused_conv
+from ..layers import (ConvBN, check_image_batch, empty_feature_maps, fold_bn,
+                      make_fused_conv, weights_dtype)
 from .base import MambaBackboneBase, rename_prefixes
 
 __all__ = ['TinyViM', 'checkpoint_filter_fn', 'convert_official_classifier',
@@ -378,7 +379,10 @@ class TinyViM(MambaBackboneBase):
         return {k: list(arch[k]) for k in cls.arch_keys}
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
-        check_image_batch(x, name='TinyViM')
+        x = check_image_batch(x, name='TinyViM', dtype=weights_dtype(self))
+        if not len(x):
+            return empty_feature_maps(self, x, self.out_channels,
+                                      self.out_strides)
         height, width = x.shape[2:]
         pad_h, pad_w = -height % SIZE_DIVISOR, -width % SIZE_DIVISOR
         if pad_h or pad_w:
