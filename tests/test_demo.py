@@ -1,0 +1,131 @@
+"""tools/demo/image_demo.py for every task: the picture has the input's size
+(or the downscaled size above --max-side, with a warning), the prediction
+matches the image, random weights run when asked, and the dataset's own class
+names are drawn."""
+import subprocess
+import sys
+from pathlib import Path
+
+import mmcv
+import numpy as np
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / 'tools' / 'demo'))
+import image_demo  # noqa: E402
+
+DET_CONFIG = str(REPO / 'configs/maskrcnn_tinyvim_s_coco.py')
+SEG_CONFIG = str(REPO / 'configs/fpn_mobilemamba_t2_ade20k.py')
+CLS_CONFIG = str(REPO / 'configs/tinyvim_s_in1k.py')
+H, W = 60, 90  # odd aspect on purpose: a transposed or row-only result fails
+
+
+def small(config, scale):
+    """The config with a small test resize, for a fast CPU run."""
+    cfg = image_demo.load_config(config)
+    pipeline = cfg.test_dataloader.dataset.pipeline
+    for step in pipeline:
+        if step['type'] == 'Resize':
+            step['scale'] = scale
+        if step['type'] == 'ResizeEdge':
+            step['scale'] = scale[0]
+        if step['type'] == 'CenterCrop':
+            step['crop_size'] = scale[0]
+    return cfg
+
+
+@pytest.fixture(scope='module')
+def image(tmp_path_factory):
+    path = tmp_path_factory.mktemp('demo') / 'image.jpg'
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 255, (H, W, 3)).astype(np.uint8)
+    img[10:40, 20:60] = (40, 140, 250)
+    mmcv.imwrite(img, str(path))
+    return str(path)
+
+
+def test_segmentation_picture_and_label_map_match_the_image(image):
+    cfg = small(SEG_CONFIG, (128, 64))
+    with pytest.warns(UserWarning, match='RANDOMLY INITIALISED'):
+        visual, prediction = image_demo.paint(image, cfg, None)
+    assert visual.shape == (H, W, 3)
+    assert tuple(prediction.pred_sem_seg.shape) == (H, W)
+
+
+def test_segmentation_draws_ade20k_classes_without_checkpoint():
+    cfg = small(SEG_CONFIG, (128, 64))
+    meta = image_demo.resolve_dataset_meta(cfg, None)
+    inferencer = image_demo.build_inferencer(cfg, None, 'cpu', meta)
+    classes = inferencer.visualizer.dataset_meta['classes']
+    assert len(classes) == 150 and classes[0] == 'wall'
+    assert len(inferencer.visualizer.dataset_meta['palette']) == 150
+
+
+def test_checkpoint_without_dataset_meta_falls_back_to_config(tmp_path):
+    cfg = small(SEG_CONFIG, (128, 64))
+    path = tmp_path / 'converted.pth'
+    torch.save(dict(state_dict={}, meta=dict()), path)
+    assert image_demo.resolve_dataset_meta(cfg, str(path))['classes'][0] == \
+        'wall'
+    torch.save(dict(state_dict={}, meta=dict(dataset_meta=dict(
+        classes=('a', 'b')))), path)
+    assert image_demo.resolve_dataset_meta(cfg, str(path))['classes'] == \
+        ('a', 'b')
+
+
+def test_detection_picture_and_boxes_match_the_image(image):
+    cfg = small(DET_CONFIG, (128, 128))
+    with pytest.warns(UserWarning, match='RANDOMLY INITIALISED'):
+        visual, prediction = image_demo.paint(image, cfg, None, score_thr=0)
+    assert visual.shape == (H, W, 3)
+    instances = prediction.pred_instances
+    boxes = instances.bboxes
+    assert boxes.shape[1] == 4
+    assert (boxes[:, 0::2] >= 0).all() and (boxes[:, 0::2] <= W).all()
+    assert (boxes[:, 1::2] >= 0).all() and (boxes[:, 1::2] <= H).all()
+    if len(boxes):
+        assert tuple(instances.masks.shape[1:]) == (H, W)
+    meta = image_demo.resolve_dataset_meta(cfg, None)
+    assert len(meta['classes']) == 80 and meta['classes'][0] == 'person'
+
+
+def test_classification_picture_and_scores(image):
+    cfg = small(CLS_CONFIG, (64, 64))
+    with pytest.warns(UserWarning, match='RANDOMLY INITIALISED'):
+        visual, prediction = image_demo.paint(image, cfg, None)
+    assert visual.shape == (H, W, 3)
+    assert tuple(prediction.pred_score.shape) == (1000, )
+    meta = image_demo.resolve_dataset_meta(cfg, None)
+    assert len(meta['classes']) == 1000 and 'tench' in meta['classes'][0]
+
+
+def test_large_image_is_downscaled_with_a_warning(tmp_path):
+    path = tmp_path / 'wide.jpg'
+    mmcv.imwrite(np.full((300, 5000, 3), 128, np.uint8), str(path))
+    out = tmp_path / 'out.jpg'
+    cfg = small(CLS_CONFIG, (64, 64))
+    with pytest.warns(UserWarning, match='downscaled to 256x15'):
+        visual, _ = image_demo.paint(str(path), cfg, None, max_side=256)
+    assert visual.shape == (15, 256, 3)
+    # the command line: same downscale, the warning on stderr
+    result = subprocess.run(
+        [sys.executable, 'tools/demo/image_demo.py', str(path), CLS_CONFIG,
+         '--random-weights', '--max-side', '256', '--out-file', str(out)],
+        cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert 'above --max-side 256' in result.stderr
+    assert 'RANDOMLY INITIALISED' in result.stderr
+    assert mmcv.imread(str(out)).shape == (15, 256, 3)
+
+
+@pytest.mark.parametrize('argv, message', [
+    ([], 'no checkpoint given'),
+    (['ckpt.pth', '--random-weights'], 'not both'),
+    (['--random-weights', '--max-side', '8'], '--max-side must be >= 32'),
+])
+def test_bad_arguments_are_one_clear_error(argv, message, capsys):
+    with pytest.raises(SystemExit):
+        image_demo.parse_args(['image.jpg', CLS_CONFIG, *argv,
+                               '--out-file', 'x.jpg'])
+    assert message in capsys.readouterr().err
