@@ -2,6 +2,8 @@
 (or the downscaled size above --max-side, with a warning), the prediction
 matches the image, random weights run when asked, and the dataset's own class
 names are drawn."""
+import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -129,3 +131,100 @@ def test_bad_arguments_are_one_clear_error(argv, message, capsys):
         image_demo.parse_args(['image.jpg', CLS_CONFIG, *argv,
                                '--out-file', 'x.jpg'])
     assert message in capsys.readouterr().err
+
+
+# ------------------------------------------- pictures: curves, benchmark --
+
+sys.path.insert(0, str(REPO / 'tools' / 'analysis_tools'))
+import plot_benchmark  # noqa: E402
+import plot_curves  # noqa: E402
+
+
+def write_scalars(work_dir):
+    """A small epoch-based mmengine log: 2 epochs of 3 iterations, a
+    validation after each epoch (its ``step`` is the epoch)."""
+    vis = work_dir / '20261130_120000' / 'vis_data'
+    vis.mkdir(parents=True)
+    lines = []
+    for epoch in (1, 2):
+        for k in range(1, 4):
+            it = (epoch - 1) * 3 + k
+            lines.append(dict(lr=0.01, loss=2.0 / it, loss_cls=1.0 / it,
+                              loss_mask=0.5 / it, time=0.1, epoch=epoch,
+                              iter=it, step=it))
+        lines.append({'coco/bbox_mAP': 0.1 * epoch, 'time': 0.05,
+                      'step': epoch})
+    path = vis / 'scalars.json'
+    path.write_text(''.join(json.dumps(line) + '\n' for line in lines))
+    return path
+
+
+def test_plot_curves_writes_png_with_val_at_train_iterations(tmp_path):
+    scalars = write_scalars(tmp_path / 'run')
+    train, val = plot_curves.read_scalars(str(scalars))
+    assert [x for x, _ in val['coco/bbox_mAP']] == [3, 6]
+    assert [x for x, _ in train['loss']] == [1, 2, 3, 4, 5, 6]
+    out = tmp_path / 'curves.png'
+    plot_curves.main([str(tmp_path / 'run'), '--keys', 'loss',
+                      'coco/bbox_mAP', '--out', str(out)])
+    assert out.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+    assert out.stat().st_size > 5000
+    # default keys: the loss terms only
+    runs = [('run', train, val)]
+    assert plot_curves.select_keys(runs, None) == ['loss', 'loss_cls',
+                                                   'loss_mask']
+
+
+def test_plot_curves_wrong_key_lists_available(tmp_path, capsys):
+    write_scalars(tmp_path / 'run')
+    with pytest.raises(SystemExit) as exc:
+        plot_curves.main([str(tmp_path / 'run'), '--keys', 'bbox_mAP',
+                          '--out', str(tmp_path / 'x.png')])
+    message = str(exc.value)
+    assert "['bbox_mAP'] not in the logs" in message
+    assert 'coco/bbox_mAP' in message and 'loss_mask' in message
+    assert not (tmp_path / 'x.png').exists()
+    with pytest.raises(SystemExit, match='no <timestamp>/vis_data'):
+        plot_curves.main([str(tmp_path), '--out', str(tmp_path / 'x.png')])
+
+
+BENCHMARK = REPO / 'docs' / 'benchmark_h200.json'
+
+
+def test_plot_benchmark_writes_small_pngs(tmp_path):
+    plot_benchmark.main([str(BENCHMARK), '--out-dir', str(tmp_path)])
+    for name in ('benchmark_inference.png', 'benchmark_training.png'):
+        path = tmp_path / name
+        assert path.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+        assert 10_000 < path.stat().st_size < 200_000
+    data = plot_benchmark.load_benchmark(str(BENCHMARK))
+    ratios = dict((label.split('\n')[0], (best, eager, api)) for
+                  label, best, eager, api in
+                  plot_benchmark.inference_ratios(
+                      data['inference']['rows'], 'amp'))
+    best, eager, api = ratios['TinyViM-S']
+    assert best == 11340 and eager == pytest.approx(9010 / 11340)
+    assert ratios['MobileMamba-B1'][0] == 8592  # official beats fused here
+
+
+def test_committed_benchmark_pictures_are_small():
+    for name in ('benchmark_inference.png', 'benchmark_training.png'):
+        assert (REPO / 'docs' / 'images' / name).stat().st_size < 200_000
+
+
+@pytest.mark.parametrize('edit, message', [
+    (lambda d: d.pop('date'), "lacks the field(s) ['date']"),
+    (lambda d: d['inference']['rows'][2]['amp'].pop('mmtinyvim_api'),
+     "inference.rows[2].amp lacks the field(s) ['mmtinyvim_api']"),
+    (lambda d: d['training']['rows'][0].update(official='fast'),
+     'training.rows[0].official must be a positive number'),
+])
+def test_plot_benchmark_bad_json_is_one_clear_error(tmp_path, edit,
+                                                    message):
+    data = json.loads(BENCHMARK.read_text())
+    edit(data)
+    path = tmp_path / 'bench.json'
+    path.write_text(json.dumps(data))
+    with pytest.raises(SystemExit, match=re.escape(message)):
+        plot_benchmark.main([str(path), '--out-dir', str(tmp_path)])
+    assert not list(tmp_path.glob('*.png'))

@@ -16,8 +16,9 @@ classes), never the toolbox's default (COCO / Cityscapes).
 
 Memory: an image whose longest side exceeds ``--max-side`` (default
 ``MAX_SIDE`` = 4096 px) is downscaled to it before prediction, and the picture
-is drawn at that size, with a warning. Full-resolution masks of an
-8000x8000 image would take gigabytes.
+is drawn at that size, with a warning; a JPEG at least twice as large is
+decoded at 1/2, 1/4 or 1/8 scale first. Full-resolution masks of an 8000x8000
+image took 9.4 GB; the default bounds the peak whatever the input size.
 """
 import argparse
 import os
@@ -25,6 +26,7 @@ import os.path as osp
 import sys
 import warnings
 
+import cv2
 import mmcv
 from mmengine.config import Config
 
@@ -119,13 +121,37 @@ def resolve_dataset_meta(cfg, checkpoint=None):
 def read_image(image, max_side=MAX_SIDE):
     """The BGR image, downscaled (with a warning) so that its longest side
     is at most ``max_side``."""
-    img = mmcv.imread(image)
+    try:  # the size from the header, without decoding the pixels
+        from PIL import Image
+        with Image.open(image) as header:
+            width, height = header.size
+    except Exception:  # not an image PIL knows: let OpenCV decide
+        width = height = 0
+    # a large image is decoded at 1/2, 1/4 or 1/8 of its size (JPEG DCT
+    # scaling), never larger than twice the size needed
+    flag, factor = cv2.IMREAD_COLOR, 1
+    for reduce, reduced_flag in ((8, cv2.IMREAD_REDUCED_COLOR_8),
+                                 (4, cv2.IMREAD_REDUCED_COLOR_4),
+                                 (2, cv2.IMREAD_REDUCED_COLOR_2)):
+        if max(width, height) >= reduce * max_side:
+            flag, factor = reduced_flag, reduce
+            break
+    img = cv2.imread(image, flag)
     if img is None:
         raise ValueError(f'Cannot decode image {image}')
-    height, width = img.shape[:2]
+    if factor == 1:
+        height, width = img.shape[:2]
     if max(height, width) > max_side:
-        img = mmcv.imrescale(img, (max_side, max_side),
-                             interpolation='area')
+        # the decoded image's own orientation (EXIF applied), the size
+        # scaled from the full resolution
+        rows, cols = img.shape[:2]
+        full_rows, full_cols = height, width
+        if factor > 1 and (rows > cols) != (height > width):  # EXIF turn
+            full_rows, full_cols = width, height
+        scale = max_side / max(full_rows, full_cols)
+        img = cv2.resize(img, (max(1, round(full_cols * scale)),
+                               max(1, round(full_rows * scale))),
+                         interpolation=cv2.INTER_AREA)
         warnings.warn(
             f'{image} is {width}x{height}, above --max-side {max_side}: it is '
             f'downscaled to {img.shape[1]}x{img.shape[0]} for prediction and '
