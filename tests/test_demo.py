@@ -228,3 +228,22 @@ def test_plot_benchmark_bad_json_is_one_clear_error(tmp_path, edit,
     with pytest.raises(SystemExit, match=re.escape(message)):
         plot_benchmark.main([str(path), '--out-dir', str(tmp_path)])
     assert not list(tmp_path.glob('*.png'))
+
+
+# ------------------------------------------------- progress (demo data) --
+
+def test_demo_data_progress_bar_only_for_many_images(tmp_path, capsys):
+    from mmtinyvim.datasets import make_demo_data as mdd
+    mdd.make_demo_data('imagenet', tmp_path / 'few', num_train=4, num_val=1,
+                       image_side=32)
+    assert capsys.readouterr().err == ''
+    mdd.make_demo_data('imagenet', tmp_path / 'many',
+                       num_train=mdd.PROGRESS_MIN_IMAGES, num_val=1,
+                       image_side=32)
+    err = capsys.readouterr().err
+    total = mdd.PROGRESS_MIN_IMAGES + 1
+    assert f'writing {total} images' in err and f'{total}/{total}' in err
+    mdd.make_demo_data('imagenet', tmp_path / 'quiet',
+                       num_train=mdd.PROGRESS_MIN_IMAGES, num_val=1,
+                       image_side=32, progress=False)
+    assert capsys.readouterr().err == ''
