@@ -55,6 +55,31 @@ def test_segmentation_picture_and_label_map_match_the_image(image):
     assert tuple(prediction.pred_sem_seg.shape) == (H, W)
 
 
+def test_segmentation_with_checkpoint_lacking_meta(image, tmp_path):
+    """A converted checkpoint (weights, no dataset_meta): the picture and
+    the label map are the image's size, the classes ADE20K's."""
+    cfg = small(SEG_CONFIG, (128, 64))
+    from mmseg.apis import init_model
+    model = init_model(cfg.copy(), None, 'cpu')
+    path = tmp_path / 'converted.pth'
+    torch.save(dict(state_dict=model.state_dict(), meta=dict()), path)
+    visual, prediction = image_demo.paint(image, cfg, str(path))
+    assert visual.shape == (H, W, 3)
+    assert tuple(prediction.pred_sem_seg.shape) == (H, W)
+    assert image_demo.resolve_dataset_meta(cfg, str(path))['classes'][0] \
+        == 'wall'
+
+
+@pytest.mark.parametrize('config', sorted(
+    str(p) for p in (REPO / 'configs').glob('*.py')))
+def test_every_config_has_its_dataset_classes(config):
+    cfg = image_demo.load_config(config)
+    classes = image_demo.dataset_meta_from_config(cfg)['classes']
+    expected = {'mmdet': (80, 'person'), 'mmseg': (150, 'wall'),
+                'mmpretrain': (1000, 'tench, Tinca tinca')}
+    assert (len(classes), classes[0]) == expected[cfg.default_scope]
+
+
 def test_segmentation_draws_ade20k_classes_without_checkpoint():
     cfg = small(SEG_CONFIG, (128, 64))
     meta = image_demo.resolve_dataset_meta(cfg, None)
