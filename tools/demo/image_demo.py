@@ -21,6 +21,7 @@ decoded at 1/2, 1/4 or 1/8 scale first. Full-resolution masks of an 8000x8000
 image took 9.4 GB; the default bounds the peak whatever the input size.
 """
 import argparse
+import copy
 import os
 import os.path as osp
 import sys
@@ -173,7 +174,10 @@ def paint(image, config, checkpoint=None, device='cpu', score_thr=0.3,
         raise FileNotFoundError(f'Image file not found: {image}')
     if checkpoint is not None and not osp.isfile(checkpoint):
         raise FileNotFoundError(f'Checkpoint file not found: {checkpoint}')
-    cfg = config if isinstance(config, Config) else load_config(config)
+    cfg = (copy.deepcopy(config) if isinstance(config, Config) else
+           load_config(config))
+    if cfg.get('visualizer'):  # drawn in memory: no backend writing files
+        cfg.visualizer.pop('vis_backends', None)
     scope = cfg.get('default_scope')
     if scope not in ('mmdet', 'mmseg', 'mmpretrain'):
         raise ValueError(f'Config default_scope {scope!r} is not one of '
@@ -185,11 +189,13 @@ def paint(image, config, checkpoint=None, device='cpu', score_thr=0.3,
     img = read_image(image, max_side)
     rgb = mmcv.bgr2rgb(img)
     with warnings.catch_warnings():
-        # the toolboxes' own "random weights" / "use COCO/Cityscapes classes"
-        # warnings: replaced by ours and by the config's dataset meta
-        warnings.filterwarnings('ignore', message='.*(weights is None|'
-                                'Checkpoint is not loaded|dataset_meta or '
-                                'class names are not saved).*')
+        # the toolboxes' own "random weights" warning is replaced by ours;
+        # their "use COCO / Cityscapes classes" by the config's dataset meta
+        warnings.filterwarnings('ignore', message='Checkpoint is not loaded')
+        if meta is not None:
+            warnings.filterwarnings(
+                'ignore', message='.*(weights is None|dataset_meta or class '
+                'names are not saved).*')
         inferencer = build_inferencer(cfg, checkpoint, device, meta)
         visual, prediction = _predict_and_draw(inferencer, scope, img, rgb,
                                                score_thr)
