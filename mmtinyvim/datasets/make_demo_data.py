@@ -39,6 +39,7 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 TASKS = ('coco', 'ade', 'imagenet')
+PROGRESS_MIN_IMAGES = 32  # fewer images: no progress bar by default
 MARKER = 'DEMO_DATA.txt'
 
 # official COCO category ids of the 80 detection classes, in mmdet's order
@@ -191,7 +192,8 @@ def coco_categories() -> List[Dict]:
 
 
 def write_coco_split(root: Path, split: str, num_images: int, side: int,
-                     rng: np.random.Generator, first_image_id: int):
+                     rng: np.random.Generator, first_image_id: int,
+                     tick=None):
     categories = coco_categories()
     name_to_id = {c['name']: c['id'] for c in categories}
     classes = list(COCO_DEMO_CLASSES)
@@ -220,6 +222,8 @@ def write_coco_split(root: Path, split: str, num_images: int, side: int,
         write_jpeg(root / f'{split}2017' / file_name, image)
         images.append(dict(id=image_id, file_name=file_name, height=height,
                            width=width, license=1))
+        if tick:
+            tick()
     ann_dir = root / 'annotations'
     ann_dir.mkdir(parents=True, exist_ok=True)
     content = dict(
@@ -232,16 +236,16 @@ def write_coco_split(root: Path, split: str, num_images: int, side: int,
 
 
 def write_coco(root: Path, num_train: int, num_val: int, side: int,
-               seed: int):
+               seed: int, tick=None):
     rng = np.random.default_rng(seed)
-    write_coco_split(root, 'train', num_train, side, rng, 1)
-    write_coco_split(root, 'val', num_val, side, rng, 1_000_001)
+    write_coco_split(root, 'train', num_train, side, rng, 1, tick)
+    write_coco_split(root, 'val', num_val, side, rng, 1_000_001, tick)
 
 
 # ---------------------------------------------------------------- ADE20K --
 
 def write_ade_split(root: Path, split: str, prefix: str, num_images: int,
-                    side: int, rng: np.random.Generator):
+                    side: int, rng: np.random.Generator, tick=None):
     from mmseg.datasets import ADE20KDataset
     label_of = {name: k + 1 for k, name in
                 enumerate(ADE20KDataset.METAINFO['classes'])}
@@ -271,13 +275,15 @@ def write_ade_split(root: Path, split: str, prefix: str, num_images: int,
         ann_path.parent.mkdir(parents=True, exist_ok=True)
         if not cv2.imwrite(str(ann_path), label):
             raise DemoDataError(f'Could not write label map {ann_path}')
+        if tick:
+            tick()
 
 
 def write_ade(root: Path, num_train: int, num_val: int, side: int,
-              seed: int):
+              seed: int, tick=None):
     rng = np.random.default_rng(seed)
-    write_ade_split(root, 'training', 'train', num_train, side, rng)
-    write_ade_split(root, 'validation', 'val', num_val, side, rng)
+    write_ade_split(root, 'training', 'train', num_train, side, rng, tick)
+    write_ade_split(root, 'validation', 'val', num_val, side, rng, tick)
 
 
 # -------------------------------------------------------------- ImageNet --
@@ -294,7 +300,7 @@ def imagenet_image(rng, label: int, side: int) -> np.ndarray:
 
 
 def write_imagenet(root: Path, num_train: int, num_val: int, side: int,
-                   seed: int):
+                   seed: int, tick=None):
     rng = np.random.default_rng(seed)
     num_classes = len(IMAGENET_DEMO_CLASSES)
     (root / 'meta').mkdir(parents=True, exist_ok=True)
@@ -305,6 +311,8 @@ def write_imagenet(root: Path, num_train: int, num_val: int, side: int,
         name = f'{wnid}/{wnid}_{k // num_classes + 1}.JPEG'
         write_jpeg(root / 'train' / name, imagenet_image(rng, label, side))
         lines.append(f'{name} {label}')
+        if tick:
+            tick()
     (root / 'meta' / 'train.txt').write_text('\n'.join(lines) + '\n')
     lines = []
     for k in range(num_val):
@@ -312,6 +320,8 @@ def write_imagenet(root: Path, num_train: int, num_val: int, side: int,
         name = f'ILSVRC2012_val_{k + 1:08d}.JPEG'
         write_jpeg(root / 'val' / name, imagenet_image(rng, label, side))
         lines.append(f'{name} {label}')
+        if tick:
+            tick()
     (root / 'meta' / 'val.txt').write_text('\n'.join(lines) + '\n')
 
 
@@ -324,10 +334,30 @@ TASK_LAYOUT = {  # task -> (directory under out-root, writer, default side)
 }
 
 
+def progress_ticker(total: int, task: str, show=None):
+    """A callable advancing a progress bar (mmengine's, on stderr) over
+    ``total`` images; ``None`` (no bar) for ``show=False`` or, with
+    ``show=None``, for at most ``PROGRESS_MIN_IMAGES`` images."""
+    if show is False or (show is None and total <= PROGRESS_MIN_IMAGES):
+        return None
+    from mmengine.utils import ProgressBar
+    print(f'{task}: writing {total} images', file=sys.stderr)
+    bar = ProgressBar(total, file=sys.stderr)
+
+    def tick():
+        bar.update()
+        if bar.completed == total:
+            sys.stderr.write('\n')
+    return tick
+
+
 def make_demo_data(task: str, out_root='data', num_train: int = 64,
                    num_val: int = 16, image_side: int = None, seed: int = 0,
-                   overwrite: bool = False) -> Path:
-    """Write one task's demo dataset; returns its root directory."""
+                   overwrite: bool = False, progress=None) -> Path:
+    """Write one task's demo dataset; returns its root directory.
+
+    ``progress``: a progress bar on stderr; ``None``: only for more than
+    ``PROGRESS_MIN_IMAGES`` images."""
     if task not in TASK_LAYOUT:
         raise ValueError(f'Unknown task {task!r}; valid: {TASKS}')
     if num_train < 1 or num_val < 1:
@@ -348,7 +378,8 @@ def make_demo_data(task: str, out_root='data', num_train: int = 64,
                                 '--overwrite to replace it')
         shutil.rmtree(root)
     root.mkdir(parents=True, exist_ok=True)
-    writer(root, num_train, num_val, side, seed)
+    writer(root, num_train, num_val, side, seed,
+           tick=progress_ticker(num_train + num_val, task, progress))
     (root / MARKER).write_text(
         marker_text(task, num_train, num_val, side, seed))
     return root
@@ -378,6 +409,9 @@ def parse_args(argv=None):
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--overwrite', action='store_true',
                         help='replace demo data written earlier')
+    parser.add_argument('--quiet', action='store_true',
+                        help='no progress bar (shown on stderr for more '
+                        f'than {PROGRESS_MIN_IMAGES} images)')
     return parser.parse_args(argv)
 
 
@@ -388,7 +422,8 @@ def main(argv=None):
         try:
             root = make_demo_data(task, args.out_root, args.num_train,
                                   args.num_val, args.image_side, args.seed,
-                                  args.overwrite)
+                                  args.overwrite,
+                                  progress=False if args.quiet else None)
         except (DemoDataError, ValueError) as err:
             sys.exit(f'error: {err}')
         print(f'{task}: wrote {args.num_train} train / {args.num_val} val '

@@ -1,17 +1,33 @@
 """Draw a model's predictions on an image.
 
     python tools/demo/image_demo.py IMAGE CONFIG CHECKPOINT --out-file out.jpg
+    python tools/demo/image_demo.py IMAGE CONFIG --random-weights \\
+        --out-file out.jpg
 
 The toolbox's own Inferencer runs the model (mmdet ``DetInferencer``, mmseg
 ``MMSegInferencer``, mmpretrain ``ImageClassificationInferencer``, picked by
 the config's ``default_scope``) and its visualizer paints boxes and masks,
-the label map, or the top class.
+the label map, or the top class, on a picture the size of the input image.
+
+Class names: the checkpoint's ``meta.dataset_meta`` when it has one, else the
+config's dataset meta (``test_dataloader.dataset.metainfo`` over the
+``METAINFO`` of the dataset class the config names, e.g. ADE20K's 150
+classes), never the toolbox's default (COCO / Cityscapes).
+
+Memory: an image whose longest side exceeds ``--max-side`` (default
+``MAX_SIDE`` = 4096 px) is downscaled to it before prediction, and the picture
+is drawn at that size, with a warning; a JPEG at least twice as large is
+decoded at 1/2, 1/4 or 1/8 scale first. Full-resolution masks of an 8000x8000
+image took 9.4 GB; the default bounds the peak whatever the input size.
 """
 import argparse
+import copy
 import os
 import os.path as osp
 import sys
+import warnings
 
+import cv2
 import mmcv
 from mmengine.config import Config
 
@@ -20,65 +36,240 @@ from mmtinyvim.utils.checkpoint import use_safe_loader_in_mmengine
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from train import load_config  # noqa: E402
 
+MAX_SIDE = 4096
+RANDOM_WEIGHTS_WARNING = (
+    'No checkpoint: the model runs with RANDOMLY INITIALISED weights; its '
+    'predictions are meaningless (this only shows that the pipeline runs).')
+
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('image', help='image file')
     parser.add_argument('config', help='config file')
-    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('checkpoint', nargs='?', default=None,
+                        help='checkpoint file (leave out only together with '
+                        '--random-weights)')
+    parser.add_argument('--random-weights', action='store_true',
+                        help='run without a checkpoint, with randomly '
+                        'initialised weights (predictions are meaningless)')
     parser.add_argument('--out-file', required=True,
                         help='where to write the painted image')
     parser.add_argument('--device', default='cpu', help='e.g. cpu, cuda:0')
     parser.add_argument('--score-thr', type=float, default=0.3,
                         help='detection: minimum score of a drawn box')
-    return parser.parse_args(argv)
+    parser.add_argument('--max-side', type=int, default=MAX_SIDE,
+                        help='images whose longest side is longer are '
+                        'downscaled to it for prediction and drawing '
+                        f'(default {MAX_SIDE} px)')
+    args = parser.parse_args(argv)
+    if args.checkpoint is None and not args.random_weights:
+        parser.error('no checkpoint given: pass a checkpoint file, or '
+                     '--random-weights to run with random weights')
+    if args.checkpoint is not None and args.random_weights:
+        parser.error('pass either a checkpoint or --random-weights, not both')
+    if args.max_side < 32:
+        parser.error(f'--max-side must be >= 32, got {args.max_side}')
+    return args
 
 
-def paint(image, config, checkpoint, device='cpu', score_thr=0.3):
-    """The RGB image with the predictions drawn, and the predictions.
+def dataset_meta_from_config(cfg):
+    """``dict(classes=..., palette=...)`` of the config's test dataset: the
+    ``METAINFO`` of the dataset class it names, updated by the dataset's
+    ``metainfo`` in the config; ``None`` when the config names none."""
+    dataset = cfg.get('test_dataloader', {}).get('dataset')
+    if not dataset:
+        return None
+    scope = cfg.get('default_scope')
+    if scope == 'mmdet':
+        from mmdet.registry import DATASETS
+    elif scope == 'mmseg':
+        from mmseg.registry import DATASETS
+    else:
+        from mmpretrain.registry import DATASETS
+    while 'type' in dataset and dataset.get('dataset'):  # wrappers
+        dataset = dataset['dataset']
+    meta = {}
+    dataset_type = dataset.get('type')
+    dataset_class = (DATASETS.get(dataset_type)
+                     if isinstance(dataset_type, str) else dataset_type)
+    if dataset_class is not None:
+        meta.update(getattr(dataset_class, 'METAINFO', {}))
+    meta.update(dataset.get('metainfo') or {})
+    meta = {k.lower(): v for k, v in meta.items()}
+    return meta if meta.get('classes') else None
 
-    ``config``: a config file or an already loaded ``Config``."""
-    for path, what in ((image, 'Image'), (checkpoint, 'Checkpoint')):
-        if not osp.isfile(path):
-            raise FileNotFoundError(f'{what} file not found: {path}')
-    cfg = config if isinstance(config, Config) else load_config(config)
+
+def checkpoint_dataset_meta(checkpoint):
+    """The ``meta.dataset_meta`` a checkpoint stores, or ``None``."""
+    from mmengine.runner.checkpoint import _load_checkpoint
+    ckpt = _load_checkpoint(checkpoint, map_location='cpu')
+    meta = (ckpt.get('meta') or {}) if isinstance(ckpt, dict) else {}
+    dataset_meta = meta.get('dataset_meta')
+    if dataset_meta and dataset_meta.get('classes'):
+        return dataset_meta
+    if meta.get('CLASSES'):
+        return dict(classes=meta['CLASSES'])
+    return None
+
+
+def resolve_dataset_meta(cfg, checkpoint=None):
+    """The checkpoint's dataset meta, else the config's (the dataset's own
+    classes, not the toolbox's COCO / Cityscapes default)."""
+    meta = checkpoint_dataset_meta(checkpoint) if checkpoint else None
+    return meta if meta is not None else dataset_meta_from_config(cfg)
+
+
+def read_image(image, max_side=MAX_SIDE):
+    """The BGR image, downscaled (with a warning) so that its longest side
+    is at most ``max_side``."""
+    try:  # the size from the header, without decoding the pixels
+        from PIL import Image
+        with Image.open(image) as header:
+            width, height = header.size
+    except Exception:  # not an image PIL knows: let OpenCV decide
+        width = height = 0
+    # a large image is decoded at 1/2, 1/4 or 1/8 of its size (JPEG DCT
+    # scaling), never larger than twice the size needed
+    flag, factor = cv2.IMREAD_COLOR, 1
+    for reduce, reduced_flag in ((8, cv2.IMREAD_REDUCED_COLOR_8),
+                                 (4, cv2.IMREAD_REDUCED_COLOR_4),
+                                 (2, cv2.IMREAD_REDUCED_COLOR_2)):
+        if max(width, height) >= reduce * max_side:
+            flag, factor = reduced_flag, reduce
+            break
+    img = cv2.imread(image, flag)
+    if img is None:
+        raise ValueError(f'Cannot decode image {image}')
+    if factor == 1:
+        height, width = img.shape[:2]
+    if max(height, width) > max_side:
+        # the decoded image's own orientation (EXIF applied), the size
+        # scaled from the full resolution
+        rows, cols = img.shape[:2]
+        full_rows, full_cols = height, width
+        if factor > 1 and (rows > cols) != (height > width):  # EXIF turn
+            full_rows, full_cols = width, height
+        scale = max_side / max(full_rows, full_cols)
+        img = cv2.resize(img, (max(1, round(full_cols * scale)),
+                               max(1, round(full_rows * scale))),
+                         interpolation=cv2.INTER_AREA)
+        warnings.warn(
+            f'{image} is {width}x{height}, above --max-side {max_side}: it is '
+            f'downscaled to {img.shape[1]}x{img.shape[0]} for prediction and '
+            'the picture is drawn at that size', UserWarning)
+    return img
+
+
+def paint(image, config, checkpoint=None, device='cpu', score_thr=0.3,
+          max_side=MAX_SIDE):
+    """The RGB image with the predictions drawn, and the prediction (a
+    ``DetDataSample``, ``SegDataSample`` or mmpretrain ``DataSample``, in the
+    coordinates of the picture).
+
+    ``config``: a config file or an already loaded ``Config``.
+    ``checkpoint=None``: random weights, with a warning.
+    The picture is the image's size, or its size downscaled to ``max_side``
+    (with a warning)."""
+    if not osp.isfile(image):
+        raise FileNotFoundError(f'Image file not found: {image}')
+    if checkpoint is not None and not osp.isfile(checkpoint):
+        raise FileNotFoundError(f'Checkpoint file not found: {checkpoint}')
+    cfg = (copy.deepcopy(config) if isinstance(config, Config) else
+           load_config(config))
+    if cfg.get('visualizer'):  # drawn in memory: no backend writing files
+        cfg.visualizer.pop('vis_backends', None)
+    scope = cfg.get('default_scope')
+    if scope not in ('mmdet', 'mmseg', 'mmpretrain'):
+        raise ValueError(f'Config default_scope {scope!r} is not one of '
+                         "'mmdet', 'mmseg', 'mmpretrain'")
     use_safe_loader_in_mmengine()
-    scope = cfg.default_scope
+    if checkpoint is None:
+        warnings.warn(RANDOM_WEIGHTS_WARNING, UserWarning)
+    meta = resolve_dataset_meta(cfg, checkpoint)
+    img = read_image(image, max_side)
+    rgb = mmcv.bgr2rgb(img)
+    with warnings.catch_warnings():
+        # the toolboxes' own "random weights" warning is replaced by ours;
+        # their "use COCO / Cityscapes classes" by the config's dataset meta
+        warnings.filterwarnings('ignore', message='Checkpoint is not loaded')
+        if meta is not None:
+            warnings.filterwarnings(
+                'ignore', message='.*(weights is None|dataset_meta or class '
+                'names are not saved).*')
+        inferencer = build_inferencer(cfg, checkpoint, device, meta)
+        visual, prediction = _predict_and_draw(inferencer, scope, img, rgb,
+                                               score_thr)
+    return visual, prediction
+
+
+def build_inferencer(cfg, checkpoint=None, device='cpu', meta=None):
+    """The toolbox's Inferencer for ``cfg`` (its ``default_scope``), with
+    ``meta`` (classes, palette) as the model's and visualizer's dataset meta
+    when given. ``checkpoint=None``: random weights."""
+    scope = cfg.get('default_scope')
     if scope == 'mmdet':
         from mmdet.apis import DetInferencer
         inferencer = DetInferencer(model=cfg, weights=checkpoint,
                                    device=device, show_progress=False)
-        result = inferencer(image, return_vis=True, no_save_vis=True,
-                            no_save_pred=True, pred_score_thr=score_thr)
+        if meta is not None:
+            meta = dict(meta)
+            meta.setdefault('palette', inferencer.model.dataset_meta.get(
+                'palette', 'random'))
+            inferencer.model.dataset_meta = meta
+        inferencer.visualizer.dataset_meta = inferencer.model.dataset_meta
     elif scope == 'mmseg':
         from mmseg.apis import MMSegInferencer
         inferencer = MMSegInferencer(model=cfg, weights=checkpoint,
                                      device=device)
-        result = inferencer(image, return_vis=True, show=False)
+        if meta is not None:
+            inferencer.model.dataset_meta = dict(
+                classes=meta['classes'], palette=meta.get('palette'))
+        inferencer.visualizer.set_dataset_meta(
+            **inferencer.model.dataset_meta)
     else:
         from mmpretrain.apis import ImageClassificationInferencer
-        inferencer = ImageClassificationInferencer(
-            model=cfg, pretrained=checkpoint, device=device)
         from mmpretrain.visualization import UniversalVisualizer
-        prediction = inferencer(image, return_datasamples=True)[0]
-        visualizer = UniversalVisualizer()
-        visual = visualizer.visualize_cls(
-            mmcv.imread(image, channel_order='rgb'), prediction,
-            classes=inferencer.classes)
-        return visual, prediction
-    return result['visualization'][0], result['predictions'][0]
+        classes = list(meta['classes']) if meta is not None else None
+        inferencer = ImageClassificationInferencer(
+            model=cfg, pretrained=checkpoint if checkpoint else False,
+            device=device, classes=classes)
+        inferencer.visualizer = UniversalVisualizer()
+        inferencer.visualizer.dataset_meta = dict(classes=inferencer.classes)
+    return inferencer
+
+
+def _predict_and_draw(inferencer, scope, img, rgb, score_thr):
+    visualizer = inferencer.visualizer
+    if scope == 'mmdet':
+        prediction = inferencer(img, return_datasamples=True,
+                                no_save_vis=True,
+                                no_save_pred=True)['predictions'][0]
+        visualizer.add_datasample('image', rgb, prediction, draw_gt=False,
+                                  show=False, pred_score_thr=score_thr)
+        return visualizer.get_image(), prediction
+    if scope == 'mmseg':
+        prediction = inferencer(img, return_datasamples=True)
+        if isinstance(prediction, list):  # a list for a list of images only
+            prediction = prediction[0]
+        visualizer.add_datasample('image', rgb, prediction, draw_gt=False,
+                                  show=False, with_labels=True)
+        return visualizer.get_image(), prediction
+    prediction = inferencer(img, return_datasamples=True)[0]
+    visual = visualizer.visualize_cls(rgb, prediction,
+                                      classes=inferencer.classes)
+    return visual, prediction
 
 
 def main(argv=None):
     args = parse_args(argv)
     try:
         visual, _ = paint(args.image, args.config, args.checkpoint,
-                          args.device, args.score_thr)
+                          args.device, args.score_thr, args.max_side)
     except (FileNotFoundError, ValueError) as err:
         sys.exit(f'error: {err}')
     os.makedirs(osp.dirname(osp.abspath(args.out_file)), exist_ok=True)
     mmcv.imwrite(mmcv.rgb2bgr(visual), args.out_file)
-    print(f'wrote {args.out_file}')
+    print(f'wrote {args.out_file} ({visual.shape[1]}x{visual.shape[0]})')
 
 
 if __name__ == '__main__':
