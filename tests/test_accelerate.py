@@ -206,8 +206,9 @@ def test_cuda_graph_hook_refuses_what_it_cannot_run():
     with pytest.raises(RuntimeError, match='the backbone is on cpu, it needs '
                        'a CUDA GPU'):
         hook.before_train(SimpleNamespace(model=classifier))
-    with pytest.raises(RuntimeError, match='single-GPU training only: the '
-                       'model is wrapped in DataParallel'):
+    # a wrapped (distributed) model is unwrapped, then checked the same way
+    with pytest.raises(RuntimeError, match='the backbone is on cpu, it needs '
+                       'a CUDA GPU'):
         hook.before_train(
             SimpleNamespace(model=torch.nn.DataParallel(classifier)))
     with pytest.raises(RuntimeError, match='graphs model.backbone; Linear '
@@ -290,3 +291,111 @@ def test_cuda_graph_hook_trains_like_eager(variant, compile):
           f'{error:.2e} (eager channels-last vs contiguous {layout:.2e})')
     assert losses == pytest.approx(reference, rel=1e-5)
     assert error < 1e-3
+
+
+def test_graph_on_first_batch_under_ddp_reduces_like_eager_ddp(tmp_path):
+    """CPU twin of the distributed fast path (gloo, one process): the model
+    wrapped by ``GraphSafeDistributedDataParallel`` (channels-last before
+    DDP is built) with the dispatcher on ``ddp.module.backbone`` (what the
+    hook does under ``tools/dist_train.sh``) sends every gradient through
+    DDP's reduction and trains like eager DDP; the CUDA run on two GPUs is
+    in docs/benchmark.md (``docs/benchmark_runs/ddp_check.py``)."""
+    import torch.distributed as dist
+    from mmengine.model import MMDistributedDataParallel
+
+    from mmtinyvim.engine import (GraphOnFirstBatch,
+                                  GraphSafeDistributedDataParallel)
+    dist.init_process_group('gloo', init_method=f'file://{tmp_path}/pg',
+                            rank=0, world_size=1)
+    try:
+        torch.manual_seed(0)
+        classifier = build_classifier('mobilemamba-t2')[0]
+        eager = copy.deepcopy(classifier).to(memory_format=torch.channels_last)
+        models = [MMDistributedDataParallel(module=eager,
+                                            broadcast_buffers=False),
+                  GraphSafeDistributedDataParallel(module=classifier,
+                                                   broadcast_buffers=False)]
+        recorder = _CountingRecorder()
+        GraphOnFirstBatch(models[1].module.backbone, record=recorder).install()
+        reduced = [[0], [0]]  # buckets that DDP's reducer hands on
+        for ddp, count in zip(models, reduced):
+            ddp.register_comm_hook(count, _counting_allreduce)
+        losses, grads = _train_ddp(models, steps=3)
+        error = (grads[0] - grads[1]).abs().max() / grads[0].std()
+        print(f'DDP with the dispatcher vs eager DDP: losses {losses}, '
+              f'gradients max|d|/std {error:.2e}')
+        assert recorder.recorded and recorder.replayed == 3
+        assert losses[0] == pytest.approx(losses[1], rel=1e-5)
+        assert error < 1e-4
+        assert reduced[0] == reduced[1] and reduced[0][0] > 0
+    finally:
+        dist.destroy_process_group()
+
+
+def test_converting_after_ddp_wraps_is_refused(tmp_path):
+    """Why the wrapper converts first: a model converted to channels-last
+    after DDP wrapped it trains on wrong gradients (this test shows it), so
+    the hook refuses such a model."""
+    from types import SimpleNamespace
+
+    import torch.distributed as dist
+    from mmengine.model import MMDistributedDataParallel
+
+    from mmtinyvim.engine import (CUDAGraphTrainingHook,
+                                  GraphSafeDistributedDataParallel)
+    dist.init_process_group('gloo', init_method=f'file://{tmp_path}/pg',
+                            rank=0, world_size=1)
+    try:
+        torch.manual_seed(0)
+        classifier = build_classifier('mobilemamba-t2')[0]
+        before = MMDistributedDataParallel(
+            module=copy.deepcopy(classifier).to(
+                memory_format=torch.channels_last), broadcast_buffers=False)
+        after = MMDistributedDataParallel(module=copy.deepcopy(classifier),
+                                          broadcast_buffers=False)
+        after.module.to(memory_format=torch.channels_last)
+        losses, _ = _train_ddp([before, after], steps=3)
+        print(f'converted before / after DDP wrapped it: losses {losses}')
+        assert losses[0][-1] != pytest.approx(losses[1][-1], rel=1e-3)
+        hook = CUDAGraphTrainingHook()
+        unconverted = GraphSafeDistributedDataParallel(
+            module=copy.deepcopy(classifier), channels_last=False,
+            broadcast_buffers=False)
+        with pytest.raises(RuntimeError, match='must be channels-last '
+                           'before DDP wraps it'):
+            hook.before_train(SimpleNamespace(model=unconverted))
+        for model in (before, after):  # mmengine's own wrapper
+            with pytest.raises(RuntimeError, match="needs model_wrapper_cfg="
+                               r"dict\(type='GraphSafeDistributedData"):
+                hook.before_train(SimpleNamespace(model=model))
+    finally:
+        dist.destroy_process_group()
+
+
+def _train_ddp(models, steps):
+    """``steps`` SGD steps of each model on the same batches; the losses and
+    the last step's gradients (flattened) of each."""
+    optims = [torch.optim.SGD(m.parameters(), lr=0.1) for m in models]
+    torch.manual_seed(1)
+    batches = [(torch.randn(2, 3, 64, 64), torch.randint(0, 1000, (2, )))
+               for _ in range(steps)]
+    losses = [[] for _ in models]
+    for images, labels in batches:
+        for i, (ddp, optim) in enumerate(zip(models, optims)):
+            optim.zero_grad()
+            loss = torch.nn.functional.cross_entropy(
+                ddp(images, mode='tensor'), labels)
+            loss.backward()
+            if len(losses[i]) < steps - 1:
+                optim.step()
+            losses[i].append(loss.item())
+    grads = [torch.cat([p.grad.flatten() for p in m.parameters()
+                        if p.grad is not None]) for m in models]
+    return losses, grads
+
+
+def _counting_allreduce(count, bucket):
+    count[0] += 1
+    fut = torch.futures.Future()
+    fut.set_result(bucket.buffer())
+    return fut

@@ -385,7 +385,7 @@ def test_test_tool_refuses_a_checkpoint_of_another_model(data, tmp_path):
     assert 'coco/bbox_mAP' not in result.stdout + result.stderr
 
 
-@pytest.mark.parametrize('extra', [[], ['--deploy']])
+@pytest.mark.parametrize('extra', [[], ['--no-deploy']])
 def test_test_tool_evaluates_a_checkpoint_of_the_model(data, tmp_path,
                                                        extra):
     checkpoint = _detector_checkpoint(DET_CONFIG, tmp_path / 'tv_s.pth')
@@ -393,7 +393,8 @@ def test_test_tool_evaluates_a_checkpoint_of_the_model(data, tmp_path,
     assert result.returncode == 0, result.stderr[-3000:]
     log = result.stdout + result.stderr
     assert 'coco/bbox_mAP' in log
-    assert ('DeployHook: folded' in log) == bool(extra)
+    # the folded network is evaluated unless --no-deploy
+    assert ('DeployHook: folded' in log) == (not extra)
 
 
 def test_deploy_hook_folds_after_loading_and_keeps_the_outputs():
@@ -461,6 +462,20 @@ def test_train_tool_cuda_graph_adds_one_hook(monkeypatch):
     graph_hooks = [h for h in cfg.custom_hooks
                    if h['type'] == 'CUDAGraphTrainingHook']
     assert graph_hooks == [dict(type='CUDAGraphTrainingHook', compile=True)]
+    assert 'model_wrapper_cfg' not in cfg  # one GPU: no wrapper
+    # under a launcher the DDP wrapper is the graph-safe one, keeping the
+    # options mmengine's default wrapper would have had
+    cfg.launcher = 'pytorch'
+    cfg.find_unused_parameters = True
+    train.add_cuda_graph_hook(cfg)
+    assert cfg.model_wrapper_cfg == dict(
+        type='GraphSafeDistributedDataParallel', broadcast_buffers=False,
+        find_unused_parameters=True)
+    cfg.model_wrapper_cfg = dict(type='MMFullyShardedDataParallel')
+    with pytest.raises(RuntimeError, match="wraps the model in GraphSafe"
+                       "DistributedDataParallel; the config asks for "
+                       "model_wrapper_cfg type 'MMFullyShardedDataParallel'"):
+        train.add_cuda_graph_hook(cfg)
 
 
 def test_train_tool_cuda_graph_without_gpu_is_one_clear_error(
@@ -471,11 +486,6 @@ def test_train_tool_cuda_graph_without_gpu_is_one_clear_error(
                        '--cuda-graph'):
         _train_main()([DET_CONFIG, '--cuda-graph', '--work-dir',
                        str(tmp_path / 'wd')])
-    monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
-    with pytest.raises(RuntimeError, match="--cuda-graph supports single-GPU "
-                       "training only \\(launcher 'pytorch'\\)"):
-        _train_main()([DET_CONFIG, '--cuda-graph', '--launcher', 'pytorch',
-                       '--work-dir', str(tmp_path / 'wd')])
     assert not (tmp_path / 'wd').exists()
 
 

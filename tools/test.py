@@ -51,9 +51,10 @@ def parse_args(argv=None):
         '--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
         default='none', help='job launcher')
     parser.add_argument(
-        '--deploy', action='store_true',
+        '--deploy', action=argparse.BooleanOptionalAction, default=True,
         help='fold the re-parameterisable branches (switch_to_deploy) after '
-        'loading the checkpoint: same outputs, faster (DeployHook)')
+        'loading the checkpoint: same outputs, fewer kernels (DeployHook; '
+        'the default). --no-deploy evaluates the network as trained')
     parser.add_argument(
         '--tta', action='store_true',
         help='test-time augmentation with the config\'s tta_model and '

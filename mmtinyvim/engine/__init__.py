@@ -10,6 +10,7 @@ from .accelerate import (GraphOnFirstBatch, capture_cuda_graph,
                          to_memory_format)
 from .deploy import ClassifierLogits, switch_to_deploy
 from .hooks import (CUDAGraphTrainingHook, DeployHook,
+                    GraphSafeDistributedDataParallel,
                     ResumableRandomnessHook, add_cuda_graph_hook,
                     add_deploy_hook, reseed_global_generators)
 
@@ -17,5 +18,6 @@ __all__ = ['GraphOnFirstBatch', 'capture_cuda_graph', 'compile_static',
            'enable_cudnn_search', 'for_inference', 'for_training',
            'record_training_graphs', 'to_memory_format', 'ClassifierLogits',
            'switch_to_deploy', 'CUDAGraphTrainingHook', 'DeployHook',
+           'GraphSafeDistributedDataParallel',
            'ResumableRandomnessHook', 'add_cuda_graph_hook',
            'add_deploy_hook', 'reseed_global_generators']

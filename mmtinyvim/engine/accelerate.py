@@ -249,6 +249,16 @@ def _autocast_state() -> tuple:
     return False, None
 
 
+def in_memory_format(module: nn.Module,
+                     memory_format: torch.memory_format) -> bool:
+    """Whether every 4-d parameter of ``module`` is laid out in
+    ``memory_format`` (converting then changes nothing; converting a model
+    that DDP already wraps must be avoided, see
+    ``GraphSafeDistributedDataParallel``)."""
+    return all(p.is_contiguous(memory_format=memory_format)
+               for p in module.parameters() if p.dim() == 4)
+
+
 class GraphOnFirstBatch:
     """``module.forward`` replacement that records the training graphs on
     the first training batch it sees and replays them for every later batch
@@ -271,7 +281,8 @@ class GraphOnFirstBatch:
         self.warned = set()
 
     def install(self) -> 'GraphOnFirstBatch':
-        self.module.to(memory_format=self.memory_format)
+        if not in_memory_format(self.module, self.memory_format):
+            self.module.to(memory_format=self.memory_format)
         self.module.forward = self
         return self
 

@@ -6,10 +6,11 @@ import random
 import numpy as np
 import torch
 from mmengine.hooks import Hook
-from mmengine.model import BaseTTAModel, is_model_wrapper
-from mmengine.registry import HOOKS
+from mmengine.model import (BaseTTAModel, MMDistributedDataParallel,
+                            is_model_wrapper)
+from mmengine.registry import HOOKS, MODEL_WRAPPERS
 
-from .accelerate import GraphOnFirstBatch
+from .accelerate import GraphOnFirstBatch, in_memory_format
 from .deploy import switch_to_deploy
 
 
@@ -76,6 +77,39 @@ class ResumableRandomnessHook(Hook):
             reseed_global_generators(runner.seed, runner.epoch)
 
 
+@MODEL_WRAPPERS.register_module()
+class GraphSafeDistributedDataParallel(MMDistributedDataParallel):
+    """mmengine's DDP wrapper, built on a side CUDA stream.
+
+    DDP creates the parameters' gradient-accumulation nodes when it is
+    built, and autograd runs each on the stream current at its creation.
+    Built on the legacy default stream (as mmengine does), the first
+    graphed backward would make that stream wait for the capturing stream,
+    which CUDA refuses ("operation would make the legacy stream depend on a
+    capturing blocking stream"); built on a side stream, the wait is
+    recorded into the graph like any other. This is PyTorch's documented
+    recipe for DDP with CUDA graphs. ``tools/train.py --cuda-graph`` selects
+    it under a launcher (``add_cuda_graph_hook``).
+
+    ``channels_last``: convert the model before DDP is built. Converting a
+    model after wrapping it gives its parameters new storage behind the
+    reducer's back, and DDP then trains on wrong gradients (seen on CPU and
+    GPU); the hook checks this.
+    """
+
+    def __init__(self, module, channels_last: bool = True, **kwargs):
+        if channels_last:
+            module.to(memory_format=torch.channels_last)
+        if not torch.cuda.is_available():
+            super().__init__(module=module, **kwargs)
+            return
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            super().__init__(module=module, **kwargs)
+        torch.cuda.current_stream().wait_stream(side)
+
+
 @HOOKS.register_module()
 class CUDAGraphTrainingHook(Hook):
     """Train the backbone as CUDA graphs: ``tools/train.py --cuda-graph``,
@@ -91,9 +125,13 @@ class CUDAGraphTrainingHook(Hook):
     ``drop_last=True``); detector and segmentor training with varying
     shapes gains nothing. ``compile=True`` (``--cuda-graph compile``)
     records the ``torch.compile``-d backbone: slower start, faster steps for
-    some variants (docs/benchmark.md). Single-GPU only: under
-    distributed training the gradient all-reduce of DDP has not been
-    verified with graphed backward passes, so the hook refuses it.
+    some variants (docs/benchmark.md).
+
+    Distributed training (``tools/dist_train.sh``, ``tools/slurm_train.sh``)
+    works the same way: the graphs hold only the backbone's own forward and
+    backward, so the gradients leave the graphed backward through the
+    parameters' ordinary accumulation, where DDP's all-reduce hooks sit; the
+    reduction itself stays outside the graphs, as in eager training.
     """
 
     priority = 'LOW'
@@ -104,13 +142,26 @@ class CUDAGraphTrainingHook(Hook):
 
     def before_train(self, runner) -> None:
         model = runner.model
-        if is_model_wrapper(model):
-            raise RuntimeError(
-                'CUDAGraphTrainingHook supports single-GPU training only: '
-                f'the model is wrapped in {type(model).__name__} (graphed '
-                'backward passes under distributed gradient reduction are '
-                'not verified). Train with tools/train.py on one GPU, or '
-                'leave out --cuda-graph / the hook')
+        ddp = isinstance(model, torch.nn.parallel.DistributedDataParallel)
+        if is_model_wrapper(model):  # DDP: the all-reduce stays outside
+            if ddp and not isinstance(model,
+                                      GraphSafeDistributedDataParallel):
+                raise RuntimeError(
+                    'CUDAGraphTrainingHook under distributed training needs '
+                    "model_wrapper_cfg=dict(type='GraphSafeDistributedData"
+                    f"Parallel') (the model is wrapped in "
+                    f'{type(model).__name__}, whose gradient accumulators '
+                    'cannot feed a CUDA graph capture); tools/train.py '
+                    '--cuda-graph sets it')
+            model = model.module
+            if self.channels_last and ddp and not in_memory_format(
+                    model, torch.channels_last):
+                raise RuntimeError(
+                    'CUDAGraphTrainingHook: the distributed model must be '
+                    'channels-last before DDP wraps it (converting it '
+                    'afterwards breaks DDP\'s gradient reduction); use '
+                    "model_wrapper_cfg=dict(type='GraphSafeDistributedData"
+                    "Parallel'), as tools/train.py --cuda-graph does")
         backbone = getattr(model, 'backbone', None)
         if not isinstance(backbone, torch.nn.Module):
             raise RuntimeError(
@@ -122,7 +173,8 @@ class CUDAGraphTrainingHook(Hook):
                 'CUDAGraphTrainingHook records CUDA graphs: the backbone is '
                 f'on {", ".join(sorted(devices))}, it needs a CUDA GPU. On '
                 'other devices leave out --cuda-graph / the hook')
-        if self.channels_last:
+        if self.channels_last and not in_memory_format(
+                model, torch.channels_last):
             model.to(memory_format=torch.channels_last)
         GraphOnFirstBatch(backbone, self.channels_last,
                           self.compile).install()
@@ -172,11 +224,19 @@ def add_cuda_graph_hook(cfg, compile: bool = False) -> None:
         raise RuntimeError(
             '--cuda-graph records CUDA graphs and this machine has no CUDA '
             'GPU; train without --cuda-graph')
-    if cfg.launcher != 'none':
-        raise RuntimeError(
-            f'--cuda-graph supports single-GPU training only (launcher '
-            f'{cfg.launcher!r}): graphed backward passes under distributed '
-            'gradient reduction are not verified; leave out --cuda-graph')
+    if cfg.get('launcher', 'none') != 'none':
+        wrapper = cfg.get('model_wrapper_cfg') or dict(
+            broadcast_buffers=False,
+            find_unused_parameters=cfg.get('find_unused_parameters', False))
+        if wrapper.get('type', 'MMDistributedDataParallel') not in (
+                'MMDistributedDataParallel',
+                'GraphSafeDistributedDataParallel'):
+            raise RuntimeError(
+                f"--cuda-graph under a launcher wraps the model in "
+                f"GraphSafeDistributedDataParallel; the config asks for "
+                f"model_wrapper_cfg type {wrapper['type']!r}")
+        cfg.model_wrapper_cfg = dict(
+            wrapper, type='GraphSafeDistributedDataParallel')
     hooks = [h for h in cfg.get('custom_hooks') or []
              if h.get('type') != 'CUDAGraphTrainingHook']
     cfg.custom_hooks = [*hooks, dict(type='CUDAGraphTrainingHook',
