@@ -3,7 +3,7 @@
 An installed wheel carries them in ``mmtinyvim/.mim/`` (``configs/``,
 ``tools/``, ``model-index.yml``, ``metafile.yml``), as mmdet and mmpretrain
 do; an editable install links ``.mim/*`` to the clone; a plain clone on
-``PYTHONPATH`` has them beside the package. :func:`get_config_path` finds a
+``PYTHONPATH`` has them beside the package (a clone is preferred). :func:`get_config_path` finds a
 config by name in whichever of these exists::
 
     >>> from mmtinyvim import get_config_path
@@ -25,18 +25,20 @@ PACKAGE_DIR = osp.dirname(osp.abspath(__file__))
 
 def mim_root() -> str:
     """The directory that holds ``configs/``, ``tools/`` and
-    ``model-index.yml``: ``mmtinyvim/.mim`` when it is complete (wheel,
-    editable install), else the clone the package is imported from."""
+    ``metafile.yml``: the clone when the package is imported from one (its
+    sources are the truth; a wheel built there leaves copies in ``.mim``
+    that may be stale), else ``mmtinyvim/.mim`` (an installed wheel)."""
+    clone = osp.dirname(PACKAGE_DIR)
+    if osp.isfile(osp.join(clone, 'setup.py')) and osp.isdir(
+            osp.join(clone, 'configs')):
+        return clone
     mim = osp.join(PACKAGE_DIR, '.mim')
     if osp.isdir(osp.join(mim, 'configs')):
         return mim
-    clone = osp.dirname(PACKAGE_DIR)
-    if osp.isdir(osp.join(clone, 'configs')):
-        return clone
     raise FileNotFoundError(
-        f'Neither {mim}/configs nor {clone}/configs exists: this mmtinyvim '
-        'was installed without its configs (build the wheel with '
-        '`pip wheel .` from a clone, or install the package from a clone)')
+        f'{mim}/configs does not exist: this mmtinyvim was installed '
+        'without its configs (build the wheel with `pip wheel .` from a '
+        'clone, or use the package from a clone)')
 
 
 def configs_dir() -> str:
