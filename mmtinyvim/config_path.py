@@ -2,9 +2,9 @@
 
 An installed wheel carries them in ``mmtinyvim/.mim/`` (``configs/``,
 ``tools/``, ``model-index.yml``, ``metafile.yml``), as mmdet and mmpretrain
-do; an editable install links ``.mim/*`` to the clone; a plain clone on
-``PYTHONPATH`` has them beside the package (a clone is preferred). :func:`get_config_path` finds a
-config by name in whichever of these exists::
+do; an editable install links ``.mim/*`` to the clone; a clone on
+``PYTHONPATH`` has them beside the package (and is preferred).
+:func:`get_config_path` finds a config by name there::
 
     >>> from mmtinyvim import get_config_path
     >>> get_config_path('maskrcnn_tinyvim_s_coco')    # '.py' optional
@@ -13,7 +13,8 @@ config by name in whichever of these exists::
 In a config file, ``_base_`` is evaluated as a Python expression before the
 file runs, so a shipped config can be inherited by name::
 
-    _base_ = [__import__('mmtinyvim').get_config_path('maskrcnn_tinyvim_s_coco')]
+    _base_ = [__import__('mmtinyvim').get_config_path(
+        'maskrcnn_tinyvim_s_coco')]
 """
 import difflib
 import os
