@@ -9,8 +9,14 @@ through :func:`mmtinyvim.utils.safe_torch_load`, so that the toolboxes' own
 """
 __version__ = '0.1.0'
 
+from .stack import check_stack  # noqa: E402
+
+check_stack()  # one message naming both stacks when neither is installed
+
 from . import models  # noqa: F401,E402  (registers the modules)
 from . import engine  # noqa: F401,E402  (registers the hooks)
 from .utils import use_safe_loader_in_mmengine  # noqa: E402
 
 use_safe_loader_in_mmengine()  # idempotent; utils' own import calls it too
+from .config_path import (configs_dir, get_config_path,  # noqa: E402,F401
+                          list_configs, tools_dir)

@@ -3,6 +3,7 @@ import importlib.util
 import os
 from pathlib import Path
 
+import pytest
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
@@ -11,10 +12,16 @@ GOLDEN_DIR = Path(os.environ.get('MMTINYVIM_GOLDEN',
 
 
 def golden_dir() -> Path:
+    """The golden data directory. Without it the calling test is skipped
+    with the reason (a clone without ../shared); with
+    MMTINYVIM_REQUIRE_GOLDEN=1 (CI) its absence is an error instead."""
     if not (GOLDEN_DIR / 'golden_weights.py').is_file():
-        raise FileNotFoundError(
-            f'Golden data not found at {GOLDEN_DIR}; set MMTINYVIM_GOLDEN to '
-            'the shared/golden directory')
+        msg = (f'golden data not found at {GOLDEN_DIR} (golden_weights.py '
+               'missing): set MMTINYVIM_GOLDEN to the shared/golden '
+               'directory to run the parity tests')
+        if os.environ.get('MMTINYVIM_REQUIRE_GOLDEN') == '1':
+            raise FileNotFoundError(msg)
+        pytest.skip(msg)
     return GOLDEN_DIR
 
 
