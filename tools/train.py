@@ -15,7 +15,7 @@ from mmengine.config import Config, DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
-from mmtinyvim.engine import add_cuda_graph_hook
+from mmtinyvim.engine import add_cuda_graph_hook, add_safety_hooks
 from mmtinyvim.utils.checkpoint import use_safe_loader_in_mmengine
 
 TASKS = {'mmdet': 'detection', 'mmseg': 'segmentation',
@@ -160,6 +160,9 @@ def main(argv=None):
             cfg.optim_wrapper.loss_scale = 'dynamic'
 
     check_amp_device(cfg, args.config, args.amp)
+    # crash-safe checkpoints, one training per work_dir, no step on NaN
+    # (the shipped configs have them already; other configs get them here)
+    add_safety_hooks(cfg)
     if args.cuda_graph:
         add_cuda_graph_hook(cfg, compile=args.cuda_graph == 'compile')
 

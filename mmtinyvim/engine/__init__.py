@@ -2,7 +2,9 @@
 one-call fast paths, the runner hooks and the mixed-precision check.
 
 Importing this package registers :class:`ResumableRandomnessHook`,
-:class:`CUDAGraphTrainingHook` and :class:`DeployHook` with mmengine.
+:class:`CUDAGraphTrainingHook`, :class:`DeployHook` and the safety hooks
+(:class:`SafeCheckpointHook`, :class:`WorkDirClaimHook`,
+:class:`NonFiniteGuardHook`) with mmengine.
 """
 from .accelerate import (GraphOnFirstBatch, capture_cuda_graph,
                          compile_static, enable_cudnn_search, for_inference,
@@ -12,10 +14,20 @@ from .deploy import ClassifierLogits, switch_to_deploy
 from .hooks import (CUDAGraphTrainingHook, DeployHook,
                     ResumableRandomnessHook, add_cuda_graph_hook,
                     add_deploy_hook, reseed_global_generators)
+from .safety import (NonFiniteGuardHook, NonFiniteLossError,
+                     SafeCheckpointHook, WorkDirClaimedError,
+                     WorkDirClaimHook, add_safety_hooks, claim_work_dir,
+                     guard_optim_wrapper, newest_intact_checkpoint,
+                     release_work_dir)
 
 __all__ = ['GraphOnFirstBatch', 'capture_cuda_graph', 'compile_static',
            'enable_cudnn_search', 'for_inference', 'for_training',
            'record_training_graphs', 'to_memory_format', 'ClassifierLogits',
            'switch_to_deploy', 'CUDAGraphTrainingHook', 'DeployHook',
            'ResumableRandomnessHook', 'add_cuda_graph_hook',
-           'add_deploy_hook', 'reseed_global_generators']
+           'add_deploy_hook', 'reseed_global_generators',
+           'NonFiniteGuardHook', 'NonFiniteLossError', 'SafeCheckpointHook',
+           'WorkDirClaimedError', 'WorkDirClaimHook', 'add_safety_hooks',
+           'claim_work_dir',
+           'guard_optim_wrapper', 'newest_intact_checkpoint',
+           'release_work_dir']
