@@ -15,7 +15,8 @@ from mmengine.config import Config, DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
-from mmtinyvim.engine import add_cuda_graph_hook, add_safety_hooks
+from mmtinyvim.engine import (add_cuda_graph_hook, add_safety_hooks,
+                              teardown_distributed)
 from mmtinyvim.utils.checkpoint import use_safe_loader_in_mmengine
 
 TASKS = {'mmdet': 'detection', 'mmseg': 'segmentation',
@@ -182,9 +183,16 @@ def main(argv=None):
     # resume / load_from of runner checkpoints under torch's weights_only
     use_safe_loader_in_mmengine()
     init_cpu_process_group(cfg)
-    runner = (RUNNERS.build(cfg) if 'runner_type' in cfg else
-              Runner.from_cfg(cfg))
-    runner.train()
+    runner, finished = None, False
+    try:
+        runner = (RUNNERS.build(cfg) if 'runner_type' in cfg else
+                  Runner.from_cfg(cfg))
+        runner.train()
+        finished = True
+    finally:
+        # workers joined, ranks met, process group destroyed: nothing left
+        # running when the interpreter exits, however loaded the machine
+        teardown_distributed(runner, barrier=finished)
 
 
 if __name__ == '__main__':

@@ -18,7 +18,7 @@ from .safety import (NonFiniteGuardHook, NonFiniteLossError,
                      SafeCheckpointHook, WorkDirClaimedError,
                      WorkDirClaimHook, add_safety_hooks, claim_work_dir,
                      guard_optim_wrapper, newest_intact_checkpoint,
-                     release_work_dir)
+                     release_work_dir, teardown_distributed)
 
 __all__ = ['GraphOnFirstBatch', 'capture_cuda_graph', 'compile_static',
            'enable_cudnn_search', 'for_inference', 'for_training',
@@ -30,4 +30,4 @@ __all__ = ['GraphOnFirstBatch', 'capture_cuda_graph', 'compile_static',
            'WorkDirClaimedError', 'WorkDirClaimHook', 'add_safety_hooks',
            'claim_work_dir',
            'guard_optim_wrapper', 'newest_intact_checkpoint',
-           'release_work_dir']
+           'release_work_dir', 'teardown_distributed']
