@@ -380,3 +380,40 @@ def test_train_tool_adds_the_safety_hooks_to_any_config():
     assert cfg.default_hooks.nonfinite_guard.type == 'NonFiniteGuardHook'
     source = open(os.path.join(ROOT, 'tools', 'train.py')).read()
     assert 'add_safety_hooks(cfg)' in source
+
+
+def test_fp16_scaler_skips_are_kept_and_counted():
+    """With a loss scaler (AmpOptimWrapper), overflowing gradients are left
+    to the scaler (step() runs, it skips); the skip is counted and logged."""
+    from mmengine.optim import OptimWrapper
+
+    from mmtinyvim.engine.safety import guard_optim_wrapper
+
+    class _Scaler:
+        scales = [65536.0, 32768.0]
+
+        def get_scale(self):
+            return self.scales.pop(0) if len(self.scales) > 1 else \
+                self.scales[0]
+
+    class _Logger:
+        messages = []
+
+        def warning(self, message):
+            self.messages.append(message)
+
+    model = nn.Linear(2, 1)
+    wrapper = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1))
+    wrapper.loss_scaler = _Scaler()
+    steps = []
+    wrapper.step = lambda **kwargs: steps.append(1)
+    guard_optim_wrapper(wrapper, logger=_Logger())
+    wrapper._guard_iter = 7
+    # a finite loss whose (scaled) gradients overflow
+    model.weight.register_hook(lambda grad: grad * float('inf'))
+    wrapper.update_params(model(torch.ones(1, 2)).sum())
+    assert steps == [1]
+    assert wrapper.skipped_by_scaler == 1 and wrapper.skipped_nonfinite == 0
+    assert _Logger.messages == [
+        'Iteration 7: fp16 loss scaler skipped the step (scaled gradients '
+        'overflowed; scale 65536 -> 32768); 1 such steps skipped so far']
