@@ -417,3 +417,16 @@ def test_fp16_scaler_skips_are_kept_and_counted():
     assert _Logger.messages == [
         'Iteration 7: fp16 loss scaler skipped the step (scaled gradients '
         'overflowed; scale 65536 -> 32768); 1 such steps skipped so far']
+
+
+def test_testing_in_a_claimed_work_dir_does_not_claim(tmp_path):
+    """tools/test.py (runner.test()) runs beside a training in its
+    work_dir: only training claims."""
+    _write_claim(tmp_path, os.getppid())
+    _runner(tmp_path, val=True).val()  # before_run/after_run run
+    trained = _runner(tmp_path / 'b', max_iters=1, val=True)
+    trained.train()
+    _write_claim(tmp_path / 'b', os.getppid())
+    trained.val()  # validation after training in the same process
+    assert json.loads((tmp_path / CLAIM_FILE).read_text())['pid'] == \
+        os.getppid()

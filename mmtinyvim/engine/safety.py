@@ -316,6 +316,8 @@ class SafeCheckpointHook(CheckpointHook):
     def _save_best_checkpoint(self, runner, metrics) -> None:
         # mmengine removes the previous best before writing the new one:
         # its removals are recorded and done once the new best is written
+        if not self.save_best:
+            return
         backend = self.file_backend
         deferred = _DeferredRemovals(backend)
         self.file_backend = deferred
@@ -438,12 +440,16 @@ class WorkDirClaimHook(Hook):
 
     def __init__(self):
         self._path = None
+        self._trained = False
 
     def before_run(self, runner) -> None:
-        if not is_main_process() or self._path is not None:
+        # runner.val()/test() after runner.train() run before_run again
+        if not is_main_process() or self._path is not None or self._trained:
             return
-        # only training claims: runner.train() builds the train loop first
-        if getattr(runner, '_train_loop', None) is None:
+        # only training claims: runner.train() builds its loop before
+        # before_run (runner.test()/val() leave the train_cfg dict there)
+        from mmengine.runner import BaseLoop
+        if not isinstance(getattr(runner, '_train_loop', None), BaseLoop):
             return
         self._path = claim_work_dir(
             runner.work_dir, warn=lambda m: runner.logger.warning(m))
@@ -454,6 +460,7 @@ class WorkDirClaimHook(Hook):
         if self._path is not None:
             release_work_dir(self._path)
             self._path = None
+            self._trained = True
 
 
 # ------------------------------------------------------------ non-finite --
@@ -484,12 +491,16 @@ class _NonFiniteGuard:
             warnings.warn(message)
 
     def _grads_finite(self):
+        # one flag per gradient, reduced per device: one sync, not one per
+        # parameter
+        flags = {}
         for group in self.optimizer.param_groups:
             for param in group['params']:
-                if param.grad is not None and not bool(
-                        torch.isfinite(param.grad).all()):
-                    return False
-        return True
+                if param.grad is not None:
+                    flags.setdefault(param.grad.device, []).append(
+                        torch.isfinite(param.grad).all())
+        return all(bool(torch.stack(per_device).all())
+                   for per_device in flags.values())
 
     def _agree(self, flag, device):
         """Whether any rank saw a non-finite value (ranks must agree on
