@@ -329,7 +329,7 @@ class SafeCheckpointHook(CheckpointHook):
         deferred.flush()
 
 
-# ------------------------------------------------------------ work_dir claim --
+# --------------------------------------------------------- work_dir claim --
 
 def _process_start(pid):
     """Start time of ``pid`` (clock ticks since boot) from /proc, or None."""
