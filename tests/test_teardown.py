@@ -9,6 +9,7 @@ import sys
 import textwrap
 
 import pytest
+import torch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = os.path.join(ROOT, 'configs', 'fpn_tinyvim_s_ade20k.py')
@@ -63,17 +64,34 @@ SCRIPT = '''
 import multiprocessing, os, sys
 import torch
 import torch.distributed as dist
+from mmengine.optim import OptimWrapper
 from torch.utils.data import DataLoader
-from mmtinyvim.engine import teardown_distributed
+from mmtinyvim.engine import guard_optim_wrapper, teardown_distributed
 
-dist.init_process_group('gloo')
+backend = sys.argv[1]
+dist.init_process_group(backend)
 rank = dist.get_rank()
+device = torch.device('cpu')
+if backend == 'nccl':
+    device = torch.device('cuda', rank)
+    torch.cuda.set_device(device)
 loader = DataLoader(list(range(8)), batch_size=2, num_workers=2,
                     persistent_workers=True)
 for _ in range(2):
     for batch in loader:
-        dist.all_reduce(batch.float())
+        dist.all_reduce(batch.float().to(device))
 assert multiprocessing.active_children(), 'persistent workers expected'
+
+# the non-finite guard: a NaN loss on rank 0 only skips the step on every
+# rank (the ranks agree), so their weights stay equal
+model = torch.nn.Linear(2, 1).to(device)
+torch.nn.init.constant_(model.weight, 1.0)
+wrapper = guard_optim_wrapper(
+    OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1)))
+loss = model(torch.ones(1, 2, device=device)).sum()
+wrapper.update_params(loss * float('nan') if rank == 0 else loss)
+assert wrapper.skipped_nonfinite == 1, wrapper.skipped_nonfinite
+assert bool((model.weight == 1.0).all()), model.weight
 
 class _Loop:
     dataloader = loader
@@ -89,9 +107,7 @@ print(f'TEARDOWN-OK rank {rank}', flush=True)
 '''
 
 
-def test_two_gloo_processes_end_cleanly_under_cpu_load(tmp_path):
-    """Two gloo ranks with DataLoader workers, while busy processes load
-    every core: both exit 0 with the group destroyed and workers joined."""
+def _run_two_processes(tmp_path, backend, load_cpu=False):
     script = tmp_path / 'run.py'
     script.write_text(textwrap.dedent(SCRIPT))
     env = dict(os.environ, OMP_NUM_THREADS='1',
@@ -99,12 +115,12 @@ def test_two_gloo_processes_end_cleanly_under_cpu_load(tmp_path):
                    [ROOT] + [p for p in os.environ.get(
                        'PYTHONPATH', '').split(os.pathsep) if p]))
     burners = [subprocess.Popen([sys.executable, '-c', 'while True: pass'])
-               for _ in range(os.cpu_count() or 2)]
+               for _ in range(os.cpu_count() or 2)] if load_cpu else []
     try:
         result = subprocess.run(
             [sys.executable, '-m', 'torch.distributed.run',
              '--nproc_per_node=2', f'--master_port={_free_port()}',
-             str(script)], capture_output=True, text=True, env=env,
+             str(script), backend], capture_output=True, text=True, env=env,
             timeout=600)
     finally:
         for burner in burners:
@@ -114,6 +130,20 @@ def test_two_gloo_processes_end_cleanly_under_cpu_load(tmp_path):
     assert result.returncode == 0, output[-3000:]
     assert 'TEARDOWN-OK rank 0' in output and 'TEARDOWN-OK rank 1' in output
     assert 'terminate called' not in output
+
+
+def test_two_gloo_processes_end_cleanly_under_cpu_load(tmp_path):
+    """Two gloo ranks with DataLoader workers, while busy processes load
+    every core: both exit 0 with the group destroyed and workers joined;
+    the non-finite guard's ranks agree on skipping."""
+    _run_two_processes(tmp_path, 'gloo', load_cpu=True)
+
+
+@pytest.mark.skipif(
+    not torch.cuda.is_available() or torch.cuda.device_count() < 2,
+    reason='needs 2 CUDA GPUs')
+def test_two_nccl_processes_end_cleanly(tmp_path):
+    _run_two_processes(tmp_path, 'nccl')
 
 
 def test_test_command_runs_every_test_file_when_one_fails(tmp_path):
