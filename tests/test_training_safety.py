@@ -430,3 +430,16 @@ def test_testing_in_a_claimed_work_dir_does_not_claim(tmp_path):
     trained.val()  # validation after training in the same process
     assert json.loads((tmp_path / CLAIM_FILE).read_text())['pid'] == \
         os.getppid()
+
+
+def test_partial_files_of_a_killed_save_are_removed(tmp_path):
+    dead = subprocess.Popen([sys.executable, '-c', 'pass'])
+    dead.wait()
+    partial = tmp_path / f'.iter_3.pth.tmp-{dead.pid}'
+    partial.write_bytes(b'PK\x03\x04 half a checkpoint')
+    alive = tmp_path / f'.iter_3.pth.tmp-{os.getppid()}'  # still writing
+    alive.write_bytes(b'PK\x03\x04')
+    _runner(tmp_path, max_iters=1, claim=False).train()
+    assert not partial.exists() and alive.exists()
+    assert f'Removed {partial}: a partial checkpoint of a killed run' in \
+        _log_text(str(tmp_path))

@@ -97,6 +97,22 @@ def atomic_write_text(path, text):
     _fsync_dir(osp.dirname(osp.abspath(path)))
 
 
+_TEMP_NAME = re.compile(r'^\..+\.tmp-(\d+)$')
+
+
+def stale_temporary_files(folder):
+    """Temporary files of :func:`commit_file` / :func:`atomic_write_text`
+    in ``folder`` whose writing process (on this host) is gone."""
+    if not osp.isdir(folder):
+        return []
+    stale = []
+    for name in sorted(os.listdir(folder)):
+        match = _TEMP_NAME.match(name)
+        if match and not _pid_alive(int(match.group(1))):
+            stale.append(osp.join(folder, name))
+    return stale
+
+
 def checkpoint_problem(path):
     """Why ``path`` is not an intact checkpoint, or ``None`` when it is
     (every zip member present with its CRC; a legacy non-zip file must load
@@ -230,6 +246,11 @@ class SafeCheckpointHook(CheckpointHook):
 
     def before_run(self, runner) -> None:
         super().before_run(runner)
+        if is_main_process():
+            for path in stale_temporary_files(runner.work_dir):
+                os.remove(path)
+                runner.logger.warning(
+                    f'Removed {path}: a partial checkpoint of a killed run')
         if not (getattr(runner, '_resume', False)
                 and getattr(runner, '_load_from', None) is None):
             return
