@@ -59,4 +59,4 @@ train_cfg = dict(
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 default_hooks = dict(
-    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=16000))
+    checkpoint=dict(type='SafeCheckpointHook', by_epoch=False, interval=16000))

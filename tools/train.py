@@ -15,7 +15,8 @@ from mmengine.config import Config, DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
-from mmtinyvim.engine import add_cuda_graph_hook
+from mmtinyvim.engine import (add_cuda_graph_hook, add_safety_hooks,
+                              teardown_distributed)
 from mmtinyvim.utils.checkpoint import use_safe_loader_in_mmengine
 
 TASKS = {'mmdet': 'detection', 'mmseg': 'segmentation',
@@ -160,6 +161,9 @@ def main(argv=None):
             cfg.optim_wrapper.loss_scale = 'dynamic'
 
     check_amp_device(cfg, args.config, args.amp)
+    # crash-safe checkpoints, one training per work_dir, no step on NaN
+    # (the shipped configs have them already; other configs get them here)
+    add_safety_hooks(cfg)
     if args.cuda_graph:
         add_cuda_graph_hook(cfg, compile=args.cuda_graph == 'compile')
 
@@ -179,9 +183,16 @@ def main(argv=None):
     # resume / load_from of runner checkpoints under torch's weights_only
     use_safe_loader_in_mmengine()
     init_cpu_process_group(cfg)
-    runner = (RUNNERS.build(cfg) if 'runner_type' in cfg else
-              Runner.from_cfg(cfg))
-    runner.train()
+    runner, finished = None, False
+    try:
+        runner = (RUNNERS.build(cfg) if 'runner_type' in cfg else
+                  Runner.from_cfg(cfg))
+        runner.train()
+        finished = True
+    finally:
+        # workers joined, ranks met, process group destroyed: nothing left
+        # running when the interpreter exits, however loaded the machine
+        teardown_distributed(runner, barrier=finished)
 
 
 if __name__ == '__main__':

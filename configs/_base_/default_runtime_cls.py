@@ -4,13 +4,19 @@ custom_imports = dict(
     imports=['mmtinyvim', 'mmtinyvim.datasets.imagenet'],
     allow_failed_imports=False)
 
+# checkpoint: SafeCheckpointHook (mmtinyvim.engine.safety) writes through a
+# temporary file + rename and deletes old checkpoints only afterwards
 default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=100),
     param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=3,
+    checkpoint=dict(type='SafeCheckpointHook', interval=1, max_keep_ckpts=3,
                     save_best='auto'),
     sampler_seed=dict(type='DistSamplerSeedHook'),
+    # mmtinyvim.engine.safety (registered by custom_imports' mmtinyvim):
+    # one training per work_dir, and no optimizer step on NaN/inf
+    work_dir_claim=dict(type='WorkDirClaimHook'),
+    nonfinite_guard=dict(type='NonFiniteGuardHook', max_consecutive_skips=10),
     visualization=dict(type='VisualizationHook', enable=False))
 
 # re-seeds python / numpy / torch from (seed, iteration or epoch), so that

@@ -145,7 +145,7 @@ train_cfg = dict(
 val_cfg = dict()
 test_cfg = dict()
 default_hooks = dict(
-    checkpoint=dict(type='CheckpointHook', interval=15, save_best='auto'))
+    checkpoint=dict(type='SafeCheckpointHook', interval=15, save_best='auto'))
 
 # EMA 0.9998 per iteration over all weights and buffers; the published
 # numbers are those of the EMA weights, which mmengine validates.

@@ -2,7 +2,9 @@
 one-call fast paths, the runner hooks and the mixed-precision check.
 
 Importing this package registers :class:`ResumableRandomnessHook`,
-:class:`CUDAGraphTrainingHook` and :class:`DeployHook` with mmengine.
+:class:`CUDAGraphTrainingHook`, :class:`DeployHook` and the safety hooks
+(:class:`SafeCheckpointHook`, :class:`WorkDirClaimHook`,
+:class:`NonFiniteGuardHook`) with mmengine.
 """
 from .accelerate import (GraphOnFirstBatch, capture_cuda_graph,
                          compile_static, enable_cudnn_search, for_inference,
@@ -13,6 +15,11 @@ from .hooks import (CUDAGraphTrainingHook, DeployHook,
                     GraphSafeDistributedDataParallel,
                     ResumableRandomnessHook, add_cuda_graph_hook,
                     add_deploy_hook, reseed_global_generators)
+from .safety import (NonFiniteGuardHook, NonFiniteLossError,
+                     SafeCheckpointHook, WorkDirClaimedError,
+                     WorkDirClaimHook, add_safety_hooks, claim_work_dir,
+                     guard_optim_wrapper, newest_intact_checkpoint,
+                     release_work_dir, teardown_distributed)
 
 __all__ = ['GraphOnFirstBatch', 'capture_cuda_graph', 'compile_static',
            'enable_cudnn_search', 'for_inference', 'for_training',
@@ -20,4 +27,9 @@ __all__ = ['GraphOnFirstBatch', 'capture_cuda_graph', 'compile_static',
            'switch_to_deploy', 'CUDAGraphTrainingHook', 'DeployHook',
            'GraphSafeDistributedDataParallel',
            'ResumableRandomnessHook', 'add_cuda_graph_hook',
-           'add_deploy_hook', 'reseed_global_generators']
+           'add_deploy_hook', 'reseed_global_generators',
+           'NonFiniteGuardHook', 'NonFiniteLossError', 'SafeCheckpointHook',
+           'WorkDirClaimedError', 'WorkDirClaimHook', 'add_safety_hooks',
+           'claim_work_dir',
+           'guard_optim_wrapper', 'newest_intact_checkpoint',
+           'release_work_dir', 'teardown_distributed']

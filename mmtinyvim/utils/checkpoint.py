@@ -8,19 +8,35 @@ default stays on here. Two kinds of checkpoint hold more than tensors:
   with numpy arrays inside, numpy scalars, and ``getattr(HistoryBuffer,
   'mean')``-style references to the buffer's statistics methods.
 
-:data:`SAFE_GLOBALS` allows exactly those, and only for the duration of one
-load (``torch.serialization.safe_globals``), never process-wide: other code's
-``torch.load`` calls keep torch's own allow-list. ``getattr`` itself is never
-allowed (it would reach any attribute of any allowed object); a stand-in that
-resolves only the four statistics methods takes its place.
-:func:`use_safe_loader_in_mmengine` makes mmengine's local-file loader (resume,
-``load_from``, ``tools/test.py``) go through the same path.
+:data:`SAFE_GLOBALS` allows exactly those, for the one ``torch.load`` call of
+:func:`safe_torch_load` only: torch's weights-only unpickler asks
+``torch._weights_only_unpickler._get_user_allowed_globals()`` for the user's
+allow-list, and that function gets a thread-local overlay that adds
+:data:`SAFE_GLOBALS` in the thread running :func:`safe_torch_load`, while it
+runs. Other threads' ``torch.load`` calls see torch's allow-list unchanged,
+and the user's ``torch.serialization.add_safe_globals`` list is never
+touched. ``getattr`` itself is never allowed (it would reach any attribute of
+any allowed object); a stand-in that resolves only the four statistics
+methods takes its place.
+
+``HistoryBuffer`` and ``argparse.Namespace`` are rebuilt by stand-ins
+(:class:`_RebuiltHistoryBuffer`, :class:`_RebuiltNamespace`): their state is
+checked field by field and the object is made by the class's constructor, so
+nothing in a checkpoint reaches class-level state (mmengine's own
+``HistoryBuffer.__setstate__`` writes the pickled ``statistics_methods`` into
+the class-wide ``_statistics_methods``).
+
+:func:`use_safe_loader_in_mmengine` makes every scheme of mmengine's
+``CheckpointLoader`` (local paths, ``http(s)://``, ``open-mmlab://``,
+``torchvision://``, ``mmcls://``, ``s3://``/``petrel://``, ``pavi://``) fetch
+the file as mmengine does and load it through :func:`safe_torch_load`.
 """
 import argparse
 import collections
 import os
 import pickle
 import re
+import threading
 import zipfile
 
 import numpy as np
@@ -39,9 +55,11 @@ _PICKLE_PROTOCOL_2 = b'\x80\x02'  # torch's legacy (non-zip) format
 def _history_buffer_statistic(owner, name):
     """Stand-in for ``builtins.getattr`` while unpickling: resolves the
     statistics methods of ``HistoryBuffer`` and refuses everything else."""
-    if owner is HistoryBuffer and name in _HISTORY_BUFFER_STATISTICS:
+    if (owner in (HistoryBuffer, _RebuiltHistoryBuffer)
+            and name in _HISTORY_BUFFER_STATISTICS):
         return getattr(HistoryBuffer, name)
-    owner_name = getattr(owner, '__name__', type(owner).__name__)
+    owner_name = getattr(owner, '_pickled_as', None) or getattr(
+        owner, '__name__', type(owner).__name__)
     raise pickle.UnpicklingError(f'getattr({owner_name}, {name!r}) is refused')
 
 
@@ -60,9 +78,100 @@ def _numpy_safe_globals():
     return allowed
 
 
+def _refuse(what, detail):
+    raise pickle.UnpicklingError(f'{what} with {detail} is refused')
+
+
+class _RebuiltHistoryBuffer(HistoryBuffer):
+    """Unpickles as ``mmengine.logging.HistoryBuffer``: accepts the instance
+    fields ``max_length``, ``_log_history``, ``_count_history`` (and ignores
+    the pickled ``statistics_methods``, which must be the four defaults),
+    then builds a ``HistoryBuffer`` with its constructor."""
+
+    _pickled_as = 'HistoryBuffer'
+    _FIELDS = {'max_length', '_log_history', '_count_history',
+               'statistics_methods'}
+
+    def __setstate__(self, state):
+        if not isinstance(state, dict) or set(state) - self._FIELDS:
+            extra = (sorted(map(str, set(state) - self._FIELDS))
+                     if isinstance(state, dict) else type(state).__name__)
+            _refuse('HistoryBuffer state', f'fields {extra}')
+        methods = state.get('statistics_methods', {})
+        if not isinstance(methods, dict) or any(
+                methods.get(name, getattr(HistoryBuffer, name))
+                is not getattr(HistoryBuffer, name)
+                for name in _HISTORY_BUFFER_STATISTICS) or set(methods) - set(
+                    _HISTORY_BUFFER_STATISTICS):
+            _refuse('HistoryBuffer state',
+                    'statistics_methods other than min, max, current, mean')
+        max_length = state.get('max_length', 1000000)
+        logs = state.get('_log_history', np.array([]))
+        counts = state.get('_count_history', np.array([]))
+        if (type(max_length) is not int or max_length < 1
+                or not all(isinstance(a, np.ndarray) and a.ndim == 1
+                           and a.dtype.kind in 'biuf' for a in (logs, counts))
+                or len(logs) != len(counts)):
+            _refuse('HistoryBuffer state', 'malformed fields')
+        self.__class__ = HistoryBuffer
+        HistoryBuffer.__init__(self, logs.copy(), counts.copy(), max_length)
+
+
+class _RebuiltNamespace(argparse.Namespace):
+    """Unpickles as ``argparse.Namespace``: a dict of plain attribute
+    names only."""
+
+    _pickled_as = 'Namespace'
+
+    def __setstate__(self, state):
+        if not isinstance(state, dict) or any(
+                not isinstance(k, str) or k.startswith('__') for k in state):
+            _refuse('Namespace state', 'names that are not plain attributes')
+        self.__class__ = argparse.Namespace
+        argparse.Namespace.__init__(self, **state)
+
+
 SAFE_GLOBALS = (
-    [argparse.Namespace, HistoryBuffer,
+    [(_RebuiltNamespace, 'argparse.Namespace'),
+     (_RebuiltHistoryBuffer, 'mmengine.logging.history_buffer.HistoryBuffer'),
      (_history_buffer_statistic, 'builtins.getattr')] + _numpy_safe_globals())
+
+_scoped = threading.local()
+_overlay_lock = threading.Lock()
+
+
+def _scoped_allowed_globals():
+    """``{pickle name: object}`` of :data:`SAFE_GLOBALS` (as torch's
+    ``_get_user_allowed_globals`` names them)."""
+    allowed = {}
+    for entry in SAFE_GLOBALS:
+        obj, name = entry if isinstance(entry, tuple) else (
+            entry, f'{entry.__module__}.{entry.__qualname__}')
+        allowed[name] = obj
+    return allowed
+
+
+def _install_allow_list_overlay():
+    """Wrap torch's ``_get_user_allowed_globals`` once: in a thread inside
+    :func:`safe_torch_load` it returns the user's list plus
+    :data:`SAFE_GLOBALS` (ours win on equal names); elsewhere the user's
+    list unchanged."""
+    from torch import _weights_only_unpickler as unpickler
+    with _overlay_lock:
+        current = unpickler._get_user_allowed_globals
+        if getattr(current, '_mmtinyvim_overlay', False):
+            return
+        original = current
+
+        def _get_user_allowed_globals():
+            allowed = original()
+            extra = getattr(_scoped, 'allowed', None)
+            if extra:
+                allowed = {**allowed, **extra}
+            return allowed
+
+        _get_user_allowed_globals._mmtinyvim_overlay = True
+        unpickler._get_user_allowed_globals = _get_user_allowed_globals
 
 
 def _describe_load_error(path, err):
@@ -90,6 +199,11 @@ def _describe_load_error(path, err):
         return (f'unpickling it calls {refused.group(0)[:-len(" is refused")]}'
                 "; only the statistics methods of mmengine's HistoryBuffer "
                 f'{_HISTORY_BUFFER_STATISTICS} may be looked up')
+    rebuilt = re.search(r'(\w+) state with (.+?) is refused', str(err))
+    if rebuilt:
+        return (f'its {rebuilt.group(1)} object has {rebuilt.group(2)}, '
+                'which a checkpoint written by mmengine or the official '
+                'scripts never has (a crafted file?)')
     if head != _ZIP_MAGIC and not head.startswith(_PICKLE_PROTOCOL_2):
         return (f'it is not a PyTorch checkpoint ({size} bytes starting with '
                 f'{head!r}: neither a zip archive nor a legacy pickle; a '
@@ -109,13 +223,16 @@ def safe_torch_load(path, map_location='cpu'):
     path = os.path.expanduser(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f'Checkpoint file not found: {path}')
+    _install_allow_list_overlay()
+    previous = getattr(_scoped, 'allowed', None)
+    _scoped.allowed = _scoped_allowed_globals()
     try:
-        with torch.serialization.safe_globals(SAFE_GLOBALS):
-            return torch.load(path, map_location=map_location,
-                              weights_only=True)
+        return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # truncated zip, pickle of unknown classes...
         raise RuntimeError(f'Cannot load checkpoint {path!r}: '
                            f'{_describe_load_error(path, err)}') from err
+    finally:
+        _scoped.allowed = previous
 
 
 def load_from_local(filename, map_location):
@@ -125,13 +242,126 @@ def load_from_local(filename, map_location):
     return safe_torch_load(filename, map_location=map_location)
 
 
+def download_checkpoint(url, model_dir=None, progress=False):
+    """The local copy of ``url`` in mmengine's cache
+    (``$TORCH_HOME/checkpoints``, as ``mmengine``'s ``load_url``), downloaded
+    on first use through a temporary file and a rename."""
+    from urllib.parse import urlparse
+
+    from torch.hub import _get_torch_home, download_url_to_file
+    if model_dir is None:
+        model_dir = os.path.join(_get_torch_home(), 'checkpoints')
+    os.makedirs(model_dir, exist_ok=True)
+    cached = os.path.join(model_dir, os.path.basename(urlparse(url).path))
+    if not os.path.exists(cached):
+        download_url_to_file(url, cached, None, progress=progress)
+    return cached
+
+
+def load_from_http(filename, map_location=None, model_dir=None):
+    """``http://`` / ``https://``: downloaded to mmengine's cache (local rank
+    0 first, as mmengine does), then :func:`safe_torch_load`."""
+    from mmengine.dist import get_dist_info
+    rank, world_size = get_dist_info()
+    if rank == 0:
+        cached = download_checkpoint(filename, model_dir)
+    if world_size > 1:
+        torch.distributed.barrier()
+        if rank > 0:
+            cached = download_checkpoint(filename, model_dir)
+    return safe_torch_load(cached, map_location=map_location)
+
+
+def load_from_torchvision(filename, map_location=None):
+    """``torchvision://NAME`` (``modelzoo://NAME``): torchvision's URL for
+    NAME, through :func:`load_from_http`."""
+    from mmengine.runner.checkpoint import get_torchvision_models
+    name = filename.split('://', 1)[1]
+    return load_from_http(get_torchvision_models()[name],
+                          map_location=map_location)
+
+
+def load_from_openmmlab(filename, map_location=None):
+    """``open-mmlab://NAME`` / ``openmmlab://NAME``: resolved by mmengine's
+    model list (a URL, or a path under ``MMENGINE_HOME``), then loaded
+    through :func:`safe_torch_load`."""
+    from mmengine.runner.checkpoint import (_get_mmengine_home,
+                                            get_deprecated_model_names,
+                                            get_external_models)
+    name = filename.split('://', 1)[1]
+    name = get_deprecated_model_names().get(name, name)
+    url = get_external_models()[name]
+    if url.startswith(('http://', 'https://')):
+        return load_from_http(url, map_location=map_location)
+    return safe_torch_load(os.path.join(_get_mmengine_home(), url),
+                           map_location=map_location)
+
+
+def load_from_mmcls(filename, map_location=None):
+    """``mmcls://NAME``: mmcls's URL for NAME, then mmengine's key
+    renaming."""
+    from mmengine.runner.checkpoint import (_process_mmcls_checkpoint,
+                                            get_mmcls_models)
+    checkpoint = load_from_http(get_mmcls_models()[filename[8:]],
+                                map_location=map_location)
+    return _process_mmcls_checkpoint(checkpoint)
+
+
+def _load_bytes(data, name, map_location):
+    import tempfile
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, os.path.basename(name) or 'checkpoint.pth')
+        with open(path, 'wb') as f:
+            f.write(data)
+        return safe_torch_load(path, map_location=map_location)
+
+
+def load_from_ceph(filename, map_location=None, backend='petrel'):
+    """``s3://`` / ``petrel://``: read through mmengine's file backend, then
+    :func:`safe_torch_load`."""
+    from mmengine.fileio import get_file_backend
+    data = get_file_backend(filename, backend_args={
+        'backend': backend}).get(filename)
+    return _load_bytes(data, filename, map_location)
+
+
+def load_from_pavi(filename, map_location=None):
+    """``pavi://``: downloaded by pavi's model cloud, then
+    :func:`safe_torch_load`."""
+    import tempfile
+    try:
+        from pavi import modelcloud
+    except ImportError:
+        raise ImportError(
+            'Please install pavi to load checkpoint from modelcloud.')
+    model = modelcloud.get(filename[7:])
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, model.name)
+        model.download(path)
+        return safe_torch_load(path, map_location=map_location)
+
+
+# every scheme mmengine 0.10.7's CheckpointLoader knows, and ours
+SAFE_SCHEMES = {
+    '': load_from_local,
+    ('http://', 'https://'): load_from_http,
+    ('modelzoo://', 'torchvision://'): load_from_torchvision,
+    ('open-mmlab://', 'openmmlab://'): load_from_openmmlab,
+    'mmcls://': load_from_mmcls,
+    (r'(\S+\:)?s3://', r'(\S+\:)?petrel://'): load_from_ceph,
+    'pavi://': load_from_pavi,
+}
+
+
 def use_safe_loader_in_mmengine():
-    """Route mmengine's local-file checkpoint loading (``Runner.resume``,
-    ``load_from``, ``mmengine.runner.load_checkpoint``) through
-    :func:`safe_torch_load`. Called once when :mod:`mmtinyvim` is imported."""
+    """Route every scheme of mmengine's checkpoint loading (``Runner.resume``,
+    ``load_from``, ``init_cfg=dict(type='Pretrained')``,
+    ``mmengine.runner.load_checkpoint``) through :func:`safe_torch_load`.
+    Called once when :mod:`mmtinyvim` is imported; idempotent."""
     from mmengine.runner.checkpoint import CheckpointLoader
-    CheckpointLoader.register_scheme(prefixes='', loader=load_from_local,
-                                     force=True)
+    for prefixes, loader in SAFE_SCHEMES.items():
+        CheckpointLoader.register_scheme(prefixes=prefixes, loader=loader,
+                                         force=True)
 
 
 def unwrap_state_dict(checkpoint, prefer_ema=False):

@@ -1,0 +1,445 @@
+"""Crash-safe checkpoints, the work_dir claim and the non-finite guard
+(mmtinyvim.engine.safety) on a toy mmengine Runner."""
+import glob
+import itertools
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+import torch
+import torch.nn as nn
+from mmengine.config import Config
+from mmengine.evaluator import BaseMetric, Evaluator
+from mmengine.fileio import LocalBackend
+from mmengine.hooks import Hook
+from mmengine.model import BaseModel
+from mmengine.registry import DefaultScope
+from mmengine.runner import Runner
+
+import mmtinyvim  # noqa: F401  (registers the hooks)
+from mmtinyvim.engine.safety import (CLAIM_FILE, NonFiniteLossError,
+                                     SafeCheckpointHook, WorkDirClaimedError,
+                                     claim_work_dir, release_work_dir)
+from mmtinyvim.utils.checkpoint import safe_torch_load
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_names = itertools.count()
+
+
+class _Toy(BaseModel):
+
+    def __init__(self):
+        super().__init__()
+        self.linear = nn.Linear(2, 1)
+
+    def forward(self, x, mode='loss'):
+        if mode == 'loss':
+            out = self.linear(x)
+            return dict(loss_main=out.pow(2).mean(),
+                        loss_aux=0.1 * out.abs().mean())
+        return [self.linear(x).sum().detach()]
+
+
+class _Points(torch.utils.data.Dataset):
+    """Sample ``i`` is ``(i, i)``; indices in ``nan_at`` are NaN."""
+
+    def __init__(self, nan_at=()):
+        self.nan_at = set(nan_at)
+
+    def __len__(self):
+        return 8
+
+    def __getitem__(self, index):
+        value = float('nan') if index in self.nan_at else float(index) / 8
+        return dict(x=torch.full((2, ), value))
+
+
+class _RisingScore(BaseMetric):
+    """A score that improves at every validation (a new best each time)."""
+    calls = 0
+
+    def process(self, data_batch, data_samples):
+        self.results.append(0)
+
+    def compute_metrics(self, results):
+        type(self).calls += 1
+        return dict(score=float(type(self).calls))
+
+
+@pytest.fixture(autouse=True)
+def _keep_default_scope():
+    scopes = DefaultScope._instance_dict.copy()
+    yield
+    DefaultScope._instance_dict.clear()
+    DefaultScope._instance_dict.update(scopes)
+
+
+def _runner(work_dir, max_iters=4, nan_at=(), checkpoint=None, resume=False,
+            optim=None, guard=True, claim=True, val=False, seed=0):
+    hooks = dict(checkpoint=dict(dict(type='SafeCheckpointHook', interval=1,
+                                      by_epoch=False, max_keep_ckpts=1),
+                                 **(checkpoint or {})),
+                 logger=dict(type='LoggerHook', interval=1))
+    if guard:
+        hooks['nonfinite_guard'] = dict(type='NonFiniteGuardHook',
+                                        max_consecutive_skips=3)
+    if claim:
+        hooks['work_dir_claim'] = dict(type='WorkDirClaimHook')
+    extra = {}
+    if val:
+        extra = dict(
+            val_dataloader=dict(dataset=_Points(), batch_size=4,
+                                sampler=dict(type='DefaultSampler',
+                                             shuffle=False),
+                                collate_fn=dict(type='default_collate')),
+            val_cfg=dict(), val_evaluator=Evaluator(_RisingScore()))
+    return Runner(
+        model=_Toy(), work_dir=str(work_dir),
+        experiment_name=f'safety_{next(_names)}',
+        train_dataloader=dict(dataset=_Points(nan_at), batch_size=1,
+                              sampler=dict(type='DefaultSampler',
+                                           shuffle=False),
+                              collate_fn=dict(type='default_collate')),
+        train_cfg=dict(by_epoch=False, max_iters=max_iters,
+                       val_interval=1),
+        optim_wrapper=optim or dict(optimizer=dict(type='SGD', lr=0.1)),
+        default_hooks=hooks, resume=resume, randomness=dict(seed=seed),
+        **extra)
+
+
+class _Killed(BaseException):
+    """Stands for SIGKILL: nothing after it runs."""
+
+
+def _die_while_writing(monkeypatch, when):
+    """Make LocalBackend.put write half of the file, then 'die', on the
+    put calls for which ``when(path)`` is true."""
+    put = LocalBackend.put
+
+    def put_then_die(self, obj, filepath):
+        if when(str(filepath)):
+            with open(filepath, 'wb') as f:
+                f.write(obj[:len(obj) // 2])
+            raise _Killed(filepath)
+        return put(self, obj, filepath)
+
+    monkeypatch.setattr(LocalBackend, 'put', put_then_die)
+
+
+def _last_checkpoint(work_dir):
+    with open(os.path.join(work_dir, 'last_checkpoint')) as f:
+        return f.read().strip()
+
+
+def _log_text(work_dir):
+    return ''.join(open(p).read() for p in
+                   glob.glob(os.path.join(work_dir, '*', '*.log')))
+
+
+def test_kill_during_a_save_keeps_the_previous_checkpoint(tmp_path,
+                                                          monkeypatch):
+    runner = _runner(tmp_path, max_iters=4, claim=False)
+    _die_while_writing(monkeypatch, lambda p: 'iter_3' in p)
+    with pytest.raises(_Killed):
+        runner.train()
+    # max_keep_ckpts=1: mmengine deletes iter_2 first and writes iter_3 in
+    # place; here iter_2 stays complete and is what last_checkpoint names
+    assert _last_checkpoint(tmp_path) == str(tmp_path / 'iter_2.pth')
+    assert safe_torch_load(str(tmp_path / 'iter_2.pth'))['meta']['iter'] == 2
+    assert not (tmp_path / 'iter_3.pth').exists()
+
+    monkeypatch.undo()
+    resumed = _runner(tmp_path, max_iters=4, resume=True, claim=False)
+    resumed.train()
+    assert resumed.iter == 4
+    assert (tmp_path / 'iter_4.pth').exists()
+    assert not glob.glob(str(tmp_path / '.*tmp*'))  # no temporary left over
+    assert not (tmp_path / 'iter_2.pth').exists()  # rotation still works
+
+
+def test_old_checkpoints_are_deleted_after_the_new_one_is_complete(
+        tmp_path, monkeypatch):
+    order = []
+    remove = LocalBackend.remove
+    monkeypatch.setattr(LocalBackend, 'remove',
+                        lambda self, p: (order.append(('remove', str(p))),
+                                         remove(self, p)))
+    replace = os.replace
+    monkeypatch.setattr(os, 'replace',
+                        lambda a, b: (order.append(('replace', str(b))),
+                                      replace(a, b)))
+    _runner(tmp_path, max_iters=2, claim=False).train()
+    steps = [(op, os.path.basename(p)) for op, p in order]
+    assert steps == [('replace', 'iter_1.pth'),
+                     ('replace', 'last_checkpoint'),
+                     ('replace', 'iter_2.pth'),
+                     ('replace', 'last_checkpoint'),
+                     ('remove', 'iter_1.pth')]
+
+
+def test_resume_skips_a_truncated_newest_checkpoint(tmp_path):
+    _runner(tmp_path, max_iters=3, claim=False,
+            checkpoint=dict(max_keep_ckpts=3)).train()
+    newest = tmp_path / 'iter_3.pth'
+    newest.write_bytes(newest.read_bytes()[:1000])  # an interrupted copy
+    resumed = _runner(tmp_path, max_iters=4, resume=True, claim=False,
+                      checkpoint=dict(max_keep_ckpts=3))
+    resumed.train()
+    log = _log_text(str(tmp_path))
+    assert f'skipping checkpoint {newest}' in log
+    assert 'resuming from the newest intact checkpoint' in log
+    # iteration 3 was retrained from iter_2, not from the broken file
+    assert safe_torch_load(str(tmp_path / 'iter_4.pth'))['meta']['iter'] == 4
+
+
+def test_resume_when_last_checkpoint_names_a_deleted_file(tmp_path):
+    _runner(tmp_path, max_iters=2, claim=False).train()
+    (tmp_path / 'last_checkpoint').write_text(str(tmp_path / 'iter_9.pth'))
+    resumed = _runner(tmp_path, max_iters=3, resume=True, claim=False)
+    resumed.train()
+    assert 'iter_9.pth: missing' in _log_text(str(tmp_path))
+    assert resumed.iter == 3
+    assert _last_checkpoint(tmp_path) == str(tmp_path / 'iter_3.pth')
+
+
+def test_a_new_best_is_written_before_the_previous_best_is_removed(
+        tmp_path, monkeypatch):
+    _RisingScore.calls = 0
+    runner = _runner(tmp_path, max_iters=3, claim=False, val=True,
+                     checkpoint=dict(save_best='score', rule='greater'))
+    _die_while_writing(monkeypatch, lambda p: 'best_score_iter_2' in p)
+    with pytest.raises(_Killed):
+        runner.train()
+    bests = sorted(os.path.basename(p)
+                   for p in glob.glob(str(tmp_path / 'best_*.pth')))
+    assert bests == ['best_score_iter_1.pth']
+    safe_torch_load(str(tmp_path / 'best_score_iter_1.pth'))
+
+
+def test_checkpoint_with_nonfinite_weights_is_refused(tmp_path):
+    runner = _runner(tmp_path, max_iters=2, claim=False, guard=False)
+    runner.train()
+    with torch.no_grad():
+        runner.model.linear.weight.fill_(float('nan'))
+    with pytest.raises(RuntimeError, match='1 weight tensors hold NaN/inf '
+                       r'\(e.g. linear.weight\)'):
+        runner.save_checkpoint(str(tmp_path), 'after_nan.pth')
+    assert not (tmp_path / 'after_nan.pth').exists()
+
+
+# ------------------------------------------------------------- the claim --
+
+def _write_claim(work_dir, pid, host=None):
+    (work_dir / CLAIM_FILE).write_text(json.dumps(dict(
+        host=host or socket.gethostname(), pid=pid,
+        started='2026-01-01 00:00:00')))
+
+
+def test_second_training_in_a_claimed_work_dir_stops_at_once(tmp_path):
+    holder = os.getppid()  # alive, and not this process
+    _write_claim(tmp_path, holder)
+    runner = _runner(tmp_path, max_iters=2)
+    with pytest.raises(WorkDirClaimedError,
+                       match=f'PID {holder} on host {socket.gethostname()}'):
+        runner.train()
+    assert not glob.glob(str(tmp_path / 'iter_*.pth'))
+    # the holder's claim is untouched
+    assert json.loads((tmp_path / CLAIM_FILE).read_text())['pid'] == holder
+
+
+def test_claim_of_another_host_is_respected(tmp_path):
+    _write_claim(tmp_path, 1, host='elsewhere.example')
+    with pytest.raises(WorkDirClaimedError, match='elsewhere.example'):
+        claim_work_dir(str(tmp_path))
+
+
+def test_claim_of_a_killed_process_is_taken_over(tmp_path):
+    dead = subprocess.Popen([sys.executable, '-c', 'pass'])
+    dead.wait()
+    _write_claim(tmp_path, dead.pid)
+    warnings = []
+    path = claim_work_dir(str(tmp_path), warn=warnings.append)
+    assert json.loads(open(path).read())['pid'] == os.getpid()
+    assert f'left by PID {dead.pid}' in warnings[0]
+    assert 'no longer running' in warnings[0]
+    release_work_dir(path)
+    assert not os.path.exists(path)
+
+
+def test_claim_is_held_during_training_and_released_after(tmp_path):
+    seen = []
+
+    class _Look(Hook):
+        def after_train_iter(self, *args, **kwargs):
+            seen.append((tmp_path / CLAIM_FILE).exists())
+
+    runner = _runner(tmp_path, max_iters=2)
+    runner.register_hook(_Look())
+    runner.train()
+    assert seen == [True, True]
+    assert not (tmp_path / CLAIM_FILE).exists()
+
+
+# ------------------------------------------------------------- non-finite --
+
+def _weights(runner):
+    return [p.detach().clone() for p in runner.model.parameters()]
+
+
+def test_nonfinite_step_is_skipped_and_named(tmp_path):
+    runner = _runner(tmp_path, max_iters=5, nan_at=(2, ), claim=False)
+    runner.train()
+    assert all(torch.isfinite(p).all() for p in runner.model.parameters())
+    log = _log_text(str(tmp_path))
+    assert ('Skipped the optimizer step (iteration 3: non-finite loss_main, '
+            'loss_aux)') in log
+    for name in glob.glob(str(tmp_path / 'iter_*.pth')):
+        state = safe_torch_load(name)['state_dict']
+        assert all(torch.isfinite(v).all() for v in state.values())
+    assert runner.message_hub.get_info('skipped_nonfinite_steps') == 1
+
+
+def test_skipped_step_leaves_the_weights_as_they_were(tmp_path):
+    """Iterations 1-3 with a NaN at 3 give the weights of iterations 1-2."""
+    clean = _runner(tmp_path / 'a', max_iters=2, claim=False)
+    clean.train()
+    skipped = _runner(tmp_path / 'b', max_iters=3, nan_at=(2, ),
+                      claim=False)
+    skipped.train()
+    for a, b in zip(_weights(clean), _weights(skipped)):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize('optim', [
+    dict(optimizer=dict(type='SGD', lr=0.1), clip_grad=dict(max_norm=1.0)),
+    dict(optimizer=dict(type='SGD', lr=0.1), accumulative_counts=2),
+    dict(optimizer=dict(type='AdamW', lr=0.1), accumulative_counts=2,
+         clip_grad=dict(max_norm=1.0)),
+])
+def test_guard_with_clipping_and_accumulation(optim, tmp_path):
+    runner = _runner(tmp_path, max_iters=6, nan_at=(2, ), claim=False,
+                     optim=optim, checkpoint=dict(interval=2))
+    runner.train()
+    assert all(torch.isfinite(p).all() for p in runner.model.parameters())
+    assert runner.message_hub.get_info('skipped_nonfinite_steps') == 1
+
+
+def test_consecutive_nonfinite_steps_stop_training(tmp_path):
+    runner = _runner(tmp_path, max_iters=8, nan_at=range(2, 8),
+                     claim=False)
+    with pytest.raises(NonFiniteLossError,
+                       match='3 consecutive optimizer steps had a '
+                       'non-finite loss or gradient'):
+        runner.train()
+    assert all(torch.isfinite(p).all() for p in runner.model.parameters())
+
+
+def test_nonfinite_gradient_with_finite_loss_is_skipped(tmp_path):
+    runner = _runner(tmp_path, max_iters=2, claim=False)
+    # a finite loss whose gradient is inf: d/dx sqrt(x) at 0
+    runner.model.forward = lambda x, mode='loss': dict(
+        loss=torch.sqrt(runner.model.linear.weight.abs() * 0).sum())
+    before = _weights(runner)
+    runner.train()
+    for a, b in zip(before, _weights(runner)):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert 'non-finite gradients' in _log_text(str(tmp_path))
+
+
+# --------------------------------------------------------- shipped configs --
+
+CONFIGS = sorted(glob.glob(os.path.join(ROOT, 'configs', '*.py')))
+
+
+def test_every_shipped_config_uses_the_safety_hooks():
+    assert len(CONFIGS) == 81
+    wrong = []
+    for path in CONFIGS:
+        hooks = Config.fromfile(path).default_hooks
+        types = {k: v.get('type') for k, v in hooks.items()}
+        if (types.get('checkpoint') != 'SafeCheckpointHook'
+                or types.get('work_dir_claim') != 'WorkDirClaimHook'
+                or types.get('nonfinite_guard') != 'NonFiniteGuardHook'):
+            wrong.append(f'{os.path.basename(path)}: {types}')
+    assert not wrong, '\n'.join(wrong)
+    assert issubclass(SafeCheckpointHook,
+                      __import__('mmengine').hooks.CheckpointHook)
+
+
+def test_train_tool_adds_the_safety_hooks_to_any_config():
+    from mmtinyvim.engine import add_safety_hooks
+    cfg = Config(dict(default_hooks=dict(
+        checkpoint=dict(type='CheckpointHook', interval=3))))
+    add_safety_hooks(cfg)
+    assert cfg.default_hooks.checkpoint == dict(type='SafeCheckpointHook',
+                                                interval=3)
+    assert cfg.default_hooks.work_dir_claim.type == 'WorkDirClaimHook'
+    assert cfg.default_hooks.nonfinite_guard.type == 'NonFiniteGuardHook'
+    source = open(os.path.join(ROOT, 'tools', 'train.py')).read()
+    assert 'add_safety_hooks(cfg)' in source
+
+
+def test_fp16_scaler_skips_are_kept_and_counted():
+    """With a loss scaler (AmpOptimWrapper), overflowing gradients are left
+    to the scaler (step() runs, it skips); the skip is counted and logged."""
+    from mmengine.optim import OptimWrapper
+
+    from mmtinyvim.engine.safety import guard_optim_wrapper
+
+    class _Scaler:
+        scales = [65536.0, 32768.0]
+
+        def get_scale(self):
+            return self.scales.pop(0) if len(self.scales) > 1 else \
+                self.scales[0]
+
+    class _Logger:
+        messages = []
+
+        def warning(self, message):
+            self.messages.append(message)
+
+    model = nn.Linear(2, 1)
+    wrapper = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1))
+    wrapper.loss_scaler = _Scaler()
+    steps = []
+    wrapper.step = lambda **kwargs: steps.append(1)
+    guard_optim_wrapper(wrapper, logger=_Logger())
+    wrapper._guard_iter = 7
+    # a finite loss whose (scaled) gradients overflow
+    model.weight.register_hook(lambda grad: grad * float('inf'))
+    wrapper.update_params(model(torch.ones(1, 2)).sum())
+    assert steps == [1]
+    assert wrapper.skipped_by_scaler == 1 and wrapper.skipped_nonfinite == 0
+    assert _Logger.messages == [
+        'Iteration 7: fp16 loss scaler skipped the step (scaled gradients '
+        'overflowed; scale 65536 -> 32768); 1 such steps skipped so far']
+
+
+def test_testing_in_a_claimed_work_dir_does_not_claim(tmp_path):
+    """tools/test.py (runner.test()) runs beside a training in its
+    work_dir: only training claims."""
+    _write_claim(tmp_path, os.getppid())
+    _runner(tmp_path, val=True).val()  # before_run/after_run run
+    trained = _runner(tmp_path / 'b', max_iters=1, val=True)
+    trained.train()
+    _write_claim(tmp_path / 'b', os.getppid())
+    trained.val()  # validation after training in the same process
+    assert json.loads((tmp_path / CLAIM_FILE).read_text())['pid'] == \
+        os.getppid()
+
+
+def test_partial_files_of_a_killed_save_are_removed(tmp_path):
+    dead = subprocess.Popen([sys.executable, '-c', 'pass'])
+    dead.wait()
+    partial = tmp_path / f'.iter_3.pth.tmp-{dead.pid}'
+    partial.write_bytes(b'PK\x03\x04 half a checkpoint')
+    alive = tmp_path / f'.iter_3.pth.tmp-{os.getppid()}'  # still writing
+    alive.write_bytes(b'PK\x03\x04')
+    _runner(tmp_path, max_iters=1, claim=False).train()
+    assert not partial.exists() and alive.exists()
+    assert f'Removed {partial}: a partial checkpoint of a killed run' in \
+        _log_text(str(tmp_path))
