@@ -2,7 +2,8 @@
 one-call fast paths, the runner hooks and the mixed-precision check.
 
 Importing this package registers :class:`ResumableRandomnessHook`,
-:class:`CUDAGraphTrainingHook` and :class:`DeployHook` with mmengine.
+:class:`CUDAGraphTrainingHook` and :class:`DeployHook` with mmengine, and makes ``Runner.train`` check the backbones' pretrained
+files before it builds any dataset (:mod:`.pretrained`).
 """
 from .accelerate import (GraphOnFirstBatch, capture_cuda_graph,
                          compile_static, enable_cudnn_search, for_inference,
@@ -19,3 +20,7 @@ __all__ = ['GraphOnFirstBatch', 'capture_cuda_graph', 'compile_static',
            'switch_to_deploy', 'CUDAGraphTrainingHook', 'DeployHook',
            'ResumableRandomnessHook', 'add_cuda_graph_hook',
            'add_deploy_hook', 'reseed_global_generators']
+
+from . import pretrained as _pretrained  # noqa: E402
+
+_pretrained.install()
