@@ -87,3 +87,23 @@ def test_every_config_checkpoint_has_a_published_source():
         names.update(re.findall(r"checkpoint='checkpoints/([^']+)'",
                                 path.read_text()))
     assert names and names <= set(OFFICIAL_WEIGHTS)
+
+
+def test_metafile_names_each_configs_backbone_weights_and_source():
+    import re
+
+    import yaml
+    models = yaml.safe_load((REPO / 'metafile.yml').read_text())['Models']
+    checked = 0
+    for model in models:
+        text = (REPO / model['Config']).read_text()
+        found = re.findall(r"checkpoint='(checkpoints/[^']+)'", text)
+        meta = model['Metadata']
+        if not found:
+            assert 'Backbone Weights' not in meta, model['Name']
+            continue
+        name = found[0].split('/')[-1]
+        assert meta['Backbone Weights'] == found[0], model['Name']
+        assert meta['Backbone Weights Source'] == OFFICIAL_WEIGHTS[name][1]
+        checked += 1
+    assert checked
