@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 import torch
 
+from mmtinyvim.datasets.meta import dataset_meta_from_config
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / 'tools' / 'demo'))
 import image_demo  # noqa: E402
@@ -74,7 +76,7 @@ def test_segmentation_with_checkpoint_lacking_meta(image, tmp_path):
     str(p) for p in (REPO / 'configs').glob('*.py')))
 def test_every_config_has_its_dataset_classes(config):
     cfg = image_demo.load_config(config)
-    classes = image_demo.dataset_meta_from_config(cfg)['classes']
+    classes = dataset_meta_from_config(cfg)['classes']
     expected = {'mmdet': (80, 'person'), 'mmseg': (150, 'wall'),
                 'mmpretrain': (1000, 'tench, Tinca tinca')}
     assert (len(classes), classes[0]) == expected[cfg.default_scope]

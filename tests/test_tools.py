@@ -288,6 +288,9 @@ def test_converters_round_trip(family, golden_name, config, tmp_path):
     model.load_state_dict(classifier, strict=True)
     saved = torch.load(tmp_path / 'cls.pth', weights_only=True)
     assert saved['meta']['family'] == family
+    # drawn and evaluated with ImageNet's class names, not another dataset's
+    classes = saved['meta']['dataset_meta']['classes']
+    assert len(classes) == 1000 and classes[0] == 'tench, Tinca tinca'
 
     # and back: exactly the official keys and tensors
     back = mmtinyvim_to_official.convert(

@@ -31,6 +31,7 @@ import cv2
 import mmcv
 from mmengine.config import Config
 
+from mmtinyvim.datasets.meta import dataset_meta_from_config  # noqa: F401
 from mmtinyvim.utils.checkpoint import use_safe_loader_in_mmengine
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -70,33 +71,6 @@ def parse_args(argv=None):
     if args.max_side < 32:
         parser.error(f'--max-side must be >= 32, got {args.max_side}')
     return args
-
-
-def dataset_meta_from_config(cfg):
-    """``dict(classes=..., palette=...)`` of the config's test dataset: the
-    ``METAINFO`` of the dataset class it names, updated by the dataset's
-    ``metainfo`` in the config; ``None`` when the config names none."""
-    dataset = cfg.get('test_dataloader', {}).get('dataset')
-    if not dataset:
-        return None
-    scope = cfg.get('default_scope')
-    if scope == 'mmdet':
-        from mmdet.registry import DATASETS
-    elif scope == 'mmseg':
-        from mmseg.registry import DATASETS
-    else:
-        from mmpretrain.registry import DATASETS
-    while 'type' in dataset and dataset.get('dataset'):  # wrappers
-        dataset = dataset['dataset']
-    meta = {}
-    dataset_type = dataset.get('type')
-    dataset_class = (DATASETS.get(dataset_type)
-                     if isinstance(dataset_type, str) else dataset_type)
-    if dataset_class is not None:
-        meta.update(getattr(dataset_class, 'METAINFO', {}))
-    meta.update(dataset.get('metainfo') or {})
-    meta = {k.lower(): v for k, v in meta.items()}
-    return meta if meta.get('classes') else None
 
 
 def checkpoint_dataset_meta(checkpoint):

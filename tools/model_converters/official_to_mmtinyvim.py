@@ -6,7 +6,8 @@
 
 ``--to classifier`` (default) writes an mmpretrain checkpoint of the
 ``ImageClassifier`` in configs/<family>_*_in1k.py (``backbone.*``,
-``head.*`` keys, inside ``state_dict``), usable with tools/test.py or
+``head.*`` keys, inside ``state_dict``; ``meta.dataset_meta`` holds the
+ImageNet class names), usable with tools/test.py, the image demo or
 ``load_from``. ``--to backbone`` writes the bare backbone weights (classifier
 dropped, official names) for ``init_cfg=dict(type='Pretrained', ...)``; the
 backbones also read the official file directly.
@@ -26,6 +27,7 @@ import sys
 
 import torch
 
+from mmtinyvim.datasets.meta import imagenet_dataset_meta
 from mmtinyvim.models.checkpoint_family import (check_arch, check_family,
                                                describe, family_module)
 from mmtinyvim.models.zoo import FAMILIES
@@ -47,7 +49,8 @@ def _convert(src, dst, family, to='classifier', ema=False, arch=None):
         state_dict = module.convert_official_classifier(state_dict)
         out = dict(state_dict=state_dict,
                    meta=dict(converted_from=os.path.basename(src),
-                             family=family, arch=archs, ema=ema))
+                             family=family, arch=archs, ema=ema,
+                             dataset_meta=imagenet_dataset_meta()))
     elif to == 'backbone':
         out = {k: v for k, v in state_dict.items()
                if not k.startswith(FAMILIES[family].classifier_prefixes)}
