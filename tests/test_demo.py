@@ -274,3 +274,30 @@ def test_demo_data_progress_bar_only_for_many_images(tmp_path, capsys):
                        num_train=mdd.PROGRESS_MIN_IMAGES, num_val=1,
                        image_side=32, progress=False)
     assert capsys.readouterr().err == ''
+
+
+def test_seg_inferencer_logs_no_registry_scope_warning():
+    # mmseg has no FUNCTIONS registry: the stock lookup under scope 'mmseg'
+    # logs "Failed to search registry with scope "mmseg"" on every build
+    import logging
+
+    from mmengine.logging import MMLogger
+
+    class Collect(logging.Handler):
+        def __init__(self):
+            super().__init__(logging.WARNING)
+            self.messages = []
+
+        def emit(self, record):
+            self.messages.append(record.getMessage())
+
+    cfg = image_demo.load_config(SEG_CONFIG)
+    logger = MMLogger.get_current_instance()
+    handler = Collect()
+    logger.addHandler(handler)
+    try:
+        inferencer = image_demo.build_inferencer(cfg)
+    finally:
+        logger.removeHandler(handler)
+    assert inferencer.collate_fn is not None
+    assert not [m for m in handler.messages if 'Failed to search' in m]

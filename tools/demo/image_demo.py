@@ -176,6 +176,26 @@ def paint(image, config, checkpoint=None, device='cpu', score_thr=0.3,
     return visual, prediction
 
 
+def _seg_inferencer_class():
+    """``MMSegInferencer`` that looks its collate function up in mmengine's
+    ``FUNCTIONS``: mmseg 1.2 has no ``FUNCTIONS`` registry of its own, so
+    mmengine's lookup under scope ``mmseg`` logs "Failed to search registry
+    with scope "mmseg" in the "function" registry tree" and then uses
+    mmengine's anyway."""
+    from mmengine.dataset import pseudo_collate
+    from mmengine.registry import FUNCTIONS
+    from mmseg.apis import MMSegInferencer
+
+    class SegInferencer(MMSegInferencer):
+        def _init_collate(self, cfg):
+            collate_fn = cfg.get('test_dataloader', {}).get('collate_fn')
+            if isinstance(collate_fn, dict):
+                collate_fn = collate_fn.get('type')
+            return FUNCTIONS.get(collate_fn) if collate_fn else pseudo_collate
+
+    return SegInferencer
+
+
 def build_inferencer(cfg, checkpoint=None, device='cpu', meta=None):
     """The toolbox's Inferencer for ``cfg`` (its ``default_scope``), with
     ``meta`` (classes, palette) as the model's and visualizer's dataset meta
@@ -192,9 +212,8 @@ def build_inferencer(cfg, checkpoint=None, device='cpu', meta=None):
             inferencer.model.dataset_meta = meta
         inferencer.visualizer.dataset_meta = inferencer.model.dataset_meta
     elif scope == 'mmseg':
-        from mmseg.apis import MMSegInferencer
-        inferencer = MMSegInferencer(model=cfg, weights=checkpoint,
-                                     device=device)
+        inferencer = _seg_inferencer_class()(model=cfg, weights=checkpoint,
+                                             device=device)
         if meta is not None:
             inferencer.model.dataset_meta = dict(
                 classes=meta['classes'], palette=meta.get('palette'))
