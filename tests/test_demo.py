@@ -301,3 +301,12 @@ def test_seg_inferencer_logs_no_registry_scope_warning():
         logger.removeHandler(handler)
     assert inferencer.collate_fn is not None
     assert not [m for m in handler.messages if 'Failed to search' in m]
+
+
+def test_main_job_pins_its_thread_count():
+    # float sums are ordered per intra-op thread count: the README's
+    # numbers hold for one count, whatever the machine's core count
+    sys.path.insert(0, str(REPO / 'tools' / 'demo'))
+    import train_demo
+    assert train_demo.parse_args([]).threads == train_demo.THREADS == 2
+    assert train_demo.parse_args(['--threads', '4']).threads == 4
