@@ -176,24 +176,24 @@ def paint(image, config, checkpoint=None, device='cpu', score_thr=0.3,
     return visual, prediction
 
 
-def _seg_inferencer_class():
-    """``MMSegInferencer`` that looks its collate function up in mmengine's
-    ``FUNCTIONS``: mmseg 1.2 has no ``FUNCTIONS`` registry of its own, so
-    mmengine's lookup under scope ``mmseg`` logs "Failed to search registry
-    with scope "mmseg" in the "function" registry tree" and then uses
-    mmengine's anyway."""
+def _with_mmengine_collate(inferencer_class):
+    """``inferencer_class`` looking its collate function up in mmengine's
+    ``FUNCTIONS``: mmdet 3.3, mmseg 1.2 and mmpretrain 1.2 have no
+    ``FUNCTIONS`` registry of their own, so mmengine's lookup under their
+    scope logs "Failed to search registry with scope ... in the "function"
+    registry tree" and then uses mmengine's anyway."""
     from mmengine.dataset import pseudo_collate
     from mmengine.registry import FUNCTIONS
-    from mmseg.apis import MMSegInferencer
 
-    class SegInferencer(MMSegInferencer):
+    class Inferencer(inferencer_class):
         def _init_collate(self, cfg):
             collate_fn = cfg.get('test_dataloader', {}).get('collate_fn')
             if isinstance(collate_fn, dict):
                 collate_fn = collate_fn.get('type')
             return FUNCTIONS.get(collate_fn) if collate_fn else pseudo_collate
 
-    return SegInferencer
+    Inferencer.__name__ = inferencer_class.__name__
+    return Inferencer
 
 
 def build_inferencer(cfg, checkpoint=None, device='cpu', meta=None):
@@ -203,8 +203,9 @@ def build_inferencer(cfg, checkpoint=None, device='cpu', meta=None):
     scope = cfg.get('default_scope')
     if scope == 'mmdet':
         from mmdet.apis import DetInferencer
-        inferencer = DetInferencer(model=cfg, weights=checkpoint,
-                                   device=device, show_progress=False)
+        inferencer = _with_mmengine_collate(DetInferencer)(
+            model=cfg, weights=checkpoint, device=device,
+            show_progress=False)
         if meta is not None:
             meta = dict(meta)
             meta.setdefault('palette', inferencer.model.dataset_meta.get(
@@ -212,8 +213,9 @@ def build_inferencer(cfg, checkpoint=None, device='cpu', meta=None):
             inferencer.model.dataset_meta = meta
         inferencer.visualizer.dataset_meta = inferencer.model.dataset_meta
     elif scope == 'mmseg':
-        inferencer = _seg_inferencer_class()(model=cfg, weights=checkpoint,
-                                             device=device)
+        from mmseg.apis import MMSegInferencer
+        inferencer = _with_mmengine_collate(MMSegInferencer)(
+            model=cfg, weights=checkpoint, device=device)
         if meta is not None:
             inferencer.model.dataset_meta = dict(
                 classes=meta['classes'], palette=meta.get('palette'))
@@ -223,7 +225,7 @@ def build_inferencer(cfg, checkpoint=None, device='cpu', meta=None):
         from mmpretrain.apis import ImageClassificationInferencer
         from mmpretrain.visualization import UniversalVisualizer
         classes = list(meta['classes']) if meta is not None else None
-        inferencer = ImageClassificationInferencer(
+        inferencer = _with_mmengine_collate(ImageClassificationInferencer)(
             model=cfg, pretrained=checkpoint if checkpoint else False,
             device=device, classes=classes)
         inferencer.visualizer = UniversalVisualizer()
