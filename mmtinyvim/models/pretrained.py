@@ -105,7 +105,9 @@ def check_pretrained_files(model: nn.Module,
                            prefix: Optional[str] = None) -> None:
     """Raise :class:`MissingPretrainedError` for the first module of
     ``model`` whose ``init_cfg`` loads a missing local file."""
-    model = getattr(model, 'module', model)  # DDP and other wrappers
+    from mmengine.model import is_model_wrapper
+    if is_model_wrapper(model):  # DDP and the other mmengine wrappers
+        model = model.module
     for name, module in model.named_modules():
         for path in _pretrained_paths(getattr(module, 'init_cfg', None)):
             if is_remote(path) or osp.isfile(path):
