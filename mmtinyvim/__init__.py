@@ -9,6 +9,14 @@ through :func:`mmtinyvim.utils.safe_torch_load`, so that the toolboxes' own
 """
 __version__ = '0.1.0'
 
+import warnings  # noqa: E402
+
+# setuptools (< 81, pinned because mmengine's package lookups for ``pkg::``
+# configs and mim need it) warns on every import of pkg_resources; the user
+# can do nothing about it. Only that message is silenced.
+warnings.filterwarnings('ignore', category=UserWarning,
+                        message='pkg_resources is deprecated as an API')
+
 from .stack import check_stack  # noqa: E402
 
 check_stack()  # one message naming both stacks when neither is installed

@@ -289,3 +289,15 @@ def test_classification_config_matches_its_variant(config):
                              ('val_dataloader', cfg.test_pipeline),
                              ('test_dataloader', cfg.test_pipeline)):
         assert cfg[loader].dataset.pipeline == pipeline, loader
+
+
+def test_seg_pipelines_take_reduce_zero_label_from_the_dataset():
+    # mmseg warns "`reduce_zero_label` will be deprecated" for every
+    # LoadAnnotations given the argument; the dataset sets it per sample
+    for path in CONFIGS:
+        cfg = Config.fromfile(str(path))
+        if cfg.get('default_scope') != 'mmseg':
+            continue
+        for node in _walk(cfg._cfg_dict.to_dict()):
+            if node.get('type') == 'LoadAnnotations':
+                assert 'reduce_zero_label' not in node, path.name

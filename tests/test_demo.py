@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 import torch
 
+from mmtinyvim.datasets.meta import dataset_meta_from_config
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / 'tools' / 'demo'))
 import image_demo  # noqa: E402
@@ -74,7 +76,7 @@ def test_segmentation_with_checkpoint_lacking_meta(image, tmp_path):
     str(p) for p in (REPO / 'configs').glob('*.py')))
 def test_every_config_has_its_dataset_classes(config):
     cfg = image_demo.load_config(config)
-    classes = image_demo.dataset_meta_from_config(cfg)['classes']
+    classes = dataset_meta_from_config(cfg)['classes']
     expected = {'mmdet': (80, 'person'), 'mmseg': (150, 'wall'),
                 'mmpretrain': (1000, 'tench, Tinca tinca')}
     assert (len(classes), classes[0]) == expected[cfg.default_scope]
@@ -272,3 +274,39 @@ def test_demo_data_progress_bar_only_for_many_images(tmp_path, capsys):
                        num_train=mdd.PROGRESS_MIN_IMAGES, num_val=1,
                        image_side=32, progress=False)
     assert capsys.readouterr().err == ''
+
+
+@pytest.mark.parametrize('config', [DET_CONFIG, SEG_CONFIG, CLS_CONFIG])
+def test_inferencers_log_no_registry_scope_warning(config):
+    # mmdet/mmseg/mmpretrain have no FUNCTIONS registry: the stock lookup
+    # under their scope logs "Failed to search registry with scope ..."
+    import logging
+
+    from mmengine.logging import MMLogger
+
+    class Collect(logging.Handler):
+        def __init__(self):
+            super().__init__(logging.WARNING)
+            self.messages = []
+
+        def emit(self, record):
+            self.messages.append(record.getMessage())
+
+    cfg = image_demo.load_config(config)
+    logger = MMLogger.get_current_instance()
+    handler = Collect()
+    logger.addHandler(handler)
+    try:
+        inferencer = image_demo.build_inferencer(cfg)
+    finally:
+        logger.removeHandler(handler)
+    assert not [m for m in handler.messages if 'Failed to search' in m]
+
+
+def test_main_job_pins_its_thread_count():
+    # float sums are ordered per intra-op thread count: the README's
+    # numbers hold for one count, whatever the machine's core count
+    sys.path.insert(0, str(REPO / 'tools' / 'demo'))
+    import train_demo
+    assert train_demo.parse_args([]).threads == train_demo.THREADS == 2
+    assert train_demo.parse_args(['--threads', '4']).threads == 4

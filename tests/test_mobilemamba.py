@@ -215,16 +215,27 @@ def test_classifier_parity(variant):
         assert err <= tol
 
 
+def haar_numel(model):
+    """The Haar filters: frozen parameters in the official code (counted in
+    its sizes), buffers here."""
+    return sum(b.numel() for n, b in model.named_buffers()
+               if n.endswith(('.wt_filter', '.iwt_filter')))
+
+
+def official_count(model):
+    return sum(p.numel() for p in model.parameters()) + haar_numel(model)
+
+
 @pytest.mark.parametrize('variant', VARIANTS)
 def test_param_count_matches_official(variant):
     g = golden(variant)
     model = build_classifier(variant)
-    total = sum(p.numel() for p in model.parameters())
+    total = official_count(model)
     assert abs(total / 1e6 - g['params_M']['total_M']) < 1e-6
     frozen = sum(p.numel() for p in model.parameters()
-                 if not p.requires_grad)
+                 if not p.requires_grad) + haar_numel(model)
     assert frozen == g['params_M']['frozen_params_numel']
-    backbone = sum(p.numel() for p in model.backbone.parameters())
+    backbone = official_count(model.backbone)
     assert abs(backbone / 1e6 - g['params_M']['without_head_M']) < 1e-6
 
 
@@ -233,8 +244,57 @@ def test_param_count_matches_official(variant):
     ('b4', 17.1)])
 def test_all_variants_have_the_published_size(arch, published_m):
     model = build_classifier(arch)
-    total = sum(p.numel() for p in model.parameters()) / 1e6
-    assert round(total, 1) == published_m
+    assert round(official_count(model) / 1e6, 1) == published_m
+
+
+def as_official_parameters(model):
+    """``model`` with its Haar filters re-registered as frozen parameters,
+    the official (and this package's former) layout."""
+    for module in model.modules():
+        if 'wt_filter' in module._buffers:
+            for name in ('wt_filter', 'iwt_filter'):
+                value = module._buffers.pop(name)
+                module.register_parameter(
+                    name, nn.Parameter(value, requires_grad=False))
+    return model
+
+
+def test_haar_filter_buffers_keep_the_state_dict_keys_and_order():
+    model = MobileMamba(arch='t2')
+    assert not [n for n, _ in model.named_parameters() if 'wt_filter' in n]
+    keys = list(model.state_dict())
+    assert any(k.endswith('.wt_filter') for k in keys)
+    reference = as_official_parameters(MobileMamba(arch='t2'))
+    assert keys == list(reference.state_dict())
+    # an official-layout state dict loads strictly, in both directions
+    model.load_state_dict(reference.state_dict(), strict=True)
+    reference.load_state_dict(model.state_dict(), strict=True)
+
+
+def test_optimizer_builder_does_not_warn_about_haar_filters():
+    import logging
+
+    from mmengine.logging import MMLogger
+    from mmengine.optim import build_optim_wrapper
+
+    class Collect(logging.Handler):
+        def __init__(self):
+            super().__init__(logging.WARNING)
+            self.messages = []
+
+        def emit(self, record):
+            self.messages.append(record.getMessage())
+
+    logger = MMLogger.get_current_instance()
+    handler = Collect()
+    logger.addHandler(handler)
+    try:
+        build_optim_wrapper(MobileMamba(arch='t2'), dict(
+            optimizer=dict(type='AdamW', lr=1e-3, weight_decay=0.05),
+            paramwise_cfg=dict(norm_decay_mult=0.)))
+    finally:
+        logger.removeHandler(handler)
+    assert not [m for m in handler.messages if 'requires_grad' in m]
 
 
 @pytest.mark.parametrize('arch,splits', [

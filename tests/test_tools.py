@@ -288,6 +288,9 @@ def test_converters_round_trip(family, golden_name, config, tmp_path):
     model.load_state_dict(classifier, strict=True)
     saved = torch.load(tmp_path / 'cls.pth', weights_only=True)
     assert saved['meta']['family'] == family
+    # drawn and evaluated with ImageNet's class names, not another dataset's
+    classes = saved['meta']['dataset_meta']['classes']
+    assert len(classes) == 1000 and classes[0] == 'tench, Tinca tinca'
 
     # and back: exactly the official keys and tensors
     back = mmtinyvim_to_official.convert(
@@ -604,3 +607,34 @@ def test_converter_names_mobilemamba_b_variants_sharing_shapes(tmp_path,
         official_to_mmtinyvim.main([str(src), str(tmp_path / 'out2.pth'),
                                     '--family', 'mobilemamba', '--arch',
                                     't2'])
+
+
+# ------------------------------------------------------ progress bars ------
+
+def test_converters_show_progress_on_stderr_results_on_stdout(tmp_path,
+                                                              capsys):
+    sys.path.insert(0, str(TOOLS / 'model_converters'))
+    import mmtinyvim_to_official
+    import official_to_mmtinyvim
+    src = _official_file('mobilemamba-t2', tmp_path / 'mm.pth',
+                         lambda sd: {'net': sd})
+    official_to_mmtinyvim.main([str(src), str(tmp_path / 'cls.pth'),
+                                '--family', 'mobilemamba'])
+    mmtinyvim_to_official.main([str(tmp_path / 'cls.pth'),
+                                str(tmp_path / 'back.pth'),
+                                '--family', 'mobilemamba'])
+    out, err = capsys.readouterr()
+    assert err.count('3/3') == 2 and 'converting' in err
+    assert out.count('wrote') == 2 and '3/3' not in out
+
+
+def test_track_draws_a_bar_for_several_items_only():
+    import io
+
+    from mmtinyvim.utils.progress import track
+    file = io.StringIO()
+    assert list(track([1, 2, 3], 'three', file=file)) == [1, 2, 3]
+    assert file.getvalue().startswith('three\n') and '3/3' in file.getvalue()
+    file = io.StringIO()
+    assert list(track(['one'], 'one', file=file)) == ['one']
+    assert file.getvalue() == ''

@@ -4,7 +4,9 @@ one-call fast paths, the runner hooks and the mixed-precision check.
 Importing this package registers :class:`ResumableRandomnessHook`,
 :class:`CUDAGraphTrainingHook`, :class:`DeployHook` and the safety hooks
 (:class:`SafeCheckpointHook`, :class:`WorkDirClaimHook`,
-:class:`NonFiniteGuardHook`) with mmengine.
+:class:`NonFiniteGuardHook`) with mmengine, and makes ``Runner.train``
+check the backbones' pretrained files before it builds any dataset
+(:mod:`.pretrained`).
 """
 from .accelerate import (GraphOnFirstBatch, capture_cuda_graph,
                          compile_static, enable_cudnn_search, for_inference,
@@ -33,3 +35,7 @@ __all__ = ['GraphOnFirstBatch', 'capture_cuda_graph', 'compile_static',
            'claim_work_dir',
            'guard_optim_wrapper', 'newest_intact_checkpoint',
            'release_work_dir', 'teardown_distributed']
+
+from . import pretrained as _pretrained  # noqa: E402
+
+_pretrained.install()

@@ -78,6 +78,7 @@ from mmtinyvim.engine import (ClassifierLogits, CUDAGraphTrainingHook,
 from mmtinyvim.models.zoo import (FAMILIES, OFFICIAL_SPEED, VARIANTS,
                                   build_classifier, parse_variant)
 from mmtinyvim.ops.scan import BACKENDS, selective_scan
+from mmtinyvim.utils.progress import track
 
 PEERS = ('resnet18', 'efficientvit_m4', 'repvit_m1_1')
 MODES = ('amp', 'fp32', 'train')
@@ -356,7 +357,7 @@ def bench_scan_kernels(names, batch: int, backends, reps: int = 30):
     """Forward and forward+backward ms of each backend at each scan shape."""
     rows = []
     seen = set()
-    for name in names:
+    for name in track(names, f'scan kernels of {len(names)} variants'):
         for (b, kd, length), (_, d_state), k in scan_shapes(name, batch):
             if (kd, length, d_state, k) in seen:
                 continue
@@ -436,7 +437,8 @@ def bench_detector(config_path: str, args) -> list:
     cfg = Config.fromfile(config_path)
     height, width = 800, 1344
     rows = []
-    for config in args.det_configs:
+    for config in track(args.det_configs, f'{config_path}: '
+                        f'{len(args.det_configs)} configs'):
         for precision in ('fp32', 'amp'):
             torch._dynamo.reset()
             torch.backends.cudnn.benchmark = False
@@ -579,7 +581,8 @@ def main(argv=None):
         for name in args.variants:
             jobs += [(name, mode, config) for mode in args.modes
                      for config in args.configs]
-        for name, mode, config in jobs:
+        for name, mode, config in track(
+                jobs, f'{len(jobs)} (model, mode, config) jobs'):
             if mode == 'train':
                 config = '+'.join(t for t in config.split('+')
                                   if t != 'deploy') or 'eager'

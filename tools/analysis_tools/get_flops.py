@@ -20,6 +20,7 @@ from mmengine.analysis import FlopAnalyzer, parameter_count
 from mmtinyvim.engine import switch_to_deploy
 from mmtinyvim.models.zoo import PUBLISHED, VARIANTS, build_classifier
 from mmtinyvim.ops import SCAN_OP_HANDLES
+from mmtinyvim.utils.progress import track
 
 
 def count(model, inputs):
@@ -103,7 +104,9 @@ def main(argv=None):
         if unknown:
             parser.error(f'unknown --arch {unknown[0]!r}; valid: '
                          f'{", ".join(VARIANTS)}, all')
-        rows = [report_arch(n, args.deploy) for n in names]
+        rows = [report_arch(n, args.deploy)
+                for n in track(names, f'counting FLOPs of {len(names)} '
+                               'variants')]
     else:
         rows = [report_config(args.config, args.shape)]
     for row in rows:

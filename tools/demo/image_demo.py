@@ -31,6 +31,7 @@ import cv2
 import mmcv
 from mmengine.config import Config
 
+from mmtinyvim.datasets.meta import dataset_meta_from_config  # noqa: F401
 from mmtinyvim.utils.checkpoint import use_safe_loader_in_mmengine
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -70,33 +71,6 @@ def parse_args(argv=None):
     if args.max_side < 32:
         parser.error(f'--max-side must be >= 32, got {args.max_side}')
     return args
-
-
-def dataset_meta_from_config(cfg):
-    """``dict(classes=..., palette=...)`` of the config's test dataset: the
-    ``METAINFO`` of the dataset class it names, updated by the dataset's
-    ``metainfo`` in the config; ``None`` when the config names none."""
-    dataset = cfg.get('test_dataloader', {}).get('dataset')
-    if not dataset:
-        return None
-    scope = cfg.get('default_scope')
-    if scope == 'mmdet':
-        from mmdet.registry import DATASETS
-    elif scope == 'mmseg':
-        from mmseg.registry import DATASETS
-    else:
-        from mmpretrain.registry import DATASETS
-    while 'type' in dataset and dataset.get('dataset'):  # wrappers
-        dataset = dataset['dataset']
-    meta = {}
-    dataset_type = dataset.get('type')
-    dataset_class = (DATASETS.get(dataset_type)
-                     if isinstance(dataset_type, str) else dataset_type)
-    if dataset_class is not None:
-        meta.update(getattr(dataset_class, 'METAINFO', {}))
-    meta.update(dataset.get('metainfo') or {})
-    meta = {k.lower(): v for k, v in meta.items()}
-    return meta if meta.get('classes') else None
 
 
 def checkpoint_dataset_meta(checkpoint):
@@ -202,6 +176,26 @@ def paint(image, config, checkpoint=None, device='cpu', score_thr=0.3,
     return visual, prediction
 
 
+def _with_mmengine_collate(inferencer_class):
+    """``inferencer_class`` looking its collate function up in mmengine's
+    ``FUNCTIONS``: mmdet 3.3, mmseg 1.2 and mmpretrain 1.2 have no
+    ``FUNCTIONS`` registry of their own, so mmengine's lookup under their
+    scope logs "Failed to search registry with scope ... in the "function"
+    registry tree" and then uses mmengine's anyway."""
+    from mmengine.dataset import pseudo_collate
+    from mmengine.registry import FUNCTIONS
+
+    class Inferencer(inferencer_class):
+        def _init_collate(self, cfg):
+            collate_fn = cfg.get('test_dataloader', {}).get('collate_fn')
+            if isinstance(collate_fn, dict):
+                collate_fn = collate_fn.get('type')
+            return FUNCTIONS.get(collate_fn) if collate_fn else pseudo_collate
+
+    Inferencer.__name__ = inferencer_class.__name__
+    return Inferencer
+
+
 def build_inferencer(cfg, checkpoint=None, device='cpu', meta=None):
     """The toolbox's Inferencer for ``cfg`` (its ``default_scope``), with
     ``meta`` (classes, palette) as the model's and visualizer's dataset meta
@@ -209,8 +203,9 @@ def build_inferencer(cfg, checkpoint=None, device='cpu', meta=None):
     scope = cfg.get('default_scope')
     if scope == 'mmdet':
         from mmdet.apis import DetInferencer
-        inferencer = DetInferencer(model=cfg, weights=checkpoint,
-                                   device=device, show_progress=False)
+        inferencer = _with_mmengine_collate(DetInferencer)(
+            model=cfg, weights=checkpoint, device=device,
+            show_progress=False)
         if meta is not None:
             meta = dict(meta)
             meta.setdefault('palette', inferencer.model.dataset_meta.get(
@@ -219,8 +214,8 @@ def build_inferencer(cfg, checkpoint=None, device='cpu', meta=None):
         inferencer.visualizer.dataset_meta = inferencer.model.dataset_meta
     elif scope == 'mmseg':
         from mmseg.apis import MMSegInferencer
-        inferencer = MMSegInferencer(model=cfg, weights=checkpoint,
-                                     device=device)
+        inferencer = _with_mmengine_collate(MMSegInferencer)(
+            model=cfg, weights=checkpoint, device=device)
         if meta is not None:
             inferencer.model.dataset_meta = dict(
                 classes=meta['classes'], palette=meta.get('palette'))
@@ -230,7 +225,7 @@ def build_inferencer(cfg, checkpoint=None, device='cpu', meta=None):
         from mmpretrain.apis import ImageClassificationInferencer
         from mmpretrain.visualization import UniversalVisualizer
         classes = list(meta['classes']) if meta is not None else None
-        inferencer = ImageClassificationInferencer(
+        inferencer = _with_mmengine_collate(ImageClassificationInferencer)(
             model=cfg, pretrained=checkpoint if checkpoint else False,
             device=device, classes=classes)
         inferencer.visualizer = UniversalVisualizer()

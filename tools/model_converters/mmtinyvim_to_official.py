@@ -21,22 +21,28 @@ from mmtinyvim.models.checkpoint_family import (check_arch, check_family,
                                                describe, family_module)
 from mmtinyvim.models.zoo import FAMILIES
 from mmtinyvim.utils.checkpoint import safe_torch_load, unwrap_state_dict
+from mmtinyvim.utils.progress import Steps
 
 
 def convert(src: str, dst: str, family: str, arch: str = None) -> dict:
     return _convert(src, dst, family, arch)[0]
 
 
-def _convert(src, dst, family, arch=None):
-    """(the official state dict written, the zoo variants it fits)"""
+def _convert(src, dst, family, arch=None, progress=None):
+    """(the official state dict written, the zoo variants it fits);
+    ``progress.done()`` after loading, checking and writing."""
+    step = progress.done if progress else (lambda: None)
     module = family_module(family)
     state_dict = unwrap_state_dict(safe_torch_load(src))
+    step()
     check_family(state_dict, family, src, prefix='backbone.')
     archs = check_arch(state_dict, family, arch, src, prefix='backbone.')
+    step()
     official = module.to_official_classifier(state_dict)
     out = {'model': official} if family == 'tinyvim' else official
     os.makedirs(os.path.dirname(os.path.abspath(dst)), exist_ok=True)
     torch.save(out, dst)
+    step()
     return official, archs
 
 
@@ -49,7 +55,9 @@ def main(argv=None):
                         's, t2); checked against its tensor shapes')
     args = parser.parse_args(argv)
     try:
-        official, archs = _convert(args.src, args.dst, args.family, args.arch)
+        official, archs = _convert(
+            args.src, args.dst, args.family, args.arch,
+            progress=Steps(3, f'converting {args.src}: load, check, write'))
     except (FileNotFoundError, RuntimeError, TypeError, ValueError) as err:
         sys.exit(f'error: {err}')
     print(f'wrote {len(official)} tensors ({describe(args.family, archs)}) '

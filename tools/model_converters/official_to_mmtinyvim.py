@@ -6,7 +6,8 @@
 
 ``--to classifier`` (default) writes an mmpretrain checkpoint of the
 ``ImageClassifier`` in configs/<family>_*_in1k.py (``backbone.*``,
-``head.*`` keys, inside ``state_dict``), usable with tools/test.py or
+``head.*`` keys, inside ``state_dict``; ``meta.dataset_meta`` holds the
+ImageNet class names), usable with tools/test.py, the image demo or
 ``load_from``. ``--to backbone`` writes the bare backbone weights (classifier
 dropped, official names) for ``init_cfg=dict(type='Pretrained', ...)``; the
 backbones also read the official file directly.
@@ -26,10 +27,12 @@ import sys
 
 import torch
 
+from mmtinyvim.datasets.meta import imagenet_dataset_meta
 from mmtinyvim.models.checkpoint_family import (check_arch, check_family,
                                                describe, family_module)
 from mmtinyvim.models.zoo import FAMILIES
 from mmtinyvim.utils.checkpoint import safe_torch_load, unwrap_state_dict
+from mmtinyvim.utils.progress import Steps
 
 
 def convert(src: str, dst: str, family: str, to: str = 'classifier',
@@ -37,17 +40,23 @@ def convert(src: str, dst: str, family: str, to: str = 'classifier',
     return _convert(src, dst, family, to, ema, arch)[0]
 
 
-def _convert(src, dst, family, to='classifier', ema=False, arch=None):
-    """(what was written, the zoo variants the weights fit)"""
+def _convert(src, dst, family, to='classifier', ema=False, arch=None,
+             progress=None):
+    """(what was written, the zoo variants the weights fit);
+    ``progress.done()`` after loading, checking and writing."""
+    step = progress.done if progress else (lambda: None)
     module = family_module(family)
     state_dict = unwrap_state_dict(safe_torch_load(src), prefer_ema=ema)
+    step()
     check_family(state_dict, family, src)
     archs = check_arch(state_dict, family, arch, src)
+    step()
     if to == 'classifier':
         state_dict = module.convert_official_classifier(state_dict)
         out = dict(state_dict=state_dict,
                    meta=dict(converted_from=os.path.basename(src),
-                             family=family, arch=archs, ema=ema))
+                             family=family, arch=archs, ema=ema,
+                             dataset_meta=imagenet_dataset_meta()))
     elif to == 'backbone':
         out = {k: v for k, v in state_dict.items()
                if not k.startswith(FAMILIES[family].classifier_prefixes)}
@@ -57,6 +66,7 @@ def _convert(src, dst, family, to='classifier', ema=False, arch=None):
         raise ValueError(f"to={to!r}; valid: 'classifier', 'backbone'")
     os.makedirs(os.path.dirname(os.path.abspath(dst)), exist_ok=True)
     torch.save(out, dst)
+    step()
     return out, archs
 
 
@@ -73,8 +83,9 @@ def main(argv=None):
                         help='take the EMA weights (model_ema / net_E)')
     args = parser.parse_args(argv)
     try:
-        out, archs = _convert(args.src, args.dst, args.family, args.to,
-                              args.ema, args.arch)
+        out, archs = _convert(
+            args.src, args.dst, args.family, args.to, args.ema, args.arch,
+            progress=Steps(3, f'converting {args.src}: load, check, write'))
     except (FileNotFoundError, RuntimeError, TypeError, ValueError) as err:
         sys.exit(f'error: {err}')
     count = len(out['state_dict'] if args.to == 'classifier' else out)

@@ -2,13 +2,15 @@
 # (2048, 512) by 0.5-2.0, 512x512 crop, flip, photometric distortion;
 # single-scale test at (2048, 512) keep-ratio, whole image.
 # CheckedADE20KDataset is mmseg's ADE20KDataset (reduce_zero_label=True) plus
-# one clear error for a missing path or an empty image list.
+# one clear error for a missing path or an empty image list. LoadAnnotations
+# takes reduce_zero_label from the dataset (given to the transform too, mmseg
+# warns that the argument is deprecated).
 dataset_type = 'CheckedADE20KDataset'
 data_root = 'data/ade/ADEChallengeData2016'
 crop_size = (512, 512)
 train_pipeline = [
     dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations', reduce_zero_label=True),
+    dict(type='LoadAnnotations'),
     dict(
         type='RandomResize',
         scale=(2048, 512),
@@ -23,7 +25,7 @@ test_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='Resize', scale=(2048, 512), keep_ratio=True),
     # the ground truth is loaded after the resize: metrics use the original
-    dict(type='LoadAnnotations', reduce_zero_label=True),
+    dict(type='LoadAnnotations'),
     dict(type='PackSegInputs')
 ]
 train_dataloader = dict(

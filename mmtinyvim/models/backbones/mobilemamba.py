@@ -284,8 +284,10 @@ class WTEMamba(nn.Module):
     ``base_scale * SS2D(x) + IWT(wavelet_scale * DWConv_kxk(WT(x)))``: a
     one-level Haar transform turns the map into 4 half-size sub-bands per
     channel, a depthwise k x k conv filters them, the inverse transform goes
-    back. The Haar filters are non-trainable parameters (they are part of the
-    official state dict) and are used as stored: while they are the analytic
+    back. The Haar filters are buffers (the official code holds them as
+    frozen parameters; a buffer keeps their state-dict keys and
+    order, and the optimizer builder has no frozen parameter to warn about
+    per block) and are used as stored: while they are the analytic
     Haar filters (as built, and in official checkpoints) the transforms run
     element-wise (fast, fusable); other values (loaded through
     ``load_state_dict``) are applied as convolutions. Change them only by
@@ -296,8 +298,8 @@ class WTEMamba(nn.Module):
                  ssm_ratio: float = 2.0):
         super().__init__()
         analysis, synthesis = haar_filters(channels)
-        self.wt_filter = nn.Parameter(analysis, requires_grad=False)
-        self.iwt_filter = nn.Parameter(synthesis, requires_grad=False)
+        self.register_buffer('wt_filter', analysis)
+        self.register_buffer('iwt_filter', synthesis)
         self.analytic_haar = True
         self.global_atten = SS2D(channels, ssm_ratio, d_state=1)
         self.base_scale = ChannelScale(channels, 1.0)
