@@ -1,5 +1,7 @@
 """A missing backbone checkpoint is one message before any dataset is built,
 naming where the official weights are published."""
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -41,6 +43,42 @@ def test_train_tool_missing_backbone_weights_is_one_message_before_data(
     assert link in message and 'github.com/xwmaxwma/TinyViM' in message
     assert 'No conversion is needed' in message
     assert '--cfg-options model.backbone.init_cfg=None' in message
+
+
+def test_train_command_prints_missing_weights_without_traceback(tmp_path):
+    # checkpoints/tinyvim_s_1000e.pth is absent from tmp_path
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [str(REPO)] + [p for p in os.environ.get('PYTHONPATH', '').split(
+            os.pathsep) if p]))
+    result = subprocess.run(
+        [sys.executable, str(REPO / 'tools' / 'train.py'), DET_CONFIG,
+         '--work-dir', str(tmp_path / 'wd')],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert 'Traceback' not in result.stderr
+    assert ('Error: Pretrained checkpoint not found: '
+            'checkpoints/tinyvim_s_1000e.pth') in result.stderr
+    assert '--cfg-options model.backbone.init_cfg=None' in result.stderr
+
+
+def test_train_command_keeps_the_traceback_of_other_errors(monkeypatch):
+    _train_main()
+    import train
+
+    def fail(argv=None):
+        raise ValueError('a bug')
+
+    monkeypatch.setattr(train, 'main', fail)
+    with pytest.raises(ValueError, match='a bug'):  # not turned into exit 1
+        train.run([])
+
+    def missing(argv=None):
+        raise MissingPretrainedError('Pretrained checkpoint not found: x')
+
+    monkeypatch.setattr(train, 'main', missing)
+    with pytest.raises(SystemExit) as exit_info:
+        train.run([])
+    assert exit_info.value.code == 1
 
 
 class _Backbone(BaseModule):

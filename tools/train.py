@@ -9,6 +9,7 @@ mmpretrain); the options are those of mmdet's and mmseg's tools/train.py.
 import argparse
 import os
 import os.path as osp
+import sys
 
 import torch
 from mmengine.config import Config, DictAction
@@ -17,6 +18,7 @@ from mmengine.runner import Runner
 
 from mmtinyvim.engine import (add_cuda_graph_hook, add_safety_hooks,
                               teardown_distributed)
+from mmtinyvim.models.pretrained import MissingPretrainedError
 from mmtinyvim.utils.checkpoint import use_safe_loader_in_mmengine
 
 TASKS = {'mmdet': 'detection', 'mmseg': 'segmentation',
@@ -195,5 +197,16 @@ def main(argv=None):
         teardown_distributed(runner, barrier=finished)
 
 
+def run(argv=None):
+    """``main`` as a command: a missing pretrained checkpoint (the user's
+    setup, not a bug) is printed as its message alone and exits with status
+    1; every other error keeps its traceback."""
+    try:
+        main(argv)
+    except MissingPretrainedError as err:
+        print(f'Error: {err}', file=sys.stderr)
+        sys.exit(1)
+
+
 if __name__ == '__main__':
-    main()
+    run()

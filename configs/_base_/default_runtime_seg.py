@@ -16,6 +16,9 @@ default_hooks = dict(
     # one training per work_dir, and no optimizer step on NaN/inf
     work_dir_claim=dict(type='WorkDirClaimHook'),
     nonfinite_guard=dict(type='NonFiniteGuardHook', max_consecutive_skips=10),
+    # draw=False (the default): tools/test.py --show/--show-dir (ours and
+    # mmseg's) switch it on; mmseg's warning about draw=False is silenced by
+    # mmtinyvim.engine.quiet, as no setting avoids it
     visualization=dict(type='SegVisualizationHook'))
 
 # re-seeds python / numpy / torch from (seed, iteration or epoch), so that

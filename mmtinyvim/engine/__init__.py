@@ -6,7 +6,8 @@ Importing this package registers :class:`ResumableRandomnessHook`,
 (:class:`SafeCheckpointHook`, :class:`WorkDirClaimHook`,
 :class:`NonFiniteGuardHook`) with mmengine, and makes ``Runner.train``
 check the backbones' pretrained files before it builds any dataset
-(:mod:`.pretrained`).
+(:mod:`.pretrained`); it also silences, one message each, the third-party
+warnings of a normal run that no setting avoids (:mod:`.quiet`).
 """
 from .accelerate import (GraphOnFirstBatch, capture_cuda_graph,
                          compile_static, enable_cudnn_search, for_inference,
@@ -39,3 +40,7 @@ __all__ = ['GraphOnFirstBatch', 'capture_cuda_graph', 'compile_static',
 from . import pretrained as _pretrained  # noqa: E402
 
 _pretrained.install()
+
+from . import quiet as _quiet  # noqa: E402
+
+_quiet.install()  # third-party warnings no setting can avoid, one by one

@@ -30,11 +30,11 @@ import re
 import socket
 import time
 import warnings
-from collections import OrderedDict
+from collections import OrderedDict, deque
 
 import torch
 from mmengine.dist import is_main_process
-from mmengine.fileio import LocalBackend
+from mmengine.fileio import LocalBackend, get_file_backend
 from mmengine.hooks import CheckpointHook, Hook
 from mmengine.model import is_model_wrapper
 from mmengine.optim import OptimWrapper, OptimWrapperDict
@@ -271,6 +271,57 @@ class SafeCheckpointHook(CheckpointHook):
                 f'Resume: no intact checkpoint in {runner.work_dir} '
                 f'(last_checkpoint names {named}); start without --resume '
                 'or give a checkpoint with --resume PATH')
+
+    def before_train(self, runner) -> None:
+        """mmengine's ``CheckpointHook.before_train`` without its unused
+        ``FileClient``.
+
+        mmengine 0.10.7 builds ``self.file_client = FileClient.infer_client(
+        ...)`` even when ``file_client_args`` is None, only "to avoid breaking
+        backward compatibility" (nothing reads it then); building it logs two
+        deprecation warnings ("FileClient" and "HardDiskBackend") that the
+        user cannot act on. Without ``file_client_args`` (every shipped
+        config) this does the rest of mmengine's method as it is, with
+        ``get_file_backend`` only; with ``file_client_args`` (deprecated, the
+        user's own choice) mmengine's method runs unchanged.
+        """
+        if self.file_client_args is not None:
+            return super().before_train(runner)
+        if self.out_dir is None:
+            self.out_dir = runner.work_dir
+        self.file_client = None  # mmengine's attribute, unused without args
+        self.file_backend = get_file_backend(
+            self.out_dir, backend_args=self.backend_args)
+        # from here on mmengine 0.10.7's before_train, unchanged
+        if self.out_dir != runner.work_dir:
+            basename = osp.basename(runner.work_dir.rstrip(osp.sep))
+            self.out_dir = self.file_backend.join_path(self.out_dir, basename)
+        runner.logger.info(f'Checkpoints will be saved to {self.out_dir}.')
+        info = runner.message_hub.runtime_info
+        if self.save_best is not None:
+            if len(self.key_indicators) == 1:
+                self.best_ckpt_path = (runner.message_hub.get_info(
+                    'best_ckpt') if 'best_ckpt' in info else None)
+            else:
+                for key_indicator in self.key_indicators:
+                    name = f'best_ckpt_{key_indicator}'
+                    self.best_ckpt_path_dict[key_indicator] = (
+                        runner.message_hub.get_info(name)
+                        if name in info else None)
+        if self.max_keep_ckpts > 0:
+            keep_ckpt_ids = []
+            if 'keep_ckpt_ids' in info:
+                keep_ckpt_ids = runner.message_hub.get_info('keep_ckpt_ids')
+            while len(keep_ckpt_ids) > self.max_keep_ckpts:
+                step = keep_ckpt_ids.pop(0)
+                if is_main_process():
+                    path = self.file_backend.join_path(
+                        self.out_dir, self.filename_tmpl.format(step))
+                    if self.file_backend.isfile(path):
+                        self.file_backend.remove(path)
+                    elif self.file_backend.isdir(path):
+                        self.file_backend.rmtree(path)
+            self.keep_ckpt_ids = deque(keep_ckpt_ids, self.max_keep_ckpts)
 
     def before_save_checkpoint(self, runner, checkpoint) -> None:
         bad, count = nonfinite_entries(checkpoint.get('state_dict', {}))
