@@ -265,28 +265,6 @@ def _break(path, kind):
     return r"not a decodable image \(1024 bytes starting with b'\\x00\\x01"
 
 
-@pytest.fixture
-def logged_warnings():
-    """The warnings print_log(logger='current') emits during the test."""
-    import logging
-
-    from mmengine.logging import MMLogger
-
-    class Collect(logging.Handler):
-        def __init__(self):
-            super().__init__(logging.WARNING)
-            self.messages = []
-
-        def emit(self, record):
-            self.messages.append(record.getMessage())
-
-    logger = MMLogger.get_current_instance()
-    handler = Collect()
-    logger.addHandler(handler)
-    yield handler.messages
-    logger.removeHandler(handler)
-
-
 def _dataset(task, root, split, **kwargs):
     """A Checked* dataset of ``task`` loading its files (pipeline without
     augmentation), and the data_info key of the file to break."""
