@@ -293,83 +293,81 @@ def test_cuda_graph_hook_trains_like_eager(variant, compile):
     assert error < 1e-3
 
 
-def test_graph_on_first_batch_under_ddp_reduces_like_eager_ddp(tmp_path):
+@pytest.fixture
+def gloo_group(tmp_path):
+    """A one-process gloo group, as ``tools/dist_train.sh`` makes on CPU."""
+    import torch.distributed as dist
+    dist.init_process_group('gloo', init_method=f'file://{tmp_path}/pg',
+                            rank=0, world_size=1)
+    yield
+    dist.destroy_process_group()
+
+
+def test_graph_on_first_batch_under_ddp_reduces_like_eager_ddp(gloo_group):
     """CPU twin of the distributed fast path (gloo, one process): the model
     wrapped by ``GraphSafeDistributedDataParallel`` (channels-last before
     DDP is built) with the dispatcher on ``ddp.module.backbone`` (what the
     hook does under ``tools/dist_train.sh``) sends every gradient through
     DDP's reduction and trains like eager DDP; the CUDA run on two GPUs is
     in docs/benchmark.md (``docs/benchmark_runs/ddp_check.py``)."""
-    import torch.distributed as dist
     from mmengine.model import MMDistributedDataParallel
 
     from mmtinyvim.engine import (GraphOnFirstBatch,
                                   GraphSafeDistributedDataParallel)
-    dist.init_process_group('gloo', init_method=f'file://{tmp_path}/pg',
-                            rank=0, world_size=1)
-    try:
-        torch.manual_seed(0)
-        classifier = build_classifier('mobilemamba-t2')[0]
-        eager = copy.deepcopy(classifier).to(memory_format=torch.channels_last)
-        models = [MMDistributedDataParallel(module=eager,
-                                            broadcast_buffers=False),
-                  GraphSafeDistributedDataParallel(module=classifier,
-                                                   broadcast_buffers=False)]
-        recorder = _CountingRecorder()
-        GraphOnFirstBatch(models[1].module.backbone, record=recorder).install()
-        reduced = [[0], [0]]  # buckets that DDP's reducer hands on
-        for ddp, count in zip(models, reduced):
-            ddp.register_comm_hook(count, _counting_allreduce)
-        losses, grads = _train_ddp(models, steps=3)
-        error = (grads[0] - grads[1]).abs().max() / grads[0].std()
-        print(f'DDP with the dispatcher vs eager DDP: losses {losses}, '
-              f'gradients max|d|/std {error:.2e}')
-        assert recorder.recorded and recorder.replayed == 3
-        assert losses[0] == pytest.approx(losses[1], rel=1e-5)
-        assert error < 1e-4
-        assert reduced[0] == reduced[1] and reduced[0][0] > 0
-    finally:
-        dist.destroy_process_group()
+    torch.manual_seed(0)
+    classifier = build_classifier('mobilemamba-t2')[0]
+    eager = copy.deepcopy(classifier).to(memory_format=torch.channels_last)
+    models = [MMDistributedDataParallel(module=eager,
+                                        broadcast_buffers=False),
+              GraphSafeDistributedDataParallel(module=classifier,
+                                               broadcast_buffers=False)]
+    recorder = _CountingRecorder()
+    GraphOnFirstBatch(models[1].module.backbone, record=recorder).install()
+    reduced = [[0], [0]]  # buckets that DDP's reducer hands on
+    for ddp, count in zip(models, reduced):
+        ddp.register_comm_hook(count, _counting_allreduce)
+    losses, grads = _train_ddp(models, steps=3)
+    error = (grads[0] - grads[1]).abs().max() / grads[0].std()
+    print(f'DDP with the dispatcher vs eager DDP: losses {losses}, '
+          f'gradients max|d|/std {error:.2e}')
+    assert recorder.recorded and recorder.replayed == 3
+    assert losses[0] == pytest.approx(losses[1], rel=1e-5)
+    assert error < 1e-4
+    assert reduced[0] == reduced[1] and reduced[0][0] > 0
 
 
-def test_converting_after_ddp_wraps_is_refused(tmp_path):
+def test_converting_after_ddp_wraps_is_refused(gloo_group):
     """Why the wrapper converts first: a model converted to channels-last
     after DDP wrapped it trains on wrong gradients (this test shows it), so
     the hook refuses such a model."""
     from types import SimpleNamespace
 
-    import torch.distributed as dist
     from mmengine.model import MMDistributedDataParallel
 
     from mmtinyvim.engine import (CUDAGraphTrainingHook,
                                   GraphSafeDistributedDataParallel)
-    dist.init_process_group('gloo', init_method=f'file://{tmp_path}/pg',
-                            rank=0, world_size=1)
-    try:
-        torch.manual_seed(0)
-        classifier = build_classifier('mobilemamba-t2')[0]
-        before = MMDistributedDataParallel(
-            module=copy.deepcopy(classifier).to(
-                memory_format=torch.channels_last), broadcast_buffers=False)
-        after = MMDistributedDataParallel(module=copy.deepcopy(classifier),
-                                          broadcast_buffers=False)
-        after.module.to(memory_format=torch.channels_last)
-        losses, _ = _train_ddp([before, after], steps=3)
-        print(f'converted before / after DDP wrapped it: losses {losses}')
-        assert losses[0][-1] != pytest.approx(losses[1][-1], rel=1e-3)
-        hook = CUDAGraphTrainingHook()
-        unconverted = GraphSafeDistributedDataParallel(
-            module=copy.deepcopy(classifier), channels_last=False,
-            broadcast_buffers=False)
-        with pytest.raises(RuntimeError, match='must be channels-last '
-                           'before DDP wraps it'):
-            hook.before_train(SimpleNamespace(model=unconverted))
-        for model in (before, after):  # mmengine's own wrapper
-            with pytest.raises(RuntimeError, match="needs model_wrapper_cfg="
-                               r"dict\(type='GraphSafeDistributedData"):
-                hook.before_train(SimpleNamespace(model=model))
-    finally:
-        dist.destroy_process_group()
+    torch.manual_seed(0)
+    classifier = build_classifier('mobilemamba-t2')[0]
+    before = MMDistributedDataParallel(
+        module=copy.deepcopy(classifier).to(
+            memory_format=torch.channels_last), broadcast_buffers=False)
+    after = MMDistributedDataParallel(module=copy.deepcopy(classifier),
+                                      broadcast_buffers=False)
+    after.module.to(memory_format=torch.channels_last)
+    losses, _ = _train_ddp([before, after], steps=3)
+    print(f'converted before / after DDP wrapped it: losses {losses}')
+    assert losses[0][-1] != pytest.approx(losses[1][-1], rel=1e-3)
+    hook = CUDAGraphTrainingHook()
+    unconverted = GraphSafeDistributedDataParallel(
+        module=copy.deepcopy(classifier), channels_last=False,
+        broadcast_buffers=False)
+    with pytest.raises(RuntimeError, match='must be channels-last '
+                       'before DDP wraps it'):
+        hook.before_train(SimpleNamespace(model=unconverted))
+    for model in (before, after):  # mmengine's own wrapper
+        with pytest.raises(RuntimeError, match="needs model_wrapper_cfg="
+                           r"dict\(type='GraphSafeDistributedData"):
+            hook.before_train(SimpleNamespace(model=model))
 
 
 def _train_ddp(models, steps):
