@@ -15,7 +15,7 @@ from mmtinyvim.models.wavelet import (haar_analysis, haar_filters,
                                       haar_synthesis)
 from mmtinyvim.registry import MODELS
 from tests.golden import (dense_errors, load_golden, make_input, manifest,
-                          rel_err, weights_for)
+                          plain_network, rel_err, weights_for)
 
 VARIANTS = ['T2', 'B1']
 _CACHE = {}
@@ -326,7 +326,8 @@ def test_official_classifier_conversion_round_trip():
 @pytest.mark.parametrize('variant', VARIANTS)
 def test_deploy_equals_eval(variant):
     g = golden(variant)
-    model = golden_classifier(variant, scan_backend='reference')
+    model = plain_network(golden_classifier(variant,
+                                            scan_backend='reference'))
     x = make_input(g['cls_input_spec'])
     with torch.no_grad():
         ref = model(x, mode='tensor')
@@ -344,7 +345,7 @@ def test_deploy_equals_eval(variant):
 
 
 def test_deploy_equals_eval_dense_odd_size():
-    model = golden_backbone('T2', scan_backend='reference')
+    model = plain_network(golden_backbone('T2', scan_backend='reference'))
     x = rand_image(1, 3, 97, 131)
     with torch.no_grad():
         ref = model(x)

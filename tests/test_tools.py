@@ -17,7 +17,7 @@ import torch
 
 from mmtinyvim.datasets.make_demo_data import make_demo_data
 from mmtinyvim.utils.checkpoint import use_safe_loader_in_mmengine
-from tests.golden import load_golden, weights_for
+from tests.golden import load_golden, plain_network, weights_for
 
 REPO = Path(__file__).resolve().parents[1]
 TOOLS = REPO / 'tools'
@@ -413,7 +413,7 @@ def test_deploy_hook_folds_after_loading_and_keeps_the_outputs():
     cfg.model.backbone.init_cfg = None
     torch.manual_seed(0)
     with DefaultScope.overwrite_default_scope('mmdet'):
-        detector = MODELS.build(cfg.model).eval()
+        detector = plain_network(MODELS.build(cfg.model).eval())
     x = torch.randn(1, 3, 96, 128)
     with torch.no_grad():
         before = detector.extract_feat(x)

@@ -65,7 +65,9 @@ def batches(res, batch, rank, n, device):
 
 def check(variant, args, rank, device, pair=('eager', 'graphed')):
     """``pair``: the two models compared: 'eager' (mmengine's wrapper),
-    'eager-side' (eager, wrapper built on a side stream), 'graphed'."""
+    'eager-side' (eager, wrapper built on a side stream), 'graphed';
+    ('eager', 'eager') measures the run-to-run floor (non-deterministic
+    kernels)."""
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
     results = {}
@@ -83,8 +85,10 @@ def check(variant, args, rank, device, pair=('eager', 'graphed')):
             losses.append(loss.item())
             if i < len(data) - 1:
                 opt.step()
-        grads = [p.grad.detach().clone() for p in ddp.parameters()
-                 if p.grad is not None]
+        named = [(n, p.grad.detach().clone())
+                 for n, p in ddp.named_parameters() if p.grad is not None]
+        names = [n for n, _ in named]
+        grads = [g for _, g in named]
         results[graphed] = (losses, grads)
         del ddp, opt
     (l0, g0), (l1, g1) = results[False], results[True]
@@ -97,8 +101,21 @@ def check(variant, args, rank, device, pair=('eager', 'graphed')):
     other = flat.clone()
     dist.broadcast(other, 0)
     rank_spread = (flat - other).abs().max().item() / std
+    # where the difference is: the parameters with the largest max|d|, each
+    # also against its own gradient (max|d| / max|g|, ||d|| / ||g||)
+    per_param = sorted(
+        ((n, (a - b).abs().max().item() / std,
+          (a - b).abs().max().item() / max(a.abs().max().item(), 1e-30),
+          (a - b).norm().item() / max(a.norm().item(), 1e-30))
+         for n, a, b in zip(names, g0, g1)), key=lambda t: -t[1])
+    total_rel = (torch.cat([(a - b).flatten() for a, b in zip(g0, g1)]).norm()
+                 / torch.cat([a.flatten() for a in g0]).norm()).item()
     return dict(losses_eager=l0, losses_graphed=l1, loss_max_rel=loss_rel,
-                grad_max_abs_over_std=worst, rank_spread_over_std=rank_spread)
+                grad_max_abs_over_std=worst, rank_spread_over_std=rank_spread,
+                grad_rel_l2=total_rel,
+                worst_params=[dict(name=n, max_abs_over_std=a,
+                                   max_abs_over_own_max=b, rel_l2=c)
+                              for n, a, b, c in per_param[:4]])
 
 
 def speed(variant, args, rank, device):
@@ -159,6 +176,9 @@ def main():
         entry = {}
         if 'check' in args.parts:
             entry['check'] = check(variant, args, rank, device)
+        if 'check-repeat' in args.parts:  # eager against eager: the floor
+            entry['check-repeat'] = check(variant, args, rank, device,
+                                          ('eager', 'eager'))
         if 'check-side' in args.parts:
             entry['check-side'] = check(variant, args, rank, device,
                                         ('eager', 'eager-side'))

@@ -1,7 +1,9 @@
 """What runs the models fast and trains/tests them: deploy folding, the
 one-call fast paths, the runner hooks and the mixed-precision check.
 
-Importing this package registers :class:`ResumableRandomnessHook`,
+Importing this package makes :class:`InferencePath` the dense backbones'
+default for inference calls (folded copy, channels-last and CUDA graphs on
+CUDA), registers :class:`ResumableRandomnessHook`,
 :class:`CUDAGraphTrainingHook`, :class:`DeployHook` and the safety hooks
 (:class:`SafeCheckpointHook`, :class:`WorkDirClaimHook`,
 :class:`NonFiniteGuardHook`) with mmengine, and makes ``Runner.train``
@@ -9,9 +11,11 @@ check the backbones' pretrained files before it builds any dataset
 (:mod:`.pretrained`); it also silences, one message each, the third-party
 warnings of a normal run that no setting avoids (:mod:`.quiet`).
 """
-from .accelerate import (GraphOnFirstBatch, capture_cuda_graph,
-                         compile_static, enable_cudnn_search, for_inference,
-                         for_training, record_training_graphs,
+from .accelerate import (GraphOnFirstBatch, InferencePath,
+                         capture_cuda_graph, compile_static,
+                         enable_cudnn_search, for_inference, for_training,
+                         inference_path_of, install_inference_path,
+                         record_training_graphs, run_inference_path,
                          to_memory_format)
 from .deploy import ClassifierLogits, switch_to_deploy
 from .hooks import (CUDAGraphTrainingHook, DeployHook,
@@ -24,7 +28,9 @@ from .safety import (NonFiniteGuardHook, NonFiniteLossError,
                      guard_optim_wrapper, newest_intact_checkpoint,
                      release_work_dir, teardown_distributed)
 
-__all__ = ['GraphOnFirstBatch', 'capture_cuda_graph', 'compile_static',
+__all__ = ['GraphOnFirstBatch', 'InferencePath', 'inference_path_of',
+           'install_inference_path', 'run_inference_path',
+           'capture_cuda_graph', 'compile_static',
            'enable_cudnn_search', 'for_inference', 'for_training',
            'record_training_graphs', 'to_memory_format', 'ClassifierLogits',
            'switch_to_deploy', 'CUDAGraphTrainingHook', 'DeployHook',
@@ -36,6 +42,8 @@ __all__ = ['GraphOnFirstBatch', 'capture_cuda_graph', 'compile_static',
            'claim_work_dir',
            'guard_optim_wrapper', 'newest_intact_checkpoint',
            'release_work_dir', 'teardown_distributed']
+
+install_inference_path()  # the backbones' default inference calls
 
 from . import pretrained as _pretrained  # noqa: E402
 

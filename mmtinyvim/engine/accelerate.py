@@ -25,7 +25,9 @@ dtype and device (a different one is refused with the shapes named), and
 the function returns fresh tensors (``clone_outputs=False`` returns the
 graph's own output buffers, overwritten by the next call).
 """
+import copy
 import warnings
+import weakref
 from typing import Callable, Optional
 
 import torch
@@ -35,7 +37,9 @@ from .deploy import switch_to_deploy
 
 __all__ = ['capture_cuda_graph', 'compile_static', 'enable_cudnn_search',
            'for_inference', 'for_training', 'GraphOnFirstBatch',
-           'record_training_graphs', 'to_memory_format']
+           'InferencePath', 'inference_path_of', 'install_inference_path',
+           'record_training_graphs', 'run_inference_path',
+           'to_memory_format']
 
 
 def _describe(x: torch.Tensor) -> str:
@@ -140,6 +144,9 @@ def for_inference(model: nn.Module,
                          f'torch.bfloat16, got {dtype}')
     graphed = _resolve_cuda_graph(cuda_graph, model, example)
     model.eval()
+    for module in model.modules():  # this function replaces their default
+        if getattr(module, 'fast_inference', False):
+            module.fast_inference = False
     if deploy:
         switch_to_deploy(model)
     memory_format = to_memory_format(model, channels_last)
@@ -312,3 +319,212 @@ class GraphOnFirstBatch:
                     f'{self.key[:2]} (autocast {self.key[3:]})')
             return self.eager(images)
         return self.graphed(images)
+
+
+# ---------------------------------------------------------------------------
+# The default inference path of the dense backbones (no switch needed)
+
+
+def _may_accelerate(images) -> bool:
+    """Whether this call may leave the module's own forward: never while
+    tracing, scripting, compiling or exporting (they must see the network
+    itself), nor inside someone else's CUDA graph capture."""
+    if not isinstance(images, torch.Tensor):
+        return False
+    if (torch.jit.is_tracing() or torch.jit.is_scripting()
+            or torch.compiler.is_compiling()
+            or torch.onnx.is_in_onnx_export()):
+        return False
+    return not (images.is_cuda and torch.cuda.is_current_stream_capturing())
+
+
+def _fingerprint(module: nn.Module) -> tuple:
+    """Changes whenever a weight or buffer of ``module`` is replaced, moved
+    or written in place (optimizer steps, ``load_state_dict``, ``.to()``),
+    and on every ``train()``/``eval()`` call: writes through ``.data`` are
+    not versioned by torch."""
+    return (getattr(module, 'deploy', None),
+            getattr(module, 'mode_switches', None)) + tuple(
+        (t.data_ptr(), t._version, t.dtype, t.device)
+        for t in (*module.parameters(), *module.buffers()))
+
+
+def _has_hooks(modules) -> bool:
+    from torch.nn.modules import module as torch_module
+    return bool(torch_module._global_forward_hooks
+                or torch_module._global_forward_pre_hooks
+                or any(m._forward_hooks or m._forward_pre_hooks
+                       for m in modules))
+
+
+class InferencePath:
+    """What runs a dense backbone's inference calls by default (eval mode,
+    gradients off; ``fast_inference=False`` on the backbone opts out).
+
+    * A folded copy of the network (``switch_to_deploy()``): the backbone
+      itself is never modified, so training after evaluation is unaffected.
+      The copy is refolded whenever the backbone's weights or buffers
+      change (optimizer step, checkpoint load, ``.to()``) and on each
+      ``train()``/``eval()`` call, in place, so recorded graphs stay valid.
+      Weights written through ``.data`` (which torch does not version)
+      between two inference calls are seen after the next ``eval()``.
+    * On CUDA, the copy is channels-last, and an input signature (shape,
+      dtype, device, autocast state) seen ``record_after`` times is
+      recorded as a CUDA graph and replayed from then on; at most
+      ``max_graphs`` are kept per backbone, sharing one memory pool (a
+      replay's outputs are cloned at once, so no graph's outputs outlive
+      another's replay). Other shapes run the folded copy eagerly, so any
+      input size stays correct.
+    * Calls the path cannot serve run the backbone's own forward: forward
+      hooks on the backbone or its parts (they must see the real modules),
+      tracing, scripting, ``torch.compile``, ONNX export, a CUDA graph
+      capture already under way, inference mode (for graphs only).
+
+    Why not ``torch.compile``: its compile time is tens of seconds per
+    shape, too much for a default; :func:`for_inference` is the switch that
+    adds it.
+    """
+
+    max_graphs = 16
+    record_after = 2
+
+    def __init__(self):
+        self.fingerprint = None
+        self.network = None
+        self.modules = ()
+        self.memory_format = torch.contiguous_format
+        self.seen = {}
+        self.graphs = {}
+        self.failed = set()
+        self.pool = None
+
+    # ------------------------------------------------------------ folding
+
+    def _fold(self, backbone: nn.Module) -> None:
+        fresh = copy.deepcopy(backbone)
+        fresh.fast_inference = False  # the copy runs its own forward
+        fresh.zero_grad(set_to_none=True)
+        for module in fresh.modules():  # hooks belong to the real modules
+            module._forward_hooks.clear()
+            module._forward_pre_hooks.clear()
+        fresh.switch_to_deploy()
+        fresh.eval().requires_grad_(False)
+        on_cuda = any(p.is_cuda for p in fresh.parameters())
+        memory_format = (torch.channels_last if on_cuda else
+                         torch.contiguous_format)
+        fresh.to(memory_format=memory_format)
+        current = self.network
+        if current is not None and _same_layout(current, fresh):
+            with torch.no_grad():  # in place: recorded graphs stay valid
+                for old, new in zip(_tensors(current), _tensors(fresh)):
+                    old.copy_(new)
+        else:
+            self.network, self.memory_format = fresh, memory_format
+            self.graphs.clear()
+            self.seen.clear()
+            self.failed.clear()
+        self.modules = tuple(backbone.modules())
+
+    # ------------------------------------------------------------ calling
+
+    def __call__(self, backbone: nn.Module, images):
+        if not _may_accelerate(images):
+            return None
+        fingerprint = _fingerprint(backbone)
+        if fingerprint != self.fingerprint:
+            self._fold(backbone)
+            self.fingerprint = fingerprint
+        if _has_hooks(self.modules):
+            return None
+        if images.dim() == 4:
+            images = images.contiguous(memory_format=self.memory_format)
+        if not self._graphable(images):
+            return self.network(images)
+        key = (tuple(images.shape), images.dtype, images.device,
+               *_autocast_state())
+        replay = self.graphs.get(key)
+        if replay is not None:
+            return replay(images)
+        outputs = self.network(images)  # errors for bad input come from here
+        self.seen[key] = self.seen.get(key, 0) + 1
+        if (self.seen[key] >= self.record_after and key not in self.failed
+                and len(self.graphs) < self.max_graphs):
+            try:
+                self.graphs[key] = self._capture(images)
+            except RuntimeError as error:  # an op that cannot be captured
+                self.failed.add(key)
+                warnings.warn(f'{type(self.network).__name__}: inputs '
+                              f'{key[0]} {key[1]} run without a CUDA graph '
+                              f'(capture failed: {error})')
+        return outputs
+
+    @staticmethod
+    def _graphable(images: torch.Tensor) -> bool:
+        return (images.is_cuda and images.dim() == 4 and len(images) > 0
+                and not torch.is_inference_mode_enabled())
+
+    def _capture(self, images: torch.Tensor) -> Callable:
+        """Record the folded network for inputs like ``images``; returns
+        the replay function (input copied in, outputs cloned out)."""
+        device = images.device
+        static_input = images.detach().clone()
+        static = {}
+
+        def run():
+            static['out'] = self.network(static_input)
+
+        if self.pool is None:
+            self.pool = torch.cuda.graph_pool_handle()
+        graph = torch.cuda.CUDAGraph()
+        stream = torch.cuda.Stream(device=device)
+        stream.wait_stream(torch.cuda.current_stream(device))
+        with torch.cuda.stream(stream):
+            run()  # allocator warm-up on the capture stream
+        torch.cuda.current_stream(device).wait_stream(stream)
+        with torch.cuda.graph(graph, pool=self.pool):
+            run()
+        outputs = static['out']
+
+        def replay(images):
+            static_input.copy_(images)
+            graph.replay()
+            return _copy_structure(outputs, clone=True)
+
+        return replay
+
+
+def _tensors(module: nn.Module):
+    return (*module.parameters(), *module.buffers())
+
+
+def _same_layout(a: nn.Module, b: nn.Module) -> bool:
+    ta, tb = _tensors(a), _tensors(b)
+    return len(ta) == len(tb) and all(
+        x.shape == y.shape and x.dtype == y.dtype and x.device == y.device
+        and x.stride() == y.stride() for x, y in zip(ta, tb))
+
+
+_PATHS = weakref.WeakKeyDictionary()
+
+
+def run_inference_path(backbone: nn.Module, images):
+    """``MambaBackboneBase.inference_runner``: the backbone's
+    :class:`InferencePath` (made on first use), or None to run its own
+    forward."""
+    if not _may_accelerate(images):
+        return None
+    path = _PATHS.get(backbone)
+    if path is None:
+        path = _PATHS[backbone] = InferencePath()
+    return path(backbone, images)
+
+
+def inference_path_of(backbone: nn.Module) -> Optional[InferencePath]:
+    """The :class:`InferencePath` a backbone has used so far, if any."""
+    return _PATHS.get(backbone)
+
+
+def install_inference_path() -> None:
+    """Make :func:`run_inference_path` the dense backbones' default."""
+    from ..models.backbones.base import MambaBackboneBase
+    MambaBackboneBase.inference_runner = staticmethod(run_inference_path)

@@ -22,8 +22,11 @@ cross-entropy, backward and AdamW step under autocast with a GradScaler,
 batch 64 and 128 (``--train-batch``; official numbers exist for 128); 5
 warm-up steps, then at least 3 s. Peak memory = ``max_memory_allocated``.
 
-A configuration is ``eager`` (the network as built) or fast paths joined by
-``+``:
+A configuration is ``default`` (the network as built, as a config builds
+it: inference calls go through the backbones' default path,
+:class:`mmtinyvim.engine.InferencePath`), ``eager`` (the network as built
+with that path off: ``fast_inference=False``) or fast paths joined by ``+``
+(applied to the ``eager`` network):
 
 * ``deploy``: ``switch_to_deploy()`` (inference only): Conv+BN, RepDW,
   7x1/1x7 and BN+Linear folded;
@@ -99,8 +102,8 @@ OFFICIAL_TRAIN_BATCH = 128
 def parse_config(text: str) -> dict:
     """'deploy+cl+graph' / 'eager' / 'scan=mamba_ssm+graph' -> options."""
     options = dict(paths=set(), scan=None, haar='elementwise',
-                   compile_mode=None)
-    if text == 'eager':
+                   compile_mode=None, default_path=text == 'default')
+    if text in ('eager', 'default'):
         return options
     for token in text.split('+'):
         if token.startswith('scan='):
@@ -114,7 +117,7 @@ def parse_config(text: str) -> dict:
         else:
             raise ValueError(
                 f'Unknown configuration token {token!r} in {text!r}; valid: '
-                f'eager, or {", ".join(FAST_PATHS)}, scan=NAME, '
+                f'default, eager, or {", ".join(FAST_PATHS)}, scan=NAME, '
                 'mode=NAME and haar=conv|elementwise joined by "+"')
     if 'api' in options['paths'] and len(options['paths']) > 1:
         raise ValueError(f'{text!r}: "api" already applies its fast paths; '
@@ -131,6 +134,14 @@ def parse_config(text: str) -> dict:
     if options['compile_mode'] and 'compile' not in options['paths']:
         raise ValueError(f'{text!r}: mode=NAME needs "compile"')
     return options
+
+
+def plain_network(model: nn.Module) -> nn.Module:
+    """``model`` with the backbones' default inference path off."""
+    for module in model.modules():
+        if hasattr(module, 'fast_inference'):
+            module.fast_inference = False
+    return model
 
 
 def build_model(name: str, scan_backend):
@@ -187,6 +198,8 @@ def run_one(name: str, mode: str, config: str, batch: int, args) -> dict:
     tic = time.perf_counter()
     model, resolution = build_model(name, options['scan'])
     model = model.cuda()
+    if not options['default_path']:
+        plain_network(model)
     if options['haar'] == 'conv':
         for module in model.modules():
             if hasattr(module, 'analytic_haar'):
@@ -420,12 +433,14 @@ class _FeatureExtractor(nn.Module):
         return self.detector.extract_feat(images)
 
 
-DET_CONFIGS = ('eager', 'deploy+graph', 'api')
+DET_CONFIGS = ('default', 'eager', 'deploy+graph', 'api')
 
 
 def bench_detector(config_path: str, args) -> list:
     """Inference of a detector config on 2 random 800x1333 images (padded to
-    800x1344): ``eager``; ``deploy+graph`` (backbone+neck deployed and
+    800x1344): ``default`` (the detector as the config builds it);
+    ``eager`` (its backbone's default inference path off); ``deploy+graph``
+    (backbone+neck deployed and
     replayed as one CUDA graph); ``api`` (backbone+neck through
     ``mmtinyvim.engine.for_inference``: deploy+cl+cudnn+compile+graph).
     The heads (proposals, NMS, RoI ops) stay eager in all three."""
@@ -443,6 +458,8 @@ def bench_detector(config_path: str, args) -> list:
             torch._dynamo.reset()
             torch.backends.cudnn.benchmark = False
             model = MODELS.build(cfg.model).cuda().eval()
+            if config != 'default':
+                plain_network(model)
             x = torch.randn(2, 3, height, width, device='cuda')
             samples = []
             for _ in range(2):
@@ -455,9 +472,9 @@ def bench_detector(config_path: str, args) -> list:
                 samples.append(sample)
             amp = dict(device_type='cuda', dtype=torch.float16,
                        enabled=precision == 'amp',
-                       cache_enabled=config == 'eager')
+                       cache_enabled=config in ('eager', 'default'))
             tic = time.time()
-            if config == 'eager':
+            if config in ('eager', 'default'):
                 def extract():
                     return model.extract_feat(x)
             elif config == 'api':
@@ -498,6 +515,90 @@ def bench_detector(config_path: str, args) -> list:
             print(json.dumps(rows[-1]), flush=True)
             del model, extract, predict
             torch.cuda.empty_cache()
+    return rows
+
+
+def dense_input_shape(cfg) -> tuple:
+    """(batch, height, width) of one training batch of a detector or
+    segmentor config as it reaches the backbone: its first fixed resize
+    (or crop) padded to the data preprocessor's divisor, its per-GPU batch."""
+    batch = cfg.train_dataloader.batch_size
+    divisor = cfg.model.data_preprocessor.get('pad_size_divisor', 1)
+    size = cfg.model.data_preprocessor.get('size')
+    if size is None:
+        for step in cfg.train_dataloader.dataset.get('pipeline', []):
+            if step['type'] in ('Resize', 'RandomResize') and step.get(
+                    'keep_ratio', True):
+                size = (max(step['scale']), min(step['scale']))
+                break
+            if step['type'] in ('Resize', 'RandomCrop'):
+                size = step.get('scale', step.get('crop_size'))
+                break
+    if size is None:
+        raise ValueError('no fixed resize, crop or preprocessor size found')
+    width, height = (-(-s // divisor) * divisor for s in size)
+    if cfg.get('default_scope') == 'mmseg':
+        height, width = size  # crop_size is (h, w) in mmseg
+    return batch, height, width
+
+
+def bench_dense_parts(config_path: str, args) -> list:
+    """Backbone+neck of a detector/segmentor config (ours or an R50 one,
+    e.g. mmdet's own config file) at its training batch shape: forward +
+    backward in training mode (AMP), and the forward in evaluation (AMP and
+    fp32), as the config builds it (our backbones: default inference path).
+    """
+    from mmengine.config import Config
+    from mmengine.registry import MODELS, DefaultScope, init_default_scope
+    cfg = Config.fromfile(config_path)
+    cfg.model.pop('pretrained', None)  # random weights: nothing is loaded
+    scope = cfg.get('default_scope', 'mmdet')
+    init_default_scope(scope)
+    batch, height, width = dense_input_shape(cfg)
+    batch = args.parts_batch or batch
+    rows = []
+    for part in ('train', 'eval-amp', 'eval-fp32'):
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+        with DefaultScope.overwrite_default_scope(scope):
+            model = MODELS.build(cfg.model).cuda()
+        x = torch.randn(batch, 3, height, width, device='cuda')
+        if part == 'train':
+            model.train()
+
+            def step():
+                with torch.autocast('cuda', torch.float16):
+                    features = model.extract_feat(x)
+                    loss = sum(f.float().mean() for f in features)
+                loss.backward()
+                model.zero_grad(set_to_none=True)
+        else:
+            model.eval()
+
+            def step():
+                with torch.no_grad(), torch.autocast(
+                        'cuda', torch.float16, enabled=part == 'eval-amp'):
+                    return model.extract_feat(x)
+
+        row = dict(config_file=config_path, part=part)
+        try:
+            seconds, iters = time_loop(step, args.warmup, args.min_time)
+        except Exception as error:  # keep going, report the failure
+            row['error'] = f'{type(error).__name__}: {str(error)[:300]}'
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+            del model, step
+            continue
+        rows.append(dict(
+            config_file=config_path,
+            backbone=cfg.model.backbone.type + str(
+                cfg.model.backbone.get('arch', cfg.model.backbone.get(
+                    'depth', ''))),
+            part=part, batch=batch, size=f'{height}x{width}',
+            ms=round(seconds * 1e3, 2), iters=iters,
+            peak_GiB=round(torch.cuda.max_memory_allocated() / 2**30, 3)))
+        print(json.dumps(rows[-1]), flush=True)
+        del model, step
     return rows
 
 
@@ -545,9 +646,20 @@ def parse_args(argv=None):
                         help='also time these mmdet configs at 800x1333')
     parser.add_argument('--det-only', action='store_true',
                         help='time only the --det-config detectors')
+    parser.add_argument('--parts-only', action='store_true',
+                        help='time only the --det-config / --parts-config '
+                        'models')
     parser.add_argument('--det-configs', nargs='+', choices=DET_CONFIGS,
                         default=['eager', 'deploy+graph'],
                         help='detector configurations (see bench_detector)')
+    parser.add_argument('--parts-config', nargs='*', default=[],
+                        help='detector/segmentor configs whose backbone+neck '
+                        'is timed at the training batch shape (train '
+                        'forward+backward, eval forward); give R50 configs '
+                        'too, e.g. mmdet\'s own config files')
+    parser.add_argument('--parts-batch', type=int,
+                        help='batch for --parts-config (default: each '
+                        'config\'s own per-GPU training batch)')
     parser.add_argument('--out', help='write all records to this JSON file')
     args = parser.parse_args(argv)
     for name in args.variants:
@@ -572,7 +684,7 @@ def main(argv=None):
     if args.scan_kernels:
         results['scan_kernels'] = bench_scan_kernels(
             args.variants, args.batch, args.scan_backends)
-    elif not args.det_only:
+    elif not (args.det_only or args.parts_only):
         records = []
         jobs = []
         for name in args.peers:
@@ -609,6 +721,10 @@ def main(argv=None):
     if args.det_config:
         results['detector'] = [row for path in args.det_config
                                for row in bench_detector(path, args)]
+        write_json(results, args.out)
+    if args.parts_config:
+        results['dense_parts'] = [row for path in args.parts_config
+                                  for row in bench_dense_parts(path, args)]
     write_json(results, args.out)
 
 

@@ -2,8 +2,8 @@
 ``norm_eval``, the selective-scan backend switch, deployment folding and
 strict pretrained loading."""
 from abc import abstractmethod
-from typing import Callable, Dict, List, Optional, Sequence, Tuple, Type, \
-    Union
+from typing import Callable, ClassVar, Dict, List, Optional, Sequence, \
+    Tuple, Type, Union
 
 import torch
 import torch.nn as nn
@@ -37,6 +37,12 @@ class MambaBackboneBase(BaseModule):
     * :meth:`_stem_and_stages` for freezing;
     * :meth:`_filter_checkpoint` and :meth:`_allowed_missing_keys` for
       loading.
+
+    Inference calls (eval mode, gradients off) go through
+    :attr:`inference_runner` unless ``fast_inference`` is False: the
+    default, installed by :mod:`mmtinyvim.engine`, runs a folded copy of the
+    network and replays repeated input shapes as CUDA graphs (see
+    :class:`mmtinyvim.engine.InferencePath`).
     """
 
     arch_zoo: Dict[str, dict]
@@ -50,6 +56,9 @@ class MambaBackboneBase(BaseModule):
     # Named outputs, listed in out_indices errors (None: not listed).
     output_names: Optional[Tuple[str, ...]] = None
     scan_mixer_type: Type[nn.Module]
+    # ``runner(backbone, images)`` -> outputs, or None to run ``forward``;
+    # set by mmtinyvim.engine, since imports run ops -> models -> engine
+    inference_runner: ClassVar[Optional[Callable]] = None
 
     def __init__(self,
                  arch: Union[str, dict],
@@ -58,8 +67,14 @@ class MambaBackboneBase(BaseModule):
                  norm_eval: bool,
                  drop_path_rate: Optional[float],
                  scan_backend: Optional[str],
-                 init_cfg: Optional[Union[dict, List[dict]]]):
+                 init_cfg: Optional[Union[dict, List[dict]]],
+                 fast_inference: bool = True):
         _check_init_cfg(init_cfg)
+        if not isinstance(fast_inference, bool):
+            raise ValueError('fast_inference must be True (inference calls '
+                             'run the folded network, CUDA graphs for '
+                             'repeated shapes) or False (the network as '
+                             f'built), got {fast_inference!r}')
         super().__init__(init_cfg=init_cfg)
         self.arch_name, self.arch_settings = self._parse_arch(arch)
         self.out_indices = self._parse_out_indices(out_indices)
@@ -76,6 +91,17 @@ class MambaBackboneBase(BaseModule):
         self.drop_path_rate = drop_path_rate
         self.scan_backend = scan_backend
         self.deploy = False
+        self.fast_inference = fast_inference
+
+    def __call__(self, *args, **kwargs):
+        runner = type(self).inference_runner
+        if (runner is not None and self.fast_inference and not self.training
+                and not torch.is_grad_enabled() and len(args) == 1
+                and not kwargs):
+            outputs = runner(self, args[0])
+            if outputs is not None:
+                return outputs
+        return super().__call__(*args, **kwargs)
 
     # ------------------------------------------------------------ arguments
 
@@ -182,6 +208,10 @@ class MambaBackboneBase(BaseModule):
                 param.requires_grad = False
 
     def train(self, mode: bool = True):
+        # counted so that the default inference path refolds on every
+        # train()/eval() call, which also catches weights written through
+        # ``.data`` (torch does not count those writes; mmengine's EMA does it)
+        self.mode_switches = getattr(self, 'mode_switches', 0) + 1
         super().train(mode)
         self._freeze_stages()
         if mode and self.norm_eval:
