@@ -37,11 +37,16 @@ def logits_of(model, images):
     return out[0] if isinstance(out, (tuple, list)) else out
 
 
-def build(variant, graphed, channels_last, device, side_stream=False):
+def build(variant, graphed, channels_last, device, side_stream=False,
+          deterministic=False):
     """The DDP-wrapped classifier; ``graphed``: then the hook is applied to
-    the wrapped model, in the order mmengine's runner does it."""
+    the wrapped model, in the order mmengine's runner does it.
+    ``deterministic``: no stochastic depth (B1/B2/B4 default to 0.03), whose
+    random draws differ between the two runs compared (the graph's warm-up
+    passes consume random numbers)."""
     torch.manual_seed(0)
-    model, res = build_classifier(variant)
+    model, res = build_classifier(
+        variant, **(dict(drop_path_rate=0.0) if deterministic else {}))
     model = model.to(device)
     if channels_last and not (graphed or side_stream):
         model.to(memory_format=torch.channels_last)
@@ -74,7 +79,8 @@ def check(variant, args, rank, device, pair=('eager', 'graphed')):
     for graphed in (False, True):
         kind = pair[int(graphed)]
         ddp, res = build(variant, kind == 'graphed', True, device,
-                         side_stream=kind == 'eager-side')
+                         side_stream=kind == 'eager-side',
+                         deterministic=True)
         opt = torch.optim.SGD(ddp.parameters(), lr=0.01)
         data = batches(res, args.check_batch, rank, args.check_steps, device)
         losses = []
