@@ -2,7 +2,6 @@
 deploy-mode testing; and the config edits that ``tools/train.py
 --cuda-graph`` and ``tools/test.py --deploy`` make to add them."""
 import random
-import warnings
 
 import numpy as np
 import torch
@@ -163,13 +162,6 @@ class CUDAGraphTrainingHook(Hook):
                     'afterwards breaks DDP\'s gradient reduction); use '
                     "model_wrapper_cfg=dict(type='GraphSafeDistributedData"
                     "Parallel'), as tools/train.py --cuda-graph does")
-            if type(model.backbone).__name__ == 'MobileMamba':
-                warnings.warn(
-                    'CUDAGraphTrainingHook under DDP: for MobileMamba the '
-                    'gradients of graphed and eager DDP were not yet shown '
-                    'equal within the parity tolerance (docs/benchmark.md, '
-                    'run G); compare a short run with and without '
-                    '--cuda-graph before relying on it')
         backbone = getattr(model, 'backbone', None)
         if not isinstance(backbone, torch.nn.Module):
             raise RuntimeError(
