@@ -187,10 +187,12 @@ def test_evaluation_set_refuses_an_image_above_the_limit(scope, demo_data,
 
 
 @pytest.mark.parametrize('scope', sorted(CONFIGS))
-def test_inferencers_refuse_an_image_above_the_limit(scope, demo_data):
-    cfg = _config(scope, demo_data[scope])
+def test_inferencers_check_at_their_toolbox_s_limit(scope, demo_data):
+    """The toolboxes' Inferencers built from the shipped config check at
+    the toolbox's limit (mmpretrain's builds its pipeline without a default
+    scope) and refuse a larger image."""
+    cfg = Config.fromfile(mmtinyvim.get_config_path(CONFIGS[scope]))
     cfg.model.backbone.init_cfg = None
-    image = np.zeros((SIDE, SIDE, 3), np.uint8)
     if scope == 'mmdet':
         from mmdet.apis import DetInferencer
         inferencer = DetInferencer(model=cfg, device='cpu',
@@ -202,9 +204,13 @@ def test_inferencers_refuse_an_image_above_the_limit(scope, demo_data):
         from mmpretrain.apis import ImageClassificationInferencer
         inferencer = ImageClassificationInferencer(model=cfg,
                                                    pretrained=False)
+    check, = [step for step in inferencer.pipeline.transforms
+              if isinstance(step, CheckMaxImageSize)]
+    assert check.max_side == MAX_SIDE[scope]
+    check.max_side = 32
     with pytest.raises(ImageTooLargeError,
                        match=f'^The image is {SIDE}x{SIDE} pixels'):
-        inferencer(image)
+        inferencer(np.zeros((SIDE, SIDE, 3), np.uint8))
 
 
 def _test_tool():

@@ -59,19 +59,23 @@ class CheckMaxImageSize(BaseTransform):
     as loaded) with more pixels than a ``max_side`` x ``max_side`` square.
 
     Registered in mmengine's root ``TRANSFORMS``, so that the pipelines of
-    mmdet, mmseg and mmpretrain (child registries) all build it.
+    mmdet, mmseg and mmpretrain (child registries) all build it, and by
+    :func:`toolbox_check` in each toolbox's own registry.
 
     Args:
         max_side (int, optional): side of the largest square image
-            allowed. Defaults to None: the limit of the toolbox whose scope
-            is current when the transform is built (:data:`MAX_SIDE`; the
-            runner and the Inferencers set the config's ``default_scope``).
+            allowed. Defaults to None: the limit of the toolbox
+            (:data:`MAX_SIDE`) whose registry builds it, else of the
+            default scope current when it is built.
     """
+
+    toolbox = None  # set by toolbox_check
 
     def __init__(self, max_side=None):
         if max_side is None:
             scope = DefaultScope.get_current_instance()
-            max_side = max_side_for(scope.scope_name if scope else None)
+            max_side = max_side_for(self.toolbox or (
+                scope.scope_name if scope else None))
         self.max_side = _check_max_side(max_side)
 
     def transform(self, results):
@@ -93,6 +97,17 @@ class CheckMaxImageSize(BaseTransform):
 
     def __repr__(self):
         return f'{type(self).__name__}(max_side={self.max_side})'
+
+
+def toolbox_check(scope):
+    """:class:`CheckMaxImageSize` defaulting to the limit of the toolbox
+    ``scope``, for that toolbox's own ``TRANSFORMS`` registry:
+    mmpretrain's ``ImageClassificationInferencer`` builds its pipeline with
+    mmpretrain's registry but without a default scope."""
+    check = type(CHECK_TYPE, (CheckMaxImageSize, ), dict(
+        toolbox=scope, __doc__=f'{CHECK_TYPE} with the {scope} limit.'))
+    max_side_for(scope)  # a scope with a limit
+    return check
 
 
 def _mp(pixels):
