@@ -104,10 +104,9 @@ def toolbox_check(scope):
     ``scope``, for that toolbox's own ``TRANSFORMS`` registry:
     mmpretrain's ``ImageClassificationInferencer`` builds its pipeline with
     mmpretrain's registry but without a default scope."""
-    check = type(CHECK_TYPE, (CheckMaxImageSize, ), dict(
+    max_side_for(scope)  # a toolbox with a limit
+    return type(CHECK_TYPE, (CheckMaxImageSize, ), dict(
         toolbox=scope, __doc__=f'{CHECK_TYPE} with the {scope} limit.'))
-    max_side_for(scope)  # a scope with a limit
-    return check
 
 
 def _mp(pixels):
