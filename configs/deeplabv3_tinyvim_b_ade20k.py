@@ -23,6 +23,8 @@ model = dict(
 
 test_pipeline = [
     dict(type='LoadImageFromFile'),
+    # an image too large to evaluate is refused (mmtinyvim.datasets.size_limit)
+    dict(type='CheckMaxImageSize'),
     dict(type='Resize', scale=(2048, 512), keep_ratio=True),
     dict(type='ResizeToMultiple', size_divisor=32),
     dict(type='LoadAnnotations'),

@@ -62,6 +62,8 @@ tta_model = dict(
 img_scales = [(1333, 800), (666, 400), (2000, 1200)]
 tta_pipeline = [
     dict(type='LoadImageFromFile', backend_args=None),
+    # an image too large to evaluate is refused (mmtinyvim.datasets.size_limit)
+    dict(type='CheckMaxImageSize'),
     dict(
         type='TestTimeAug',
         transforms=[

@@ -30,6 +30,8 @@ train_pipeline = [
 ]
 test_pipeline = [
     dict(type='LoadImageFromFile'),
+    # an image too large to evaluate is refused (mmtinyvim.datasets.size_limit)
+    dict(type='CheckMaxImageSize'),
     dict(type='Resize', scale=(input_size, input_size), keep_ratio=False),
     dict(type='LoadAnnotations', with_bbox=True),
     dict(

@@ -84,6 +84,8 @@ train_pipeline = [
 # short side to 256 (crop ratio 0.875, not timm's default_cfg 0.9), bicubic
 test_pipeline = [
     dict(type='LoadImageFromFile'),
+    # an image too large to evaluate is refused (mmtinyvim.datasets.size_limit)
+    dict(type='CheckMaxImageSize'),
     dict(
         type='ResizeEdge',
         scale=256,

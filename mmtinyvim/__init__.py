@@ -23,6 +23,7 @@ check_stack()  # one message naming both stacks when neither is installed
 
 from . import models  # noqa: F401,E402  (registers the modules)
 from . import engine  # noqa: F401,E402  (registers the hooks)
+from .datasets import size_limit  # noqa: F401,E402  (CheckMaxImageSize)
 from .utils import use_safe_loader_in_mmengine  # noqa: E402
 
 use_safe_loader_in_mmengine()  # idempotent; utils' own import calls it too

@@ -22,7 +22,7 @@ NAME = 'maskrcnn_tinyvim_s_coco'
 TINY = ['model.backbone.init_cfg=None', 'train_dataloader.batch_size=2',
         'train_cfg.max_epochs=1', 'train_cfg.val_begin=2',
         'train_dataloader.dataset.pipeline.2.scale=(64,64)',
-        'test_dataloader.dataset.pipeline.1.scale=(64,64)'] + [
+        'test_dataloader.dataset.pipeline.2.scale=(64,64)'] + [
             f'{split}_dataloader.{key}' for split in ('train', 'test')
             for key in ('num_workers=0', 'persistent_workers=False')]
 

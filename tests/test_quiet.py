@@ -103,7 +103,7 @@ def task_options(task, data):
             f'val_dataloader.dataset.data_root={root}',
             'train_dataloader.dataset.pipeline.2.scale=(128,64)',
             'train_dataloader.dataset.pipeline.3.crop_size=(64,64)',
-            'val_dataloader.dataset.pipeline.1.scale=(128,64)',
+            'val_dataloader.dataset.pipeline.2.scale=(128,64)',
             'model.data_preprocessor.size=(64,64)',
             'model.backbone.init_cfg=None', 'train_dataloader.batch_size=2',
             'train_cfg.max_iters=2', 'train_cfg.val_interval=2',

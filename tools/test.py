@@ -5,6 +5,16 @@ mmpretrain); the options are those of mmdet's and mmseg's tools/test.py.
 
     python tools/test.py configs/maskrcnn_tinyvim_s_coco.py CHECKPOINT
     tools/dist_test.sh configs/maskrcnn_tinyvim_s_coco.py CHECKPOINT 8
+
+Memory: evaluation works at each image's original size (instance masks
+pasted at it, class scores resized to it), so an image with more pixels than
+a square of the task's ``MAX_SIDE`` (mmtinyvim.datasets.size_limit; the
+values: ``--help``, README "Robustness") stops the run with one error naming
+the file, its size and the limit, instead of exhausting memory.
+``--max-side N`` sets the limit: the ``max_side`` of the test pipeline's
+``CheckMaxImageSize`` (one is added after ``LoadImageFromFile`` to a config
+without it). No value disables the check; a machine with the memory for
+larger images takes a larger N.
 """
 import argparse
 import os
@@ -15,6 +25,7 @@ from mmengine.evaluator import DumpResults
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
+from mmtinyvim.datasets.size_limit import MAX_SIDE, bound_image_size
 from mmtinyvim.engine import add_deploy_hook
 from mmtinyvim.utils.checkpoint import (require_fit, safe_torch_load,
                                         unwrap_state_dict,
@@ -59,8 +70,17 @@ def parse_args(argv=None):
         '--tta', action='store_true',
         help='test-time augmentation with the config\'s tta_model and '
         'tta_pipeline')
+    parser.add_argument(
+        '--max-side', type=int, metavar='N',
+        help='refuse images with more pixels than an N x N square; '
+        'evaluation works at the original image size, so memory grows with '
+        'the pixel count (default: the config\'s toolbox\'s limit, ' +
+        ', '.join(f'{scope} {side}' for scope, side in MAX_SIDE.items()) +
+        ')')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args(argv)
+    if args.max_side is not None and args.max_side < 32:
+        parser.error(f'--max-side must be >= 32, got {args.max_side}')
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     return args
 
@@ -130,6 +150,8 @@ def main(argv=None):
         cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
         cfg.tta_model.module = cfg.model
         cfg.model = cfg.tta_model
+
+    bound_image_size(cfg, args.max_side)
 
     if args.deploy:
         add_deploy_hook(cfg)

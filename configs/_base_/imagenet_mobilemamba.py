@@ -74,6 +74,8 @@ train_pipeline = [
 # bicubic
 test_pipeline = [
     dict(type='LoadImageFromFile'),
+    # an image too large to evaluate is refused (mmtinyvim.datasets.size_limit)
+    dict(type='CheckMaxImageSize'),
     dict(
         type='ResizeEdge',
         scale=None,  # int(img_size / 0.875)

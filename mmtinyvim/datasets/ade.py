@@ -9,6 +9,10 @@ from mmseg.datasets.transforms import LoadAnnotations
 from mmseg.registry import DATASETS, TRANSFORMS
 
 from .checks import BadImagePolicy, require_paths, require_samples
+from .size_limit import toolbox_check
+
+# the test pipelines' image-size check, with the mmseg limit
+TRANSFORMS.register_module(module=toolbox_check('mmseg'))
 
 EVALUATION_DIRS = ('validation', 'testing', 'val', 'test')
 

@@ -15,6 +15,8 @@ import cv2
 import numpy as np
 from mmengine.logging import print_log
 
+from .size_limit import ImageTooLargeError
+
 # task -> (directory the configs expect under the demo out-root, --task)
 DEMO_LAYOUT = {
     'coco': ('coco', 'coco'),
@@ -215,6 +217,10 @@ class BadImagePolicy:
         if not problems:
             try:
                 data = super().prepare_data(idx)
+            except ImageTooLargeError:
+                # it decoded: decoding it again to look for a problem would
+                # double the peak memory the limit is there to bound
+                raise
             except Exception:
                 problems = self._file_problems(info, full=True)
                 if not problems:

@@ -15,6 +15,10 @@ from mmengine.logging import print_log
 
 from .checks import (BadImagePolicy, EmptyDatasetError, annotation_json_error,
                      require_paths, require_samples)
+from .size_limit import toolbox_check
+
+# the test pipelines' image-size check, with the mmdet limit
+TRANSFORMS.register_module(module=toolbox_check('mmdet'))
 
 SHOWN_IDS = 5
 

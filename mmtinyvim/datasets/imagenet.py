@@ -3,9 +3,13 @@ data."""
 import os
 
 from mmpretrain.datasets import ImageNet
-from mmpretrain.registry import DATASETS
+from mmpretrain.registry import DATASETS, TRANSFORMS
 
 from .checks import BadImagePolicy, require_paths, require_samples
+from .size_limit import toolbox_check
+
+# the test pipelines' image-size check, with the mmpretrain limit
+TRANSFORMS.register_module(module=toolbox_check('mmpretrain'))
 
 EVALUATION_DIRS = ('val', 'test')
 

@@ -14,11 +14,13 @@ config's dataset meta (``test_dataloader.dataset.metainfo`` over the
 ``METAINFO`` of the dataset class the config names, e.g. ADE20K's 150
 classes), never the toolbox's default (COCO / Cityscapes).
 
-Memory: an image whose longest side exceeds ``--max-side`` (default
-``MAX_SIDE`` = 4096 px) is downscaled to it before prediction, and the picture
-is drawn at that size, with a warning; a JPEG at least twice as large is
-decoded at 1/2, 1/4 or 1/8 scale first. Full-resolution masks of an 8000x8000
-image took 9.4 GB; the default bounds the peak whatever the input size.
+Memory: an image whose longest side exceeds ``--max-side`` (default: the
+limit of the config's task, ``MAX_SIDE`` of mmtinyvim.datasets.size_limit,
+which the test pipelines enforce too) is downscaled to it before prediction,
+and the picture is drawn at that size, with a warning; a JPEG at least twice
+as large is decoded at 1/2, 1/4 or 1/8 scale first. Full-resolution masks of
+an 8000x8000 image took 9.4 GB; the default bounds the peak whatever the
+input size.
 """
 import argparse
 import copy
@@ -32,12 +34,13 @@ import mmcv
 from mmengine.config import Config
 
 from mmtinyvim.datasets.meta import dataset_meta_from_config  # noqa: F401
+from mmtinyvim.datasets.size_limit import (MAX_SIDE, bound_image_size,
+                                           max_side_for)
 from mmtinyvim.utils.checkpoint import use_safe_loader_in_mmengine
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from train import load_config  # noqa: E402
 
-MAX_SIDE = 4096
 RANDOM_WEIGHTS_WARNING = (
     'No checkpoint: the model runs with RANDOMLY INITIALISED weights; its '
     'predictions are meaningless (this only shows that the pipeline runs).')
@@ -58,17 +61,19 @@ def parse_args(argv=None):
     parser.add_argument('--device', default='cpu', help='e.g. cpu, cuda:0')
     parser.add_argument('--score-thr', type=float, default=0.3,
                         help='detection: minimum score of a drawn box')
-    parser.add_argument('--max-side', type=int, default=MAX_SIDE,
+    parser.add_argument('--max-side', type=int, metavar='N',
                         help='images whose longest side is longer are '
                         'downscaled to it for prediction and drawing '
-                        f'(default {MAX_SIDE} px)')
+                        '(default: the limit of the config\'s toolbox, ' +
+                        ', '.join(f'{scope} {side} px' for scope, side in
+                                  MAX_SIDE.items()) + ')')
     args = parser.parse_args(argv)
     if args.checkpoint is None and not args.random_weights:
         parser.error('no checkpoint given: pass a checkpoint file, or '
                      '--random-weights to run with random weights')
     if args.checkpoint is not None and args.random_weights:
         parser.error('pass either a checkpoint or --random-weights, not both')
-    if args.max_side < 32:
+    if args.max_side is not None and args.max_side < 32:
         parser.error(f'--max-side must be >= 32, got {args.max_side}')
     return args
 
@@ -93,7 +98,7 @@ def resolve_dataset_meta(cfg, checkpoint=None):
     return meta if meta is not None else dataset_meta_from_config(cfg)
 
 
-def read_image(image, max_side=MAX_SIDE):
+def read_image(image, max_side):
     """The BGR image, downscaled (with a warning) so that its longest side
     is at most ``max_side``."""
     try:  # the size from the header, without decoding the pixels
@@ -135,7 +140,7 @@ def read_image(image, max_side=MAX_SIDE):
 
 
 def paint(image, config, checkpoint=None, device='cpu', score_thr=0.3,
-          max_side=MAX_SIDE):
+          max_side=None):
     """The RGB image with the predictions drawn, and the prediction (a
     ``DetDataSample``, ``SegDataSample`` or mmpretrain ``DataSample``, in the
     coordinates of the picture).
@@ -143,7 +148,8 @@ def paint(image, config, checkpoint=None, device='cpu', score_thr=0.3,
     ``config``: a config file or an already loaded ``Config``.
     ``checkpoint=None``: random weights, with a warning.
     The picture is the image's size, or its size downscaled to ``max_side``
-    (with a warning)."""
+    (with a warning; None: the limit of the config's toolbox,
+    ``MAX_SIDE``)."""
     if not osp.isfile(image):
         raise FileNotFoundError(f'Image file not found: {image}')
     if checkpoint is not None and not osp.isfile(checkpoint):
@@ -156,6 +162,11 @@ def paint(image, config, checkpoint=None, device='cpu', score_thr=0.3,
     if scope not in ('mmdet', 'mmseg', 'mmpretrain'):
         raise ValueError(f'Config default_scope {scope!r} is not one of '
                          "'mmdet', 'mmseg', 'mmpretrain'")
+    if max_side is None:
+        max_side = max_side_for(scope)
+    # the Inferencer's test pipeline checks the image it gets against the
+    # limit the image was downscaled to
+    bound_image_size(cfg, max_side)
     use_safe_loader_in_mmengine()
     if checkpoint is None:
         warnings.warn(RANDOM_WEIGHTS_WARNING, UserWarning)

@@ -45,8 +45,8 @@ DEMO_OVERRIDES = {
     # no ImageNet weights offline: the backbone trains from scratch
     'model.backbone.init_cfg': None,
     'train_dataloader.dataset.pipeline.2.scale': SCALE,
-    'val_dataloader.dataset.pipeline.1.scale': SCALE,
-    'test_dataloader.dataset.pipeline.1.scale': SCALE,
+    'val_dataloader.dataset.pipeline.2.scale': SCALE,
+    'test_dataloader.dataset.pipeline.2.scale': SCALE,
     'train_dataloader.batch_size': BATCH,
     'train_dataloader.num_workers': 0,
     'train_dataloader.persistent_workers': False,

@@ -23,6 +23,8 @@ train_pipeline = [
 ]
 test_pipeline = [
     dict(type='LoadImageFromFile'),
+    # an image too large to evaluate is refused (mmtinyvim.datasets.size_limit)
+    dict(type='CheckMaxImageSize'),
     dict(type='Resize', scale=(2048, 512), keep_ratio=True),
     # the ground truth is loaded after the resize: metrics use the original
     dict(type='LoadAnnotations'),

@@ -15,6 +15,8 @@ train_pipeline = [
 ]
 test_pipeline = [
     dict(type='LoadImageFromFile', backend_args=backend_args),
+    # an image too large to evaluate is refused (mmtinyvim.datasets.size_limit)
+    dict(type='CheckMaxImageSize'),
     dict(type='Resize', scale=(1333, 800), keep_ratio=True),
     dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
     dict(
