@@ -388,7 +388,7 @@ def test_test_tool_refuses_a_checkpoint_of_another_model(data, tmp_path):
     assert 'coco/bbox_mAP' not in result.stdout + result.stderr
 
 
-@pytest.mark.parametrize('extra', [[], ['--no-deploy']])
+@pytest.mark.parametrize('extra', [[], ['--no-deploy'], ['--deploy']])
 def test_test_tool_evaluates_a_checkpoint_of_the_model(data, tmp_path,
                                                        extra):
     checkpoint = _detector_checkpoint(DET_CONFIG, tmp_path / 'tv_s.pth')
@@ -396,8 +396,11 @@ def test_test_tool_evaluates_a_checkpoint_of_the_model(data, tmp_path,
     assert result.returncode == 0, result.stderr[-3000:]
     log = result.stdout + result.stderr
     assert 'coco/bbox_mAP' in log
-    # the folded network is evaluated unless --no-deploy
-    assert ('DeployHook: folded' in log) == (not extra)
+    # a folded network is evaluated unless --no-deploy: a copy by default,
+    # the model itself with --deploy
+    assert ('default inference path' in log) == (extra != ['--no-deploy'])
+    assert ('evaluated as trained' in log) == (extra == ['--no-deploy'])
+    assert ('DeployHook: folded' in log) == (extra == ['--deploy'])
 
 
 def test_deploy_hook_folds_after_loading_and_keeps_the_outputs():
@@ -431,6 +434,13 @@ def test_deploy_hook_folds_after_loading_and_keeps_the_outputs():
     with pytest.raises(RuntimeError, match='DeployHook: Linear has no '
                        'module with switch_to_deploy'):
         DeployHook().before_test(SimpleNamespace(model=torch.nn.Linear(2, 2)))
+    # with EMA, whose weights are swapped into the unfolded model around
+    # testing, folding in place is refused (the in1k configs have EMA)
+    from mmengine.hooks import EMAHook
+    with pytest.raises(RuntimeError, match='EMAHook swaps its averaged '
+                       'weights'):
+        DeployHook().before_test(SimpleNamespace(
+            model=detector, hooks=[EMAHook()]))
 
 
 @pytest.fixture

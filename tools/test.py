@@ -62,10 +62,13 @@ def parse_args(argv=None):
         '--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
         default='none', help='job launcher')
     parser.add_argument(
-        '--deploy', action=argparse.BooleanOptionalAction, default=True,
-        help='fold the re-parameterisable branches (switch_to_deploy) after '
-        'loading the checkpoint: same outputs, fewer kernels (DeployHook; '
-        'the default). --no-deploy evaluates the network as trained')
+        '--deploy', action=argparse.BooleanOptionalAction, default=None,
+        help='default: the backbones evaluate through their default '
+        'inference path (a folded copy; on a GPU channels-last with CUDA '
+        'graphs for repeated shapes). --deploy also folds the whole model '
+        'in place after loading (DeployHook: heads too; not with an EMA '
+        'hook). --no-deploy evaluates the network as trained '
+        '(fast_inference=False)')
     parser.add_argument(
         '--tta', action='store_true',
         help='test-time augmentation with the config\'s tta_model and '
@@ -165,6 +168,17 @@ def main(argv=None):
     runner = (RUNNERS.build(cfg) if 'runner_type' in cfg else
               Runner.from_cfg(cfg))
     require_checkpoint_fits(runner.model, args.checkpoint)
+    backbones = [m for m in runner.model.modules()
+                 if hasattr(m, 'fast_inference')]
+    if args.deploy is False:
+        for backbone in backbones:
+            backbone.fast_inference = False
+        runner.logger.info('--no-deploy: the network is evaluated as '
+                           'trained (fast_inference=False)')
+    elif backbones and all(b.fast_inference for b in backbones):
+        runner.logger.info('the backbones evaluate through their default '
+                           'inference path (a folded copy; --no-deploy '
+                           'evaluates the network as trained)')
 
     if args.out is not None and scope != 'mmseg':
         if not args.out.endswith(('.pkl', '.pickle')):

@@ -196,6 +196,14 @@ class DeployHook(Hook):
     priority = 'LOW'
 
     def before_test(self, runner) -> None:
+        ema = [type(h).__name__ for h in getattr(runner, 'hooks', [])
+               if type(h).__name__ == 'EMAHook']
+        if ema:
+            raise RuntimeError(
+                'DeployHook folds the model in place, but EMAHook swaps '
+                'its averaged weights into the unfolded model around '
+                'testing; leave out --deploy / the hook: the backbones '
+                'evaluate a folded copy by default (fast_inference)')
         model = runner.model
         if is_model_wrapper(model):
             model = model.module
