@@ -217,6 +217,31 @@ def test_cuda_graph_hook_refuses_what_it_cannot_run():
         hook.before_train(SimpleNamespace(model=torch.nn.Linear(2, 2)))
 
 
+def test_cuda_graph_hook_as_a_config_default_leaves_cpu_training_alone():
+    """required=False (the ImageNet configs' default): where it cannot
+    run, training is left as it is and the log says why."""
+    from types import SimpleNamespace
+
+    from mmtinyvim.engine import CUDAGraphTrainingHook
+    classifier = build_classifier('tinyvim-s')[0]
+    messages = []
+    runner = SimpleNamespace(model=classifier, logger=SimpleNamespace(
+        info=messages.append))
+    forward = classifier.backbone.forward
+    CUDAGraphTrainingHook(required=False).before_train(runner)
+    assert messages == [
+        'CUDAGraphTrainingHook records CUDA graphs: the backbone is on cpu, '
+        'it needs a CUDA GPU. On other devices leave out --cuda-graph / the '
+        'hook. Training runs without CUDA graphs.']
+    assert classifier.backbone.forward == forward
+    assert classifier.backbone.patch_embed[0].c.weight.is_contiguous()
+    # a model without a backbone: said, not raised
+    messages.clear()
+    wrapped = SimpleNamespace(model=SimpleNamespace(), logger=runner.logger)
+    CUDAGraphTrainingHook(required=False).before_train(wrapped)
+    assert 'has none' in messages[0]
+
+
 def test_benchmark_configuration_names_are_checked():
     import importlib.util
     from pathlib import Path

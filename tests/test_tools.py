@@ -491,6 +491,27 @@ def test_train_tool_cuda_graph_adds_one_hook(monkeypatch):
         train.add_cuda_graph_hook(cfg)
 
 
+def test_imagenet_configs_graph_by_default_and_no_cuda_graph_opts_out():
+    train = sys.modules[_train_main().__module__]
+    from mmtinyvim import list_configs
+    names = [n for n in list_configs() if n.endswith('_in1k')]
+    assert len(names) == 18
+    for name in names:
+        cfg = train.load_config(f'configs/{name}.py')
+        assert dict(type='CUDAGraphTrainingHook',
+                    required=False) in cfg.custom_hooks, name
+        assert cfg.model_wrapper_cfg.type == \
+            'GraphSafeDistributedDataParallel', name
+    train.remove_cuda_graph_hook(cfg)
+    assert not [h for h in cfg.custom_hooks
+                if h['type'] == 'CUDAGraphTrainingHook']
+    assert [h['type'] for h in cfg.custom_hooks][0] == \
+        'ResumableRandomnessHook'
+    # detectors and segmentors (varying shapes) do not carry it
+    assert not [h for h in train.load_config(DET_CONFIG).get(
+        'custom_hooks', []) if h['type'] == 'CUDAGraphTrainingHook']
+
+
 def test_train_tool_cuda_graph_without_gpu_is_one_clear_error(
         monkeypatch, tmp_path):
     monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)

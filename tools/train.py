@@ -17,6 +17,7 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 from mmtinyvim.engine import (add_cuda_graph_hook, add_safety_hooks,
+                              remove_cuda_graph_hook,
                               teardown_distributed)
 from mmtinyvim.models.pretrained import MissingPretrainedError
 from mmtinyvim.utils.checkpoint import use_safe_loader_in_mmengine
@@ -34,12 +35,18 @@ def parse_args(argv=None):
     parser.add_argument(
         '--amp', action='store_true',
         help='enable automatic mixed precision training')
-    parser.add_argument(
+    graphs = parser.add_mutually_exclusive_group()
+    graphs.add_argument(
         '--cuda-graph', nargs='?', const='plain', choices=['plain', 'compile'],
         help='channels-last and the backbone\'s forward/backward replayed as '
-        'CUDA graphs (CUDAGraphTrainingHook; one GPU, batches of one shape, '
-        'e.g. the ImageNet configs); "--cuda-graph compile" also compiles '
-        'the backbone with torch.compile')
+        'CUDA graphs (CUDAGraphTrainingHook; batches of one shape, e.g. the '
+        'ImageNet configs, which do it by default on a GPU; also under '
+        'dist_train.sh), and an error where it cannot run; "--cuda-graph '
+        'compile" also compiles the backbone with torch.compile')
+    graphs.add_argument(
+        '--no-cuda-graph', action='store_true',
+        help='train the backbone eagerly: leave out the ImageNet configs\' '
+        'default CUDAGraphTrainingHook')
     parser.add_argument(
         '--auto-scale-lr', action='store_true',
         help='scale the lr by (GPUs x batch per GPU) / '
@@ -168,6 +175,8 @@ def main(argv=None):
     add_safety_hooks(cfg)
     if args.cuda_graph:
         add_cuda_graph_hook(cfg, compile=args.cuda_graph == 'compile')
+    elif args.no_cuda_graph:
+        remove_cuda_graph_hook(cfg)
 
     if args.auto_scale_lr:
         if 'base_batch_size' not in cfg.get('auto_scale_lr', {}):

@@ -20,9 +20,22 @@ default_hooks = dict(
     visualization=dict(type='VisualizationHook', enable=False))
 
 # re-seeds python / numpy / torch from (seed, iteration or epoch), so that
-# --resume after a crash draws the random numbers of an uninterrupted run
-# (registered by custom_imports' mmtinyvim)
-custom_hooks = [dict(type='ResumableRandomnessHook')]
+# --resume after a crash draws the random numbers of an uninterrupted run;
+# on a GPU, the backbone's forward and backward are replayed as CUDA graphs
+# (every training batch has one shape here: fixed crops, drop_last), and
+# where that cannot run (CPU) training stays as it is and the log says why;
+# tools/train.py --no-cuda-graph leaves it out (registered by
+# custom_imports' mmtinyvim; docs/benchmark.md, run H)
+custom_hooks = [
+    dict(type='ResumableRandomnessHook'),
+    dict(type='CUDAGraphTrainingHook', required=False),
+]
+# under a launcher, the DDP wrapper that the graphs need (built on a side
+# stream, model channels-last before wrapping); eager DDP through it equals
+# mmengine's own wrapper
+model_wrapper_cfg = dict(
+    type='GraphSafeDistributedDataParallel', broadcast_buffers=False,
+    find_unused_parameters=False)
 
 env_cfg = dict(
     cudnn_benchmark=False,

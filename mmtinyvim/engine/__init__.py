@@ -21,7 +21,8 @@ from .deploy import ClassifierLogits, switch_to_deploy
 from .hooks import (CUDAGraphTrainingHook, DeployHook,
                     GraphSafeDistributedDataParallel,
                     ResumableRandomnessHook, add_cuda_graph_hook,
-                    add_deploy_hook, reseed_global_generators)
+                    add_deploy_hook, reseed_global_generators,
+                    remove_cuda_graph_hook)
 from .safety import (NonFiniteGuardHook, NonFiniteLossError,
                      SafeCheckpointHook, WorkDirClaimedError,
                      WorkDirClaimHook, add_safety_hooks, claim_work_dir,
@@ -37,6 +38,7 @@ __all__ = ['GraphOnFirstBatch', 'InferencePath', 'inference_path_of',
            'GraphSafeDistributedDataParallel',
            'ResumableRandomnessHook', 'add_cuda_graph_hook',
            'add_deploy_hook', 'reseed_global_generators',
+           'remove_cuda_graph_hook',
            'NonFiniteGuardHook', 'NonFiniteLossError', 'SafeCheckpointHook',
            'WorkDirClaimedError', 'WorkDirClaimHook', 'add_safety_hooks',
            'claim_work_dir',

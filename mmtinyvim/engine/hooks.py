@@ -98,7 +98,9 @@ class GraphSafeDistributedDataParallel(MMDistributedDataParallel):
     """
 
     def __init__(self, module, channels_last: bool = True, **kwargs):
-        if channels_last:
+        # the layout the graphed backbone trains in; on the CPU nothing is
+        # graphed and the layout is left as it is
+        if channels_last and any(p.is_cuda for p in module.parameters()):
             module.to(memory_format=torch.channels_last)
         if not torch.cuda.is_available():
             super().__init__(module=module, **kwargs)
@@ -108,6 +110,10 @@ class GraphSafeDistributedDataParallel(MMDistributedDataParallel):
         with torch.cuda.stream(side):
             super().__init__(module=module, **kwargs)
         torch.cuda.current_stream().wait_stream(side)
+
+
+class _CannotGraph(Exception):
+    """Why CUDAGraphTrainingHook cannot graph this training."""
 
 
 @HOOKS.register_module()
@@ -132,50 +138,64 @@ class CUDAGraphTrainingHook(Hook):
     backward, so the gradients leave the graphed backward through the
     parameters' ordinary accumulation, where DDP's all-reduce hooks sit; the
     reduction itself stays outside the graphs, as in eager training.
+
+    ``required=False`` is how the ImageNet configs carry it by default: where
+    it cannot run (no CUDA, no ``model.backbone``, mmengine's plain DDP
+    wrapper) it leaves training as it is and says why in the log, instead
+    of stopping. ``tools/train.py --no-cuda-graph`` removes it.
     """
 
     priority = 'LOW'
 
-    def __init__(self, channels_last: bool = True, compile: bool = False):
+    def __init__(self, channels_last: bool = True, compile: bool = False,
+                 required: bool = True):
         self.channels_last = channels_last
         self.compile = compile
+        self.required = required
 
     def before_train(self, runner) -> None:
+        try:
+            self._install(runner)
+        except _CannotGraph as reason:
+            if self.required:
+                raise RuntimeError(str(reason)) from None
+            runner.logger.info(f'{reason} Training runs without CUDA graphs.')
+
+    def _install(self, runner) -> None:
         model = runner.model
         ddp = isinstance(model, torch.nn.parallel.DistributedDataParallel)
-        if is_model_wrapper(model):  # DDP: the all-reduce stays outside
-            if ddp and not isinstance(model,
-                                      GraphSafeDistributedDataParallel):
-                raise RuntimeError(
-                    'CUDAGraphTrainingHook under distributed training needs '
-                    "model_wrapper_cfg=dict(type='GraphSafeDistributedData"
-                    f"Parallel') (the model is wrapped in "
-                    f'{type(model).__name__}, whose gradient accumulators '
-                    'cannot feed a CUDA graph capture); tools/train.py '
-                    '--cuda-graph sets it')
-            model = model.module
-            if self.channels_last and ddp and not in_memory_format(
-                    model, torch.channels_last):
-                raise RuntimeError(
-                    'CUDAGraphTrainingHook: the distributed model must be '
-                    'channels-last before DDP wraps it (converting it '
-                    'afterwards breaks DDP\'s gradient reduction); use '
-                    "model_wrapper_cfg=dict(type='GraphSafeDistributedData"
-                    "Parallel'), as tools/train.py --cuda-graph does")
-        backbone = getattr(model, 'backbone', None)
+        inner = model.module if is_model_wrapper(model) else model
+        backbone = getattr(inner, 'backbone', None)
         if not isinstance(backbone, torch.nn.Module):
-            raise RuntimeError(
+            raise _CannotGraph(
                 'CUDAGraphTrainingHook graphs model.backbone; '
-                f'{type(model).__name__} has none')
+                f'{type(inner).__name__} has none.')
         devices = {p.device.type for p in backbone.parameters()}
         if devices != {'cuda'}:
-            raise RuntimeError(
+            raise _CannotGraph(
                 'CUDAGraphTrainingHook records CUDA graphs: the backbone is '
                 f'on {", ".join(sorted(devices))}, it needs a CUDA GPU. On '
-                'other devices leave out --cuda-graph / the hook')
+                'other devices leave out --cuda-graph / the hook.')
+        # DDP: the all-reduce stays outside the graphs
+        if ddp and not isinstance(model, GraphSafeDistributedDataParallel):
+            raise _CannotGraph(
+                'CUDAGraphTrainingHook under distributed training needs '
+                "model_wrapper_cfg=dict(type='GraphSafeDistributedData"
+                f"Parallel') (the model is wrapped in "
+                f'{type(model).__name__}, whose gradient accumulators '
+                'cannot feed a CUDA graph capture); tools/train.py '
+                '--cuda-graph sets it.')
+        if self.channels_last and ddp and not in_memory_format(
+                inner, torch.channels_last):
+            raise RuntimeError(
+                'CUDAGraphTrainingHook: the distributed model must be '
+                'channels-last before DDP wraps it (converting it '
+                'afterwards breaks DDP\'s gradient reduction); use '
+                "model_wrapper_cfg=dict(type='GraphSafeDistributedData"
+                "Parallel'), as tools/train.py --cuda-graph does")
         if self.channels_last and not in_memory_format(
-                model, torch.channels_last):
-            model.to(memory_format=torch.channels_last)
+                inner, torch.channels_last):
+            inner.to(memory_format=torch.channels_last)
         GraphOnFirstBatch(backbone, self.channels_last,
                           self.compile).install()
 
@@ -249,6 +269,14 @@ def add_cuda_graph_hook(cfg, compile: bool = False) -> None:
              if h.get('type') != 'CUDAGraphTrainingHook']
     cfg.custom_hooks = [*hooks, dict(type='CUDAGraphTrainingHook',
                                      compile=compile)]
+
+
+def remove_cuda_graph_hook(cfg) -> None:
+    """``tools/train.py --no-cuda-graph``: leave out the
+    :class:`CUDAGraphTrainingHook` a config carries (the ImageNet configs
+    do by default)."""
+    cfg.custom_hooks = [h for h in cfg.get('custom_hooks') or []
+                        if h.get('type') != 'CUDAGraphTrainingHook']
 
 
 def add_deploy_hook(cfg) -> None:
