@@ -200,7 +200,16 @@ def record_training_graphs(module: nn.Module, sample: torch.Tensor,
     saved = [buffer.detach().clone() for buffer in module.buffers()]
     own_forward = module.__dict__.get('forward')
     with torch.autocast(device_type='cuda', dtype=dtype,
-                        enabled=dtype is not None, cache_enabled=False):
+                        enabled=dtype is not None, cache_enabled=False), \
+            warnings.catch_warnings():
+        # the recording's warm-up backward runs on a side stream, while the
+        # parameters' gradient accumulators were made on the default one;
+        # torch warns about the extra synchronisation, which costs nothing
+        # per step (the graphs are replayed) and leaves the gradients equal
+        # to eager training's (docs/benchmark.md, runs F and H)
+        warnings.filterwarnings(
+            'ignore', message="The AccumulateGrad node's stream does not "
+            'match')
         torch.cuda.make_graphed_callables(module, (sample, ))
     graphed = module.forward  # replay when module.training, else eager
     if own_forward is None:
