@@ -98,9 +98,7 @@ class GraphSafeDistributedDataParallel(MMDistributedDataParallel):
     """
 
     def __init__(self, module, channels_last: bool = True, **kwargs):
-        # the layout the graphed backbone trains in; on the CPU nothing is
-        # graphed and the layout is left as it is
-        if channels_last and any(p.is_cuda for p in module.parameters()):
+        if channels_last:
             module.to(memory_format=torch.channels_last)
         if not torch.cuda.is_available():
             super().__init__(module=module, **kwargs)
@@ -164,38 +162,39 @@ class CUDAGraphTrainingHook(Hook):
     def _install(self, runner) -> None:
         model = runner.model
         ddp = isinstance(model, torch.nn.parallel.DistributedDataParallel)
-        inner = model.module if is_model_wrapper(model) else model
-        backbone = getattr(inner, 'backbone', None)
+        if is_model_wrapper(model):  # DDP: the all-reduce stays outside
+            if ddp and not isinstance(model,
+                                      GraphSafeDistributedDataParallel):
+                raise _CannotGraph(
+                    'CUDAGraphTrainingHook under distributed training needs '
+                    "model_wrapper_cfg=dict(type='GraphSafeDistributedData"
+                    f"Parallel') (the model is wrapped in "
+                    f'{type(model).__name__}, whose gradient accumulators '
+                    'cannot feed a CUDA graph capture); tools/train.py '
+                    '--cuda-graph sets it.')
+            model = model.module
+            if self.channels_last and ddp and not in_memory_format(
+                    model, torch.channels_last):
+                raise RuntimeError(
+                    'CUDAGraphTrainingHook: the distributed model must be '
+                    'channels-last before DDP wraps it (converting it '
+                    'afterwards breaks DDP\'s gradient reduction); use '
+                    "model_wrapper_cfg=dict(type='GraphSafeDistributedData"
+                    "Parallel'), as tools/train.py --cuda-graph does")
+        backbone = getattr(model, 'backbone', None)
         if not isinstance(backbone, torch.nn.Module):
             raise _CannotGraph(
                 'CUDAGraphTrainingHook graphs model.backbone; '
-                f'{type(inner).__name__} has none.')
+                f'{type(model).__name__} has none.')
         devices = {p.device.type for p in backbone.parameters()}
         if devices != {'cuda'}:
             raise _CannotGraph(
                 'CUDAGraphTrainingHook records CUDA graphs: the backbone is '
                 f'on {", ".join(sorted(devices))}, it needs a CUDA GPU. On '
                 'other devices leave out --cuda-graph / the hook.')
-        # DDP: the all-reduce stays outside the graphs
-        if ddp and not isinstance(model, GraphSafeDistributedDataParallel):
-            raise _CannotGraph(
-                'CUDAGraphTrainingHook under distributed training needs '
-                "model_wrapper_cfg=dict(type='GraphSafeDistributedData"
-                f"Parallel') (the model is wrapped in "
-                f'{type(model).__name__}, whose gradient accumulators '
-                'cannot feed a CUDA graph capture); tools/train.py '
-                '--cuda-graph sets it.')
-        if self.channels_last and ddp and not in_memory_format(
-                inner, torch.channels_last):
-            raise RuntimeError(
-                'CUDAGraphTrainingHook: the distributed model must be '
-                'channels-last before DDP wraps it (converting it '
-                'afterwards breaks DDP\'s gradient reduction); use '
-                "model_wrapper_cfg=dict(type='GraphSafeDistributedData"
-                "Parallel'), as tools/train.py --cuda-graph does")
         if self.channels_last and not in_memory_format(
-                inner, torch.channels_last):
-            inner.to(memory_format=torch.channels_last)
+                model, torch.channels_last):
+            model.to(memory_format=torch.channels_last)
         GraphOnFirstBatch(backbone, self.channels_last,
                           self.compile).install()
 
