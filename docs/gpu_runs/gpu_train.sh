@@ -25,7 +25,7 @@ PY
 echo "== det 2-GPU NCCL"; date
 timeout 200 bash tools/dist_train.sh /tmp/det_gpu.py 2 --work-dir $OUT/det > $OUT/det.log 2>&1; echo "rc=$?"
 grep -E "coco/bbox_mAP|segm_mAP:|Epoch\(train\).*\[(25|50)/" $OUT/det.log | tail -12
-SEG="model.backbone.init_cfg=None train_dataloader.dataset.pipeline.2.scale=(512,256) train_dataloader.dataset.pipeline.3.crop_size=(256,256) val_dataloader.dataset.pipeline.1.scale=(512,256) model.data_preprocessor.size=(256,256) train_dataloader.num_workers=4 val_dataloader.num_workers=2 default_hooks.logger.interval=25 randomness.seed=0"
+SEG="model.backbone.init_cfg=None train_dataloader.dataset.pipeline.2.scale=(512,256) train_dataloader.dataset.pipeline.3.crop_size=(256,256) val_dataloader.dataset.pipeline.2.scale=(512,256) model.data_preprocessor.size=(256,256) train_dataloader.num_workers=4 val_dataloader.num_workers=2 default_hooks.logger.interval=25 randomness.seed=0"
 echo "== seg 2-GPU NCCL"; date
 timeout 150 bash tools/dist_train.sh configs/fpn_tinyvim_s_ade20k.py 2 --work-dir $OUT/seg --cfg-options $SEG train_cfg.max_iters=400 train_cfg.val_interval=200 default_hooks.checkpoint.interval=400 > $OUT/seg.log 2>&1; echo "rc=$?"
 grep -E "mIoU|Iter\(train\).*\[(25|100|200|300|400)/" $OUT/seg.log | tail -12
