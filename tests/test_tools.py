@@ -140,6 +140,9 @@ def test_mmdet_inferencer_takes_our_config(dist_run, data):
     assert result['visualization'][0].shape[2] == 3
     assert set(result['predictions'][0]) >= {'labels', 'scores', 'bboxes',
                                             'masks'}
+    # mmdet's Inferencer gets the backbone's default inference path
+    from mmtinyvim.engine import inference_path_of
+    assert inference_path_of(inferencer.model.backbone).network.deploy
 
 
 def test_mmdet_own_train_tool_takes_our_config(data, tmp_path):
@@ -178,6 +181,9 @@ def test_mmseg_own_train_tool_and_inferencer_take_our_config(data,
     label = result['predictions']
     assert label.shape == result['visualization'].shape[:2]
     assert label.max() < 150
+    # so does mmseg's
+    from mmtinyvim.engine import inference_path_of
+    assert inference_path_of(inferencer.model.backbone).network.deploy
 
 
 def test_launchers_refuse_missing_arguments():
