@@ -10,9 +10,7 @@
 #    next to mmdet's / mmseg's own R50 configs, same batch and size;
 # 4. the Mask R-CNN predict step, default vs eager.
 set -u
-rm -rf /tmp/site; python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .carry/*.whl > $OUT/pip.log 2>&1 || tail -5 $OUT/pip.log
-mkdir -p /tmp/site/transformers-4.0.0.dist-info && printf 'Metadata-Version: 2.1\nName: transformers\nVersion: 4.0.0\n' > /tmp/site/transformers-4.0.0.dist-info/METADATA
-export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1
+source docs/benchmark_runs/device_env.sh  # wheels, stub, NCCL settings
 nvidia-smi --query-gpu=name --format=csv,noheader; date -u
 python3 -c "import mmtinyvim, mmdet.apis, mmseg.apis, mmpretrain.apis" > $OUT/import.log 2>&1 || { tail -3 $OUT/import.log; exit 1; }
 B=tools/analysis_tools/benchmark.py

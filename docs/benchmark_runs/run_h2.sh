@@ -8,10 +8,7 @@
 #    graphed (same three variants);
 # 3. tests/test_teardown.py (the two-process NCCL run ends cleanly).
 set -u
-export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
-rm -rf /tmp/site; python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .carry/*.whl > $OUT/pip.log 2>&1 || tail -5 $OUT/pip.log
-mkdir -p /tmp/site/transformers-4.0.0.dist-info && printf 'Metadata-Version: 2.1\nName: transformers\nVersion: 4.0.0\n' > /tmp/site/transformers-4.0.0.dist-info/METADATA
-export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1
+source docs/benchmark_runs/device_env.sh  # wheels, stub, NCCL settings
 nvidia-smi --query-gpu=name --format=csv,noheader; date -u
 python3 -c "import mmtinyvim, mmdet.apis, mmseg.apis, mmpretrain.apis" > $OUT/import.log 2>&1 || { tail -3 $OUT/import.log; exit 1; }
 V="tinyvim-s mobilemamba-t2 mobilemamba-b1"

@@ -8,9 +8,7 @@
 # 2. tools/train.py on a shipped config with no flag, and with
 #    --no-cuda-graph, on demo ImageNet data (the log says what ran).
 set -u
-rm -rf /tmp/site; python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .carry/*.whl > $OUT/pip.log 2>&1 || tail -5 $OUT/pip.log
-mkdir -p /tmp/site/transformers-4.0.0.dist-info && printf 'Metadata-Version: 2.1\nName: transformers\nVersion: 4.0.0\n' > /tmp/site/transformers-4.0.0.dist-info/METADATA
-export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1
+source docs/benchmark_runs/device_env.sh  # wheels, stub, NCCL settings
 date -u
 timeout 300 python3 tools/analysis_tools/benchmark.py --modes train --train-batch 128 --peers resnet18 --peer-configs eager --configs engine engine+hook --min-time 1.5 --out $OUT/h5_train.json > $OUT/h5_train.log 2>&1
 echo "train rc=$?"; sed -n '/^| model/,$p' $OUT/h5_train.log; grep -E "error" $OUT/h5_train.log | cut -c1-300 | head
