@@ -78,7 +78,5 @@ def plain_network(model: torch.nn.Module) -> torch.nn.Module:
     """``model`` with every backbone's default inference path off: its
     inference calls run the network as built (the reference that folded or
     graphed outputs are compared with)."""
-    for module in model.modules():
-        if hasattr(module, 'fast_inference'):
-            module.fast_inference = False
-    return model
+    from mmtinyvim.engine import plain_inference
+    return plain_inference(model)

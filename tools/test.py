@@ -26,7 +26,7 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 from mmtinyvim.datasets.size_limit import MAX_SIDE, bound_image_size
-from mmtinyvim.engine import add_deploy_hook
+from mmtinyvim.engine import add_deploy_hook, plain_inference
 from mmtinyvim.utils.checkpoint import (require_fit, safe_torch_load,
                                         unwrap_state_dict,
                                         use_safe_loader_in_mmengine)
@@ -171,8 +171,7 @@ def main(argv=None):
     backbones = [m for m in runner.model.modules()
                  if hasattr(m, 'fast_inference')]
     if args.deploy is False:
-        for backbone in backbones:
-            backbone.fast_inference = False
+        plain_inference(runner.model)
         runner.logger.info('--no-deploy: the network is evaluated as '
                            'trained (fast_inference=False)')
     elif backbones and all(b.fast_inference for b in backbones):

@@ -15,7 +15,8 @@ from .accelerate import (GraphOnFirstBatch, InferencePath,
                          capture_cuda_graph, compile_static,
                          enable_cudnn_search, for_inference, for_training,
                          inference_path_of, install_inference_path,
-                         record_training_graphs, run_inference_path,
+                         plain_inference, record_training_graphs,
+                         run_inference_path,
                          to_memory_format)
 from .deploy import ClassifierLogits, switch_to_deploy
 from .hooks import (CUDAGraphTrainingHook, DeployHook,
@@ -30,7 +31,8 @@ from .safety import (NonFiniteGuardHook, NonFiniteLossError,
                      release_work_dir, teardown_distributed)
 
 __all__ = ['GraphOnFirstBatch', 'InferencePath', 'inference_path_of',
-           'install_inference_path', 'run_inference_path',
+           'install_inference_path', 'plain_inference',
+           'run_inference_path',
            'capture_cuda_graph', 'compile_static',
            'enable_cudnn_search', 'for_inference', 'for_training',
            'record_training_graphs', 'to_memory_format', 'ClassifierLogits',

@@ -32,13 +32,14 @@ from typing import Callable, Optional
 
 import torch
 import torch.nn as nn
+from torch.nn.modules import module as torch_module
 
 from .deploy import switch_to_deploy
 
 __all__ = ['capture_cuda_graph', 'compile_static', 'enable_cudnn_search',
            'for_inference', 'for_training', 'GraphOnFirstBatch',
            'InferencePath', 'inference_path_of', 'install_inference_path',
-           'record_training_graphs', 'run_inference_path',
+           'plain_inference', 'record_training_graphs', 'run_inference_path',
            'to_memory_format']
 
 
@@ -104,11 +105,12 @@ def compile_static(model: nn.Module, mode: Optional[str] = None
     return torch.compile(model, dynamic=False, mode=mode)
 
 
-def capture_cuda_graph(fn: Callable, device=None, warmup: int = 3
-                       ) -> Callable:
+def capture_cuda_graph(fn: Callable, device=None, warmup: int = 3,
+                       pool=None) -> Callable:
     """Record ``fn()`` (static inputs and outputs) as a CUDA graph after
     ``warmup`` eager calls on a side stream (compilation, cuDNN's algorithm
-    search, allocator warm-up); returns the graph's ``replay``."""
+    search, allocator warm-up), in memory pool ``pool`` (None: its own);
+    returns the graph's ``replay``."""
     stream = torch.cuda.Stream(device=device)
     stream.wait_stream(torch.cuda.current_stream(device))
     with torch.cuda.stream(stream):
@@ -116,9 +118,19 @@ def capture_cuda_graph(fn: Callable, device=None, warmup: int = 3
             fn()
     torch.cuda.current_stream(device).wait_stream(stream)
     graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
+    with torch.cuda.graph(graph, pool=pool):
         fn()
     return graph.replay
+
+
+def plain_inference(model: nn.Module) -> nn.Module:
+    """Turn off the default inference path (:class:`InferencePath`) of
+    every backbone in ``model``: its inference calls then run the network
+    as built. Returns ``model``."""
+    for module in model.modules():
+        if getattr(module, 'fast_inference', False):
+            module.fast_inference = False
+    return model
 
 
 def for_inference(model: nn.Module,
@@ -144,9 +156,7 @@ def for_inference(model: nn.Module,
                          f'torch.bfloat16, got {dtype}')
     graphed = _resolve_cuda_graph(cuda_graph, model, example)
     model.eval()
-    for module in model.modules():  # this function replaces their default
-        if getattr(module, 'fast_inference', False):
-            module.fast_inference = False
+    plain_inference(model)  # this function replaces the default path
     if deploy:
         switch_to_deploy(model)
     memory_format = to_memory_format(model, channels_last)
@@ -359,7 +369,6 @@ def _fingerprint(module: nn.Module) -> tuple:
 
 
 def _has_hooks(modules) -> bool:
-    from torch.nn.modules import module as torch_module
     return bool(torch_module._global_forward_hooks
                 or torch_module._global_forward_pre_hooks
                 or any(m._forward_hooks or m._forward_pre_hooks
@@ -437,8 +446,9 @@ class InferencePath:
     # ------------------------------------------------------------ calling
 
     def __call__(self, backbone: nn.Module, images):
-        if not _may_accelerate(images):
-            return None
+        """The outputs, or None where the backbone's own forward must run
+        (the caller, :func:`run_inference_path`, has checked
+        :func:`_may_accelerate`)."""
         fingerprint = _fingerprint(backbone)
         if fingerprint != self.fingerprint:
             self._fold(backbone)
@@ -475,7 +485,6 @@ class InferencePath:
     def _capture(self, images: torch.Tensor) -> Callable:
         """Record the folded network for inputs like ``images``; returns
         the replay function (input copied in, outputs cloned out)."""
-        device = images.device
         static_input = images.detach().clone()
         static = {}
 
@@ -484,20 +493,13 @@ class InferencePath:
 
         if self.pool is None:
             self.pool = torch.cuda.graph_pool_handle()
-        graph = torch.cuda.CUDAGraph()
-        stream = torch.cuda.Stream(device=device)
-        stream.wait_stream(torch.cuda.current_stream(device))
-        with torch.cuda.stream(stream):
-            run()  # allocator warm-up on the capture stream
-        torch.cuda.current_stream(device).wait_stream(stream)
-        with torch.cuda.graph(graph, pool=self.pool):
-            run()
-        outputs = static['out']
+        replay_graph = capture_cuda_graph(run, images.device, warmup=1,
+                                          pool=self.pool)
 
         def replay(images):
             static_input.copy_(images)
-            graph.replay()
-            return _copy_structure(outputs, clone=True)
+            replay_graph()
+            return _copy_structure(static['out'], clone=True)
 
         return replay
 

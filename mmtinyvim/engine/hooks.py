@@ -5,7 +5,7 @@ import random
 
 import numpy as np
 import torch
-from mmengine.hooks import Hook
+from mmengine.hooks import EMAHook, Hook
 from mmengine.model import (BaseTTAModel, MMDistributedDataParallel,
                             is_model_wrapper)
 from mmengine.registry import HOOKS, MODEL_WRAPPERS
@@ -215,9 +215,7 @@ class DeployHook(Hook):
     priority = 'LOW'
 
     def before_test(self, runner) -> None:
-        ema = [type(h).__name__ for h in getattr(runner, 'hooks', [])
-               if type(h).__name__ == 'EMAHook']
-        if ema:
+        if any(isinstance(h, EMAHook) for h in getattr(runner, 'hooks', [])):
             raise RuntimeError(
                 'DeployHook folds the model in place, but EMAHook swaps '
                 'its averaged weights into the unfolded model around '

@@ -76,7 +76,8 @@ from mmpretrain.structures import DataSample
 from mmtinyvim.engine import (ClassifierLogits, CUDAGraphTrainingHook,
                               capture_cuda_graph, compile_static,
                               enable_cudnn_search, for_inference,
-                              for_training, record_training_graphs,
+                              for_training, plain_inference,
+                              record_training_graphs,
                               switch_to_deploy, to_memory_format)
 from mmtinyvim.models.zoo import (FAMILIES, OFFICIAL_SPEED, VARIANTS,
                                   build_classifier, parse_variant)
@@ -136,14 +137,6 @@ def parse_config(text: str) -> dict:
     return options
 
 
-def plain_network(model: nn.Module) -> nn.Module:
-    """``model`` with the backbones' default inference path off."""
-    for module in model.modules():
-        if hasattr(module, 'fast_inference'):
-            module.fast_inference = False
-    return model
-
-
 def build_model(name: str, scan_backend):
     """(module, resolution) of a variant's classifier or a timm peer."""
     if name in PEERS:
@@ -199,7 +192,7 @@ def run_one(name: str, mode: str, config: str, batch: int, args) -> dict:
     model, resolution = build_model(name, options['scan'])
     model = model.cuda()
     if not options['default_path']:
-        plain_network(model)
+        plain_inference(model)
     if options['haar'] == 'conv':
         for module in model.modules():
             if hasattr(module, 'analytic_haar'):
@@ -459,7 +452,7 @@ def bench_detector(config_path: str, args) -> list:
             torch.backends.cudnn.benchmark = False
             model = MODELS.build(cfg.model).cuda().eval()
             if config != 'default':
-                plain_network(model)
+                plain_inference(model)
             x = torch.randn(2, 3, height, width, device='cuda')
             samples = []
             for _ in range(2):
@@ -536,9 +529,10 @@ def dense_input_shape(cfg) -> tuple:
                 break
     if size is None:
         raise ValueError('no fixed resize, crop or preprocessor size found')
-    width, height = (-(-s // divisor) * divisor for s in size)
     if cfg.get('default_scope') == 'mmseg':
-        height, width = size  # crop_size is (h, w) in mmseg
+        height, width = size  # the preprocessor's size is (h, w) in mmseg
+    else:  # mmdet's scale is (w, h), padded to the divisor
+        width, height = (-(-s // divisor) * divisor for s in size)
     return batch, height, width
 
 
@@ -662,6 +656,8 @@ def parse_args(argv=None):
                         'config\'s own per-GPU training batch)')
     parser.add_argument('--out', help='write all records to this JSON file')
     args = parser.parse_args(argv)
+    if args.parts_batch is not None and args.parts_batch < 1:
+        parser.error(f'--parts-batch must be >= 1, got {args.parts_batch}')
     for name in args.variants:
         parse_variant(name)
     for config in args.configs + args.peer_configs:
