@@ -8,8 +8,13 @@
     # the selective-scan kernels alone, at the shapes the variants produce
     python tools/analysis_tools/benchmark.py --scan-kernels
     # a detector config at 800x1333 (batch 2), with and without fast paths
-    python tools/analysis_tools/benchmark.py --det-only \
+    python tools/analysis_tools/benchmark.py --det-only \\
         --det-config configs/maskrcnn_tinyvim_s_coco.py
+    # whole mmengine train/test steps of a detector and its R50 twin (MIM:
+    # mmdet's own configs, site-packages/mmdet/.mim/configs)
+    python tools/analysis_tools/benchmark.py --steps-only --step-config \\
+        configs/maskrcnn_tinyvim_s_coco.py \\
+        $MIM/mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py
 
 Protocol (docs/benchmark.md, the EfficientViT/MobileMamba convention):
 classifier in ``eval()`` under ``torch.no_grad()``, batch 256 of random
@@ -21,6 +26,12 @@ warm-up iterations, then iterations each followed by
 cross-entropy, backward and AdamW step under autocast with a GradScaler,
 batch 64 and 128 (``--train-batch``; official numbers exist for 128); 5
 warm-up steps, then at least 3 s. Peak memory = ``max_memory_allocated``.
+Detector/segmentor steps (``--step-config``, :func:`bench_steps`): the
+model's whole ``train_step`` (data preprocessor, forward, losses, backward,
+the config's optimizer in an fp16 ``AmpOptimWrapper``) and ``test_step``
+(AMP and fp32, with post-processing) on a synthetic batch with ground truth
+at the config's training batch shape, ``--warmup`` and ``--min-time`` as
+above.
 
 A configuration is ``default`` (the network as built, as a config builds
 it: inference calls go through the backbones' default path,
@@ -60,6 +71,7 @@ same GPU kind, and every report also times the timm peers in the same run.
 import argparse
 import copy
 import json
+import logging
 import platform
 import sys
 import time
@@ -147,16 +159,24 @@ def build_model(name: str, scan_backend):
     return ClassifierLogits(classifier), resolution
 
 
+def _synchronize():
+    # CPU runs (bench_steps' tests) have nothing to wait for, and
+    # torch.cuda.synchronize() would fail without a CUDA device
+    if torch.cuda.is_initialized():
+        torch.cuda.synchronize()
+
+
 def time_loop(step, warmup: int, min_time: float):
-    """Mean seconds per call of ``step`` (synchronised after each call)."""
+    """Mean seconds per call of ``step`` (synchronised after each call), and
+    the number of timed calls: at least one, however small ``min_time``."""
     for _ in range(warmup):
         step()
-    torch.cuda.synchronize()
+    _synchronize()
     times, start = [], time.perf_counter()
     while True:
         tic = time.perf_counter()
         step()
-        torch.cuda.synchronize()
+        _synchronize()
         times.append(time.perf_counter() - tic)
         if time.perf_counter() - start >= min_time:
             return sum(times) / len(times), len(times)
@@ -584,15 +604,246 @@ def bench_dense_parts(config_path: str, args) -> list:
             del model, step
             continue
         rows.append(dict(
-            config_file=config_path,
-            backbone=cfg.model.backbone.type + str(
-                cfg.model.backbone.get('arch', cfg.model.backbone.get(
-                    'depth', ''))),
+            config_file=config_path, backbone=_backbone_name(cfg),
             part=part, batch=batch, size=f'{height}x{width}',
             ms=round(seconds * 1e3, 2), iters=iters,
             peak_GiB=round(torch.cuda.max_memory_allocated() / 2**30, 3)))
         print(json.dumps(rows[-1]), flush=True)
         del model, step
+    return rows
+
+
+def _backbone_name(cfg) -> str:
+    """'TinyViMs', 'MobileMambat2', 'ResNet50': type + arch or depth."""
+    backbone = cfg.model.backbone
+    return backbone.type + str(backbone.get('arch', backbone.get('depth',
+                                                                 '')))
+
+
+STEP_PARTS = ('train-step', 'test-step-amp', 'test-step-fp32')
+
+
+def _num_classes(cfg) -> int:
+    """Classes of a detector's (last) box head or a segmentor's decode
+    head."""
+    model = cfg.model
+    for head in (model.get('roi_head', {}).get('bbox_head'),
+                 model.get('bbox_head'), model.get('decode_head')):
+        if isinstance(head, (list, tuple)):  # cascades: the last stage
+            head = head[-1]
+        if head is not None and 'num_classes' in head:
+            return head['num_classes']
+    raise ValueError('no num_classes in roi_head.bbox_head, bbox_head or '
+                     'decode_head')
+
+
+def synthetic_batch(cfg, batch: int, height: int, width: int,
+                    device='cpu', num_objects: int = 5,
+                    seed: int = 0) -> dict:
+    """A training/test batch of a detector or segmentor config as its
+    dataloader would hand it over (``inputs``: uint8 CHW images,
+    ``data_samples``), random but reproducible (a fixed generator seed).
+
+    mmdet: ``DetDataSample`` with ``gt_instances`` of ``num_objects`` boxes
+    (``HorizontalBoxes``, as ``LoadAnnotations`` makes them) inside the
+    image, labels below the config's ``num_classes`` and, when the model has
+    a mask head, ``BitmapMasks`` filling each box. mmseg: ``SegDataSample``
+    with a ``gt_sem_seg`` of labels below ``num_classes`` and some 255
+    (ignored) pixels. The images are ``height x width`` already (callers
+    pass :func:`dense_input_shape`'s padded size: the preprocessor then
+    pads nothing), so ``img_shape = ori_shape = pad_shape``. Tensors are
+    put on ``device`` (the masks stay numpy arrays, as in mmdet)."""
+    generator = torch.Generator().manual_seed(seed)
+    num_classes = _num_classes(cfg)
+    inputs, samples = [], []
+    for _ in range(batch):
+        inputs.append(torch.randint(0, 256, (3, height, width),
+                                    dtype=torch.uint8,
+                                    generator=generator).to(device))
+        meta = dict(img_shape=(height, width), ori_shape=(height, width),
+                    pad_shape=(height, width), scale_factor=(1.0, 1.0),
+                    flip=False, flip_direction=None)
+        if cfg.get('default_scope') == 'mmseg':
+            samples.append(_seg_sample(meta, num_classes, generator, device))
+        else:
+            samples.append(_det_sample(
+                meta, num_classes, num_objects, generator, device,
+                with_mask=bool(cfg.model.get('roi_head', {}).get(
+                    'mask_head'))))
+    return dict(inputs=inputs, data_samples=samples)
+
+
+def _det_sample(meta, num_classes, num_objects, generator, device,
+                with_mask):
+    import numpy as np
+    from mmdet.structures import DetDataSample
+    from mmdet.structures.bbox import HorizontalBoxes
+    from mmdet.structures.mask import BitmapMasks
+    from mmengine.structures import InstanceData
+    height, width = meta['img_shape']
+    size = torch.tensor([width, height], dtype=torch.float32)
+    # box sides between 1/8 and 1/2 of the image's, so that every box has
+    # a positive area and the anchors/proposals find some of them
+    wh = size * (0.125 + 0.375 * torch.rand(num_objects, 2,
+                                            generator=generator))
+    x1y1 = (size - wh) * torch.rand(num_objects, 2, generator=generator)
+    boxes = torch.cat([x1y1, x1y1 + wh], dim=1)
+    instances = InstanceData(
+        bboxes=HorizontalBoxes(boxes.to(device)),
+        labels=torch.randint(0, num_classes, (num_objects, ),
+                             generator=generator).to(device))
+    if with_mask:
+        masks = np.zeros((num_objects, height, width), dtype=np.uint8)
+        for mask, (x1, y1, x2, y2) in zip(masks, boxes.tolist()):
+            mask[int(y1):int(np.ceil(y2)), int(x1):int(np.ceil(x2))] = 1
+        instances.masks = BitmapMasks(masks, height, width)
+    sample = DetDataSample(metainfo=meta)
+    sample.gt_instances = instances
+    return sample
+
+
+def _seg_sample(meta, num_classes, generator, device):
+    from mmengine.structures import PixelData
+    from mmseg.structures import SegDataSample
+    height, width = meta['img_shape']
+    labels = torch.randint(0, num_classes, (1, height, width),
+                           generator=generator)
+    # about 5% ignored pixels, as unlabelled ones in the ground truth
+    labels[torch.rand(1, height, width, generator=generator) < 0.05] = 255
+    sample = SegDataSample(metainfo=meta)
+    sample.gt_sem_seg = PixelData(data=labels.to(device))
+    return sample
+
+
+def build_step_model(cfg, device='cuda'):
+    """The detector/segmentor of ``cfg`` as a single-process runner builds
+    it (modules, ``init_weights``, SyncBN reverted to BN: nothing to
+    synchronise with), on ``device``, with random weights: no
+    ``pretrained`` and no ``Pretrained`` ``init_cfg`` of the backbone."""
+    from mmengine.model import revert_sync_batchnorm
+    from mmengine.registry import MODELS, DefaultScope
+    cfg = copy.deepcopy(cfg)
+    cfg.model.pop('pretrained', None)
+    init_cfg = cfg.model.backbone.get('init_cfg')
+    if isinstance(init_cfg, dict) and init_cfg.get('type') == 'Pretrained':
+        cfg.model.backbone.init_cfg = None
+    with DefaultScope.overwrite_default_scope(cfg.get('default_scope')):
+        model = MODELS.build(cfg.model)
+    # init_weights logs every parameter's initialisation at INFO level
+    previous = logging.root.manager.disable
+    logging.disable(logging.INFO)
+    try:
+        model.init_weights()
+    finally:
+        logging.disable(previous)
+    # BaseModel.to also moves the data preprocessor's device
+    return revert_sync_batchnorm(model).to(device)
+
+
+def build_step_optim_wrapper(cfg, model, device='cuda'):
+    """The config's optimizer (``optim_wrapper``: optimizer, paramwise_cfg,
+    clip_grad, constructor) wrapped as ``tools/train.py --amp`` does:
+    ``AmpOptimWrapper`` with float16 on CUDA; a plain ``OptimWrapper`` on
+    CPU, where mmengine's AMP wrapper does not run."""
+    from mmengine.optim import build_optim_wrapper
+    from mmengine.registry import DefaultScope
+    wrapper_cfg = copy.deepcopy(cfg.optim_wrapper)
+    if torch.device(device).type == 'cuda':
+        wrapper_cfg.update(type='AmpOptimWrapper', dtype='float16')
+        wrapper_cfg.setdefault('loss_scale', 'dynamic')
+    else:
+        wrapper_cfg['type'] = 'OptimWrapper'
+        for key in ('dtype', 'loss_scale', 'use_fsdp'):
+            wrapper_cfg.pop(key, None)
+    with DefaultScope.overwrite_default_scope(cfg.get('default_scope')):
+        return build_optim_wrapper(model, wrapper_cfg)
+
+
+def bench_steps(config_path: str, args, device='cuda', height=None,
+                width=None, parts=STEP_PARTS) -> list:
+    """Whole training and test steps of a detector/segmentor config (ours
+    or an R50 one, e.g. mmdet's own config file) on a synthetic batch of
+    :func:`synthetic_batch`, as mmengine's loops run them minus data
+    loading (the batch is already on ``device``):
+
+    * ``train-step``: ``model.train_step(data, optim_wrapper)`` in training
+      mode: data preprocessor, forward, losses, backward and the config's
+      optimizer (:func:`build_step_optim_wrapper`: AMP fp16 on CUDA);
+    * ``test-step-amp`` / ``test-step-fp32``: ``model.test_step(data)`` in
+      evaluation mode under ``torch.no_grad()``, with and without autocast
+      (float16 on CUDA, bfloat16 on CPU): preprocessor, forward and
+      post-processing (NMS, masks, resizing to ``ori_shape``). On CPU,
+      mmcv's NMS takes float32 scores only: a detector's ``test-step-amp``
+      fails there as soon as a head's NMS runs (the CPU is for tests).
+
+    The batch is the config's per-GPU training batch (``--steps-batch``) at
+    :func:`dense_input_shape` (the first fixed resize/crop padded to the
+    preprocessor's divisor: 800x1344 for the 1x COCO recipes, 512x512 for
+    ADE20K), for the test steps too, so both see the same images (the test
+    pipelines resize differently, e.g. ADE20K's to 512x683). ``height`` and
+    ``width`` override the size, and then also the preprocessor's fixed
+    ``size`` (mmseg), which would otherwise pad up to it. Random weights
+    make the detectors' test-time head work differ from a trained model's:
+    mmdet rows report ``dets_per_img``, the detections left after the
+    score threshold and NMS. A training row reports the last step's total
+    ``loss``."""
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    cfg = Config.fromfile(config_path)
+    cfg.setdefault('default_scope', 'mmdet')
+    init_default_scope(cfg.default_scope)
+    batch, default_height, default_width = dense_input_shape(cfg)
+    batch = getattr(args, 'steps_batch', None) or batch
+    height, width = height or default_height, width or default_width
+    if cfg.model.data_preprocessor.get('size') is not None:
+        cfg.model.data_preprocessor.size = (height, width)
+    cuda = torch.device(device).type == 'cuda'
+    autocast_dtype = torch.float16 if cuda else torch.bfloat16
+    rows = []
+    for part in parts:
+        if cuda:
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats()
+        row = dict(config_file=config_path, backbone=_backbone_name(cfg),
+                   part=part, batch=batch, size=f'{height}x{width}')
+        model = data = step = None
+        last = []
+        try:
+            model = build_step_model(cfg, device)
+            data = synthetic_batch(cfg, batch, height, width, device)
+            if part == 'train-step':
+                model.train()
+                optim_wrapper = build_step_optim_wrapper(cfg, model, device)
+
+                def step():
+                    last[:] = [model.train_step(data, optim_wrapper)]
+            else:
+                model.eval()
+                amp = dict(device_type=torch.device(device).type,
+                           dtype=autocast_dtype,
+                           enabled=part == 'test-step-amp')
+
+                def step():
+                    with torch.no_grad(), torch.autocast(**amp):
+                        last[:] = [model.test_step(data)]
+
+            seconds, iters = time_loop(step, args.warmup, args.min_time)
+            row.update(ms=round(seconds * 1e3, 2), iters=iters,
+                       peak_GiB=round(torch.cuda.max_memory_allocated() /
+                                      2**30, 3) if cuda else None)
+            if part == 'train-step':
+                row['loss'] = float(torch.as_tensor(
+                    last[0]['loss']).detach())
+            elif 'pred_instances' in last[0][0]:
+                row['dets_per_img'] = sum(
+                    len(s.pred_instances) for s in last[0]) / len(last[0])
+        except Exception as error:  # keep going, report the failure
+            row['error'] = f'{type(error).__name__}: {str(error)[:300]}'
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+        del model, data, step, last
+        if cuda:
+            torch.cuda.empty_cache()
     return rows
 
 
@@ -642,7 +893,10 @@ def parse_args(argv=None):
                         help='time only the --det-config detectors')
     parser.add_argument('--parts-only', action='store_true',
                         help='time only the --det-config / --parts-config '
-                        'models')
+                        '/ --step-config models')
+    parser.add_argument('--steps-only', action='store_true',
+                        help='the same as --parts-only: skip the '
+                        'classifiers')
     parser.add_argument('--det-configs', nargs='+', choices=DET_CONFIGS,
                         default=['eager', 'deploy+graph'],
                         help='detector configurations (see bench_detector)')
@@ -654,10 +908,23 @@ def parse_args(argv=None):
     parser.add_argument('--parts-batch', type=int,
                         help='batch for --parts-config (default: each '
                         'config\'s own per-GPU training batch)')
+    parser.add_argument('--step-config', nargs='*', default=[],
+                        help='detector/segmentor configs whose whole '
+                        'train_step (AMP, the config\'s optimizer) and '
+                        'test_step (AMP and fp32) are timed on a synthetic '
+                        'batch at the training batch shape (see '
+                        'bench_steps); give R50 configs too, e.g. mmdet\'s '
+                        'or mmseg\'s own config files')
+    parser.add_argument('--steps-batch', type=int,
+                        help='batch for --step-config (default: each '
+                        'config\'s own per-GPU training batch)')
     parser.add_argument('--out', help='write all records to this JSON file')
     args = parser.parse_args(argv)
-    if args.parts_batch is not None and args.parts_batch < 1:
-        parser.error(f'--parts-batch must be >= 1, got {args.parts_batch}')
+    for flag in ('parts_batch', 'steps_batch'):
+        value = getattr(args, flag)
+        if value is not None and value < 1:
+            parser.error(f'--{flag.replace("_", "-")} must be >= 1, got '
+                         f'{value}')
     for name in args.variants:
         parse_variant(name)
     for config in args.configs + args.peer_configs:
@@ -680,7 +947,7 @@ def main(argv=None):
     if args.scan_kernels:
         results['scan_kernels'] = bench_scan_kernels(
             args.variants, args.batch, args.scan_backends)
-    elif not (args.det_only or args.parts_only):
+    elif not (args.det_only or args.parts_only or args.steps_only):
         records = []
         jobs = []
         for name in args.peers:
@@ -721,6 +988,12 @@ def main(argv=None):
     if args.parts_config:
         results['dense_parts'] = [row for path in args.parts_config
                                   for row in bench_dense_parts(path, args)]
+        write_json(results, args.out)
+    if args.step_config:
+        results['steps'] = []
+        for path in args.step_config:
+            results['steps'] += bench_steps(path, args)
+            write_json(results, args.out)
     write_json(results, args.out)
 
 
