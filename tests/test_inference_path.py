@@ -85,6 +85,14 @@ def test_training_after_evaluation_and_new_weights_are_followed(name):
     with torch.no_grad():
         after_load = backbone(x)
     assert _error(after_load, _plain_outputs(other, x)) < 1e-4
+    # weights replaced by new tensors (a load with assign=True)
+    third = _backbone(name)
+    for p in third.parameters():
+        p.data.mul_(1.2)
+    backbone.load_state_dict(third.state_dict(), assign=True)
+    with torch.no_grad():
+        after_assign = backbone(x)
+    assert _error(after_assign, _plain_outputs(third, x)) < 1e-4
     # weights written through .data: seen after the next eval()
     with torch.no_grad():
         before = backbone(x)
@@ -95,6 +103,32 @@ def test_training_after_evaluation_and_new_weights_are_followed(name):
         after_data = backbone(x)
     assert _error(after_data, before) > 1e-3
     assert _error(after_data, _plain_outputs(backbone, x)) < 1e-4
+
+
+@pytest.mark.parametrize('name', list(BACKBONES))
+def test_repeated_calls_do_not_walk_the_modules(name, monkeypatch):
+    # the per-call check reads the weights' version counters only; the
+    # list of weights is re-read after train()/eval(), .to() or a load
+    backbone = _backbone(name)
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        backbone(x)
+    walks = []
+    original = nn.Module.parameters
+
+    def counting(self, *args, **kwargs):
+        if self is backbone:  # not the folded copy's own dtype lookup
+            walks.append(type(self).__name__)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(nn.Module, 'parameters', counting)
+    with torch.no_grad():
+        backbone(x)
+    assert walks == []
+    backbone.eval()
+    with torch.no_grad():
+        backbone(x)
+    assert walks  # re-read after eval()
 
 
 def test_training_and_gradient_calls_run_the_network_itself():

@@ -26,6 +26,7 @@ the function returns fresh tensors (``clone_outputs=False`` returns the
 graph's own output buffers, overwritten by the next call).
 """
 import copy
+import operator
 import warnings
 import weakref
 from typing import Callable, Optional
@@ -357,15 +358,16 @@ def _may_accelerate(images) -> bool:
     return not (images.is_cuda and torch.cuda.is_current_stream_capturing())
 
 
-def _fingerprint(module: nn.Module) -> tuple:
-    """Changes whenever a weight or buffer of ``module`` is replaced, moved
-    or written in place (optimizer steps, ``load_state_dict``, ``.to()``),
-    and on every ``train()``/``eval()`` call: writes through ``.data`` are
-    not versioned by torch."""
-    return (getattr(module, 'deploy', None),
-            getattr(module, 'mode_switches', None)) + tuple(
-        (t.data_ptr(), t._version, t.dtype, t.device)
-        for t in (*module.parameters(), *module.buffers()))
+_VERSION = operator.attrgetter('_version')
+
+
+def _fingerprint(tensors: tuple) -> tuple:
+    """Changes whenever one of ``tensors`` is written in place (optimizer
+    steps, ``load_state_dict``) or given new storage; writes through
+    ``.data`` are not versioned by torch (``train()``/``eval()`` catch
+    those, see :meth:`InferencePath.__call__`)."""
+    return (tuple(map(_VERSION, tensors)),
+            tuple(map(torch.Tensor.data_ptr, tensors)))
 
 
 def _has_hooks(modules) -> bool:
@@ -407,6 +409,8 @@ class InferencePath:
     record_after = 2
 
     def __init__(self):
+        self.epoch = None
+        self.watched = ()
         self.fingerprint = None
         self.network = None
         self.modules = ()
@@ -449,7 +453,14 @@ class InferencePath:
         """The outputs, or None where the backbone's own forward must run
         (the caller, :func:`run_inference_path`, has checked
         :func:`_may_accelerate`)."""
-        fingerprint = _fingerprint(backbone)
+        # the weights' list is re-read only when the backbone says it may
+        # have changed (train()/eval(), .to(), a load, folding): walking the
+        # modules on every call cost milliseconds per call
+        epoch = (getattr(backbone, 'deploy', None),
+                 getattr(backbone, 'state_epoch', None))
+        if epoch != self.epoch:
+            self.epoch, self.watched = epoch, _tensors(backbone)
+        fingerprint = (epoch, _fingerprint(self.watched))
         if fingerprint != self.fingerprint:
             self._fold(backbone)
             self.fingerprint = fingerprint

@@ -92,6 +92,11 @@ class MambaBackboneBase(BaseModule):
         self.scan_backend = scan_backend
         self.deploy = False
         self.fast_inference = fast_inference
+        # Counts the changes the default inference path cannot see from the
+        # weights' own version counters (see train() and _apply()), so that
+        # it re-reads the list of weights only then, not on every call.
+        self.state_epoch = 0
+        self.register_load_state_dict_post_hook(_count_state_change)
 
     def __call__(self, *args, **kwargs):
         runner = type(self).inference_runner
@@ -211,7 +216,7 @@ class MambaBackboneBase(BaseModule):
         # counted so that the default inference path refolds on every
         # train()/eval() call, which also catches weights written through
         # ``.data`` (torch does not count those writes; mmengine's EMA does it)
-        self.mode_switches = getattr(self, 'mode_switches', 0) + 1
+        _count_state_change(self)
         super().train(mode)
         self._freeze_stages()
         if mode and self.norm_eval:
@@ -219,6 +224,12 @@ class MambaBackboneBase(BaseModule):
                 if isinstance(module, _BatchNorm):
                     module.eval()
         return self
+
+    def _apply(self, fn, *args, **kwargs):
+        # .to(), .cuda(), .half(), ... (also through a parent module) may
+        # give the weights new tensors
+        _count_state_change(self)
+        return super()._apply(fn, *args, **kwargs)
 
     def switch_to_deploy(self):
         """Replace every submodule that has ``fuse()`` by the single conv (or
@@ -269,6 +280,12 @@ class MambaBackboneBase(BaseModule):
                 f'{names} (a classification checkpoint); they keep their '
                 'initialisation')
         self._is_init = True
+
+
+def _count_state_change(backbone: nn.Module, *_) -> None:
+    """``MambaBackboneBase.state_epoch`` += 1 (also a load_state_dict post
+    hook: a load with ``assign=True`` replaces the weight tensors)."""
+    backbone.state_epoch = getattr(backbone, 'state_epoch', 0) + 1
 
 
 def rename_prefixes(state_dict: Dict[str, torch.Tensor],
