@@ -4,10 +4,12 @@ import copy
 
 import pytest
 import torch
+import torch.nn.functional as F
 from mmengine.optim import OptimWrapper
 
 from mmtinyvim.engine import for_inference, for_training
 from mmtinyvim.engine import ClassifierLogits
+from mmtinyvim.models.backbones import TinyViM
 from mmtinyvim.models.zoo import build_classifier
 from tests.golden import plain_network
 
@@ -151,40 +153,169 @@ class _CountingRecorder:
         return replay
 
 
-def test_graph_on_first_batch_dispatch():
-    from mmtinyvim.engine import GraphOnFirstBatch
+def test_training_graphs_dispatch():
+    from mmtinyvim.engine import TrainingGraphs
     torch.manual_seed(0)
     backbone = build_classifier('mobilemamba-t2')[0].backbone
     reference = copy.deepcopy(backbone).train()
     recorder = _CountingRecorder()
-    dispatcher = GraphOnFirstBatch(backbone.train(), record=recorder).install()
+    dispatcher = TrainingGraphs(backbone.train(), record=recorder,
+                                max_graphs=2).install()
     assert backbone.forward is dispatcher
     x = torch.randn(2, 3, 64, 64)
     expected = reference.to(memory_format=torch.channels_last)(
         x.contiguous(memory_format=torch.channels_last))
     error = max(_relative(a, b) for a, b in zip(backbone(x), expected))
-    print(f'GraphOnFirstBatch vs the channels-last module: max|d|/std '
+    print(f'TrainingGraphs vs the channels-last module: max|d|/std '
           f'{error:.2e}')
     assert error < 1e-6
     assert recorder.recorded == [((2, 3, 64, 64), None)]
     assert recorder.replayed == 1 and backbone.forward is dispatcher
     backbone(torch.randn(2, 3, 64, 64))  # same shape: replayed
     assert recorder.replayed == 2
-    with pytest.warns(UserWarning, match=r'training batch \(\(3, 3, 64, 64\)'
-                      r'.* runs eagerly: the CUDA graphs were recorded for '
-                      r'\(\(2, 3, 64, 64\)'):
-        backbone(torch.randn(3, 3, 64, 64))
+    backbone(torch.randn(3, 3, 64, 64))  # a second shape: recorded
+    assert recorder.recorded[1] == ((3, 3, 64, 64), None)
+    with pytest.warns(UserWarning, match=r'training batch \(4, 3, 64, 64\)'
+                      r'.* runs eagerly: graphs are recorded for 2 batch '
+                      r'shapes at most'):
+        backbone(torch.randn(4, 3, 64, 64))
     with torch.no_grad():
         backbone(x)  # no gradients: eager
     backbone.eval()
     backbone(x)  # evaluation: eager
-    assert recorder.replayed == 2 and len(recorder.recorded) == 1
+    assert recorder.replayed == 3 and len(recorder.recorded) == 2
     # the state dict is the module's own: checkpoints stay loadable
     assert backbone.state_dict().keys() == reference.state_dict().keys()
 
 
-def test_graph_on_first_batch_records_the_compiled_module():
-    from mmtinyvim.engine import GraphOnFirstBatch
+def test_training_graphs_pad_batches_to_shared_shapes():
+    """Detection batches vary in size: a batch is padded to the smallest
+    listed shape that holds it (within max_padding) and the outputs are
+    cropped back, equal to the module run on that padded batch; a batch no
+    listed shape holds within the limit gets a graph of its own size."""
+    from mmtinyvim.engine import TrainingGraphs
+    torch.manual_seed(0)
+    backbone = TinyViM('s').train()
+    reference = copy.deepcopy(backbone).to(memory_format=torch.channels_last)
+    recorder = _CountingRecorder()
+    TrainingGraphs(backbone, record=recorder, max_graphs=3,
+                   batch_shapes=[(64, 128), (128, 64), (96, 128)],
+                   max_padding=1.5).install()
+    x = torch.randn(2, 3, 64, 96)  # padded to 64x128 (4/3 of its pixels)
+    outs = backbone(x)
+    assert recorder.recorded == [((2, 3, 64, 128), None)]
+    padded = reference(F.pad(x, (0, 32, 0, 0)))
+    assert [o.shape[2:] for o in outs] == [
+        (16, 24), (8, 12), (4, 6), (2, 3)]
+    for out, full in zip(outs, padded):
+        assert torch.equal(out, full[..., :out.shape[2], :out.shape[3]])
+    # in the layout of the network as built (mmcv's RoIAlign reads NCHW)
+    assert all(o.is_contiguous() for o in outs)
+    # the gradients reach the module through the crop
+    sum(o.square().mean() for o in outs).backward()
+    assert all(p.grad is not None for p in backbone.parameters()
+               if p.requires_grad)
+    backbone(torch.randn(2, 3, 64, 128))  # fits exactly: same graphs
+    assert len(recorder.recorded) == 1 and recorder.replayed == 2
+    backbone(torch.randn(2, 3, 32, 64))  # 64x128 is 4x its pixels: own size
+    assert recorder.recorded[-1] == ((2, 3, 32, 64), None)
+    backbone(torch.randn(2, 3, 128, 64))
+    assert recorder.recorded[-1] == ((2, 3, 128, 64), None)
+
+
+@needs_cuda
+@pytest.mark.parametrize('amp', [False, True])
+def test_training_graphs_pad_and_crop_on_cuda(amp):
+    """Real CUDA graphs, as a detector trains: TinyViM-S with batch_shapes,
+    batches smaller than the shape they are padded to. Outputs and
+    gradients over three steps equal the eager channels-last backbone run
+    on the same padded batches (fp32 with TF32 off; and under AMP)."""
+    from mmtinyvim.engine import TrainingGraphs
+    flags = (torch.backends.cudnn.allow_tf32,
+             torch.backends.cuda.matmul.allow_tf32)
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        torch.manual_seed(0)
+        eager = TinyViM('s').cuda().train().to(
+            memory_format=torch.channels_last)
+        graphed = copy.deepcopy(eager)
+        dispatcher = TrainingGraphs(graphed, batch_shapes=[(96, 160)]
+                                    ).install()
+        output_errors, grad_errors = [], []
+        for height, width in ((96, 128), (64, 160), (96, 128)):
+            x = torch.randn(2, 3, height, width, device='cuda')
+            padded = F.pad(x, (0, 160 - width, 0, 96 - height))
+            with torch.autocast('cuda', torch.float16, enabled=amp):
+                outs = graphed(x)
+                full = eager(padded.contiguous(
+                    memory_format=torch.channels_last))
+            refs = [f[..., :o.shape[2], :o.shape[3]]
+                    for o, f in zip(outs, full)]
+            output_errors.append(max(_relative(o, r)
+                                     for o, r in zip(outs, refs)))
+            weights = [torch.randn_like(r, dtype=torch.float32)
+                       for r in refs]
+            for features in (outs, refs):
+                sum((f.float() * w).mean()
+                    for f, w in zip(features, weights)).backward()
+            grad_errors.append(_gradient_difference(graphed, eager)[0])
+            for model in (graphed, eager):
+                model.zero_grad(set_to_none=True)
+        assert len(dispatcher.graphs) == 1  # both sizes share the shape
+    finally:
+        (torch.backends.cudnn.allow_tf32,
+         torch.backends.cuda.matmul.allow_tf32) = flags
+    print(f'TrainingGraphs (padded to 96x160, AMP {amp}) vs eager on the '
+          f'padded batch: outputs max|d|/std {output_errors}, gradients '
+          f'max|d|/std(all) {grad_errors}')
+    assert max(output_errors) < (2e-2 if amp else 1e-4)
+    assert max(grad_errors) < (2e-2 if amp else 1e-3)
+
+
+def test_training_graphs_run_a_second_call_before_backward_eagerly():
+    """The graphs' buffers hold one call's activations until its backward
+    has run: a second call of that shape in between runs eagerly instead of
+    overwriting them."""
+    from mmtinyvim.engine import TrainingGraphs
+    torch.manual_seed(0)
+    backbone = TinyViM('s').train()
+    recorder = _CountingRecorder()
+    TrainingGraphs(backbone, record=recorder).install()
+    x = torch.randn(2, 3, 64, 64)
+    first = backbone(x)
+    with pytest.warns(UserWarning, match='an earlier call whose backward '
+                      'has not run'):
+        second = backbone(x)
+    assert recorder.replayed == 1
+    sum(o.sum() for o in first + second).backward()
+    backbone(x)  # the backward has run: replayed again
+    assert recorder.replayed == 2
+    del first, second
+    dropped = backbone(x)  # a call whose outputs are dropped unused
+    del dropped
+    backbone(x)
+    assert recorder.replayed == 4
+
+
+def test_graph_options_are_checked():
+    from mmtinyvim.engine import CUDAGraphTrainingHook
+    for kwargs, match in ((dict(max_graphs=0), 'max_graphs must be an int'),
+                          (dict(batch_shapes=[(800, )]), 'batch_shapes '
+                           'must be \\(height, width\\) pairs'),
+                          (dict(batch_shapes=[(800, -1)]), 'positive ints'),
+                          (dict(max_padding=0.5), 'max_padding must be a '
+                           'number >= 1')):
+        with pytest.raises(ValueError, match=match):
+            CUDAGraphTrainingHook(**kwargs)
+    from mmtinyvim.engine import TrainingGraphs
+    with pytest.raises(ValueError, match='batch_shapes needs a backbone '
+                       'with out_strides'):
+        TrainingGraphs(torch.nn.Conv2d(3, 4, 3), batch_shapes=[(8, 8)])
+
+
+def test_training_graphs_record_the_compiled_module():
+    from mmtinyvim.engine import TrainingGraphs
     module = torch.nn.Conv2d(3, 4, 3).train()
     seen = []
 
@@ -192,7 +323,7 @@ def test_graph_on_first_batch_records_the_compiled_module():
         seen.append(target)
         return target._orig_mod.forward  # no compilation on the CPU
 
-    GraphOnFirstBatch(module, compile=True, record=record).install()
+    TrainingGraphs(module, compile=True, record=record).install()
     module(torch.randn(2, 3, 8, 8))
     assert isinstance(seen[0], torch._dynamo.eval_frame.OptimizedModule)
     assert seen[0]._orig_mod is module
@@ -329,7 +460,7 @@ def gloo_group(tmp_path):
     dist.destroy_process_group()
 
 
-def test_graph_on_first_batch_under_ddp_reduces_like_eager_ddp(gloo_group):
+def test_training_graphs_under_ddp_reduces_like_eager_ddp(gloo_group):
     """CPU twin of the distributed fast path (gloo, one process): the model
     wrapped by ``GraphSafeDistributedDataParallel`` (channels-last before
     DDP is built) with the dispatcher on ``ddp.module.backbone`` (what the
@@ -338,7 +469,7 @@ def test_graph_on_first_batch_under_ddp_reduces_like_eager_ddp(gloo_group):
     in docs/benchmark.md (``docs/benchmark_runs/ddp_check.py``)."""
     from mmengine.model import MMDistributedDataParallel
 
-    from mmtinyvim.engine import (GraphOnFirstBatch,
+    from mmtinyvim.engine import (TrainingGraphs,
                                   GraphSafeDistributedDataParallel)
     torch.manual_seed(0)
     classifier = build_classifier('mobilemamba-t2')[0]
@@ -348,7 +479,7 @@ def test_graph_on_first_batch_under_ddp_reduces_like_eager_ddp(gloo_group):
               GraphSafeDistributedDataParallel(module=classifier,
                                                broadcast_buffers=False)]
     recorder = _CountingRecorder()
-    GraphOnFirstBatch(models[1].module.backbone, record=recorder).install()
+    TrainingGraphs(models[1].module.backbone, record=recorder).install()
     reduced = [[0], [0]]  # buckets that DDP's reducer hands on
     for ddp, count in zip(models, reduced):
         ddp.register_comm_hook(count, _counting_allreduce)

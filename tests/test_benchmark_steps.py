@@ -181,3 +181,15 @@ def test_cli_rejects_a_batch_below_one(flag, capsys):
     with pytest.raises(SystemExit):
         tool.parse_args([flag, '0'])
     assert f'{flag} must be >= 1, got 0' in capsys.readouterr().err
+
+
+def test_training_runs_through_the_configs_graph_hook_where_it_can():
+    """The benchmark trains as tools/train.py does: through the config's
+    CUDAGraphTrainingHook, which on a CPU says why it does not run."""
+    cfg = _config(DET_CONFIG)
+    model = tool.build_step_model(cfg, 'cpu')
+    what = tool.install_training_hook(cfg, model)
+    assert what.startswith('eager (') and 'needs a CUDA GPU' in what
+    cfg.custom_hooks = []
+    assert 'no CUDAGraphTrainingHook' in tool.install_training_hook(
+        cfg, model)

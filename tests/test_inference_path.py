@@ -131,6 +131,29 @@ def test_repeated_calls_do_not_walk_the_modules(name, monkeypatch):
     assert walks  # re-read after eval()
 
 
+@pytest.mark.parametrize('name', list(BACKBONES))
+def test_outputs_keep_the_layout_of_the_network_as_built(name, monkeypatch):
+    # CPU twin of the CUDA copy's channels-last run: mmcv's RoIAlign (every
+    # two-stage detector's head) indexes NCHW memory and ignores strides,
+    # so channels-last features would be read as other pixels
+    monkeypatch.setattr(InferencePath, 'channels_last', True)
+    backbone = _backbone(name)
+    x = torch.randn(2, 3, 64, 96)
+    with torch.no_grad():
+        outputs = backbone(x)
+    assert inference_path_of(backbone).memory_format == torch.channels_last
+    assert all(o.is_contiguous() for o in outputs)
+    assert _error(outputs, _plain_outputs(backbone, x)) < 1e-4
+    from mmcv.ops import roi_align
+    rois = torch.tensor([[0., 3., 2., 40., 30.], [1., 10., 5., 60., 60.]])
+    features = outputs[0]
+    pooled = roi_align(features, rois, 7, 1 / 4, 0, 'avg', True)
+    expected = roi_align(_plain_outputs(backbone, x)[0], rois, 7, 1 / 4, 0,
+                         'avg', True)
+    assert float((pooled - expected).abs().max()) < 1e-4 * float(
+        expected.std())
+
+
 def test_training_and_gradient_calls_run_the_network_itself():
     backbone = _backbone('mobilemamba-t2')
     x = torch.randn(2, 3, 64, 64)
@@ -280,3 +303,5 @@ def test_graphed_default_path_on_cuda(name, amp):
           f'channels-last, graphs) vs the network as built max|d|/std '
           + ', '.join(f'{e:.1e}' for e in errors))
     assert max(errors) < (5e-2 if amp else 1e-4)
+    # the layout of the network as built (mmcv's RoIAlign reads NCHW)
+    assert all(o.is_contiguous() for out in outputs for o in out)

@@ -476,11 +476,19 @@ def test_train_tool_cuda_graph_adds_one_hook(monkeypatch):
     monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
     train = sys.modules[_train_main().__module__]
     cfg = train.load_config(DET_CONFIG)
-    cfg.custom_hooks = [dict(type='CUDAGraphTrainingHook')]
+    shapes = cfg.custom_hooks[-1]['batch_shapes']  # the config's own hook
     train.add_cuda_graph_hook(cfg, compile=True)
     graph_hooks = [h for h in cfg.custom_hooks
                    if h['type'] == 'CUDAGraphTrainingHook']
-    assert graph_hooks == [dict(type='CUDAGraphTrainingHook', compile=True)]
+    # one hook, required now, keeping the config's options
+    assert graph_hooks == [dict(type='CUDAGraphTrainingHook', compile=True,
+                                required=True, max_graphs=6,
+                                batch_shapes=shapes)]
+    cfg.custom_hooks = []
+    cfg.pop('model_wrapper_cfg')
+    train.add_cuda_graph_hook(cfg)
+    assert cfg.custom_hooks == [dict(type='CUDAGraphTrainingHook',
+                                     compile=False, required=True)]
     assert 'model_wrapper_cfg' not in cfg  # one GPU: no wrapper
     # under a launcher the DDP wrapper is the graph-safe one, keeping the
     # options mmengine's default wrapper would have had
@@ -497,15 +505,22 @@ def test_train_tool_cuda_graph_adds_one_hook(monkeypatch):
         train.add_cuda_graph_hook(cfg)
 
 
-def test_imagenet_configs_graph_by_default_and_no_cuda_graph_opts_out():
+def test_every_config_graphs_by_default_and_no_cuda_graph_opts_out():
     train = sys.modules[_train_main().__module__]
     from mmtinyvim import list_configs
-    names = [n for n in list_configs() if n.endswith('_in1k')]
-    assert len(names) == 18
+    from mmtinyvim.engine import CUDAGraphTrainingHook
+    names = list_configs()
+    assert len(names) == 81
     for name in names:
         cfg = train.load_config(f'configs/{name}.py')
-        assert dict(type='CUDAGraphTrainingHook',
-                    required=False) in cfg.custom_hooks, name
+        graph_hooks = [h for h in cfg.custom_hooks
+                       if h['type'] == 'CUDAGraphTrainingHook']
+        assert len(graph_hooks) == 1 and \
+            graph_hooks[0]['required'] is False, name
+        options = {k: v for k, v in graph_hooks[0].items() if k != 'type'}
+        CUDAGraphTrainingHook(**options)  # valid options
+        if cfg.default_scope == 'mmdet':  # batches of varying size
+            assert len(options['batch_shapes']) == 4, name
         assert cfg.model_wrapper_cfg.type == \
             'GraphSafeDistributedDataParallel', name
     train.remove_cuda_graph_hook(cfg)
@@ -513,9 +528,6 @@ def test_imagenet_configs_graph_by_default_and_no_cuda_graph_opts_out():
                 if h['type'] == 'CUDAGraphTrainingHook']
     assert [h['type'] for h in cfg.custom_hooks][0] == \
         'ResumableRandomnessHook'
-    # detectors and segmentors (varying shapes) do not carry it
-    assert not [h for h in train.load_config(DET_CONFIG).get(
-        'custom_hooks', []) if h['type'] == 'CUDAGraphTrainingHook']
 
 
 def test_train_tool_cuda_graph_without_gpu_is_one_clear_error(

@@ -39,13 +39,13 @@ def parse_args(argv=None):
     graphs.add_argument(
         '--cuda-graph', nargs='?', const='plain', choices=['plain', 'compile'],
         help='channels-last and the backbone\'s forward/backward replayed as '
-        'CUDA graphs (CUDAGraphTrainingHook; batches of one shape, e.g. the '
-        'ImageNet configs, which do it by default on a GPU; also under '
+        'CUDA graphs, one per batch shape (CUDAGraphTrainingHook, which '
+        'every shipped config carries for a GPU; also under '
         'dist_train.sh), and an error where it cannot run; "--cuda-graph '
         'compile" also compiles the backbone with torch.compile')
     graphs.add_argument(
         '--no-cuda-graph', action='store_true',
-        help='train the backbone eagerly: leave out the ImageNet configs\' '
+        help='train the backbone eagerly: leave out the shipped configs\' '
         'default CUDAGraphTrainingHook')
     parser.add_argument(
         '--auto-scale-lr', action='store_true',

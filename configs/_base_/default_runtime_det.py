@@ -21,7 +21,25 @@ default_hooks = dict(
 # re-seeds python / numpy / torch from (seed, iteration or epoch), so that
 # --resume after a crash draws the random numbers of an uninterrupted run
 # (registered by custom_imports' mmtinyvim)
-custom_hooks = [dict(type='ResumableRandomnessHook')]
+custom_hooks = [
+    dict(type='ResumableRandomnessHook'),
+    # on a GPU the backbone trains through CUDA graphs, one per batch shape:
+    # a batch is padded (bottom/right, like mmdet's own batch padding) to
+    # the smallest of these sizes that holds it within 1.5x its pixels, and
+    # the backbone's outputs are cropped back, so the heads see the batch's
+    # own size. The sizes are the 1333x800 keep-ratio pipelines' landscape
+    # and portrait batches (4:3 images and the longest); a pipeline with
+    # other sizes (SSDLite) gets a graph per batch shape up to max_graphs.
+    # Elsewhere the hook logs why it is skipped; --no-cuda-graph removes it.
+    dict(type='CUDAGraphTrainingHook', required=False, max_graphs=6,
+         batch_shapes=[(800, 1088), (1088, 800), (800, 1344), (1344, 800)]),
+]
+# under a launcher, the DDP wrapper that the graphs need (built on a side
+# stream, backbone channels-last before wrapping); eager DDP through it
+# equals mmengine's own wrapper
+model_wrapper_cfg = dict(
+    type='GraphSafeDistributedDataParallel', broadcast_buffers=False,
+    find_unused_parameters=False)
 
 env_cfg = dict(
     cudnn_benchmark=False,

@@ -24,7 +24,19 @@ default_hooks = dict(
 # re-seeds python / numpy / torch from (seed, iteration or epoch), so that
 # --resume after a crash draws the random numbers of an uninterrupted run
 # (registered by custom_imports' mmtinyvim)
-custom_hooks = [dict(type='ResumableRandomnessHook')]
+custom_hooks = [
+    dict(type='ResumableRandomnessHook'),
+    # on a GPU the backbone trains through CUDA graphs (the crops give every
+    # batch one shape); elsewhere the hook logs why it is skipped;
+    # --no-cuda-graph removes it
+    dict(type='CUDAGraphTrainingHook', required=False),
+]
+# under a launcher, the DDP wrapper that the graphs need (built on a side
+# stream, backbone channels-last before wrapping); eager DDP through it
+# equals mmengine's own wrapper
+model_wrapper_cfg = dict(
+    type='GraphSafeDistributedDataParallel', broadcast_buffers=False,
+    find_unused_parameters=False)
 
 env_cfg = dict(
     cudnn_benchmark=True,

@@ -11,7 +11,7 @@ check the backbones' pretrained files before it builds any dataset
 (:mod:`.pretrained`); it also silences, one message each, the third-party
 warnings of a normal run that no setting avoids (:mod:`.quiet`).
 """
-from .accelerate import (GraphOnFirstBatch, InferencePath,
+from .accelerate import (TrainingGraphs, InferencePath,
                          capture_cuda_graph, compile_static,
                          enable_cudnn_search, for_inference, for_training,
                          inference_path_of, install_inference_path,
@@ -30,7 +30,7 @@ from .safety import (NonFiniteGuardHook, NonFiniteLossError,
                      guard_optim_wrapper, newest_intact_checkpoint,
                      release_work_dir, teardown_distributed)
 
-__all__ = ['GraphOnFirstBatch', 'InferencePath', 'inference_path_of',
+__all__ = ['TrainingGraphs', 'InferencePath', 'inference_path_of',
            'install_inference_path', 'plain_inference',
            'run_inference_path',
            'capture_cuda_graph', 'compile_static',

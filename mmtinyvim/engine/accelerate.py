@@ -33,12 +33,13 @@ from typing import Callable, Optional
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from torch.nn.modules import module as torch_module
 
 from .deploy import switch_to_deploy
 
 __all__ = ['capture_cuda_graph', 'compile_static', 'enable_cudnn_search',
-           'for_inference', 'for_training', 'GraphOnFirstBatch',
+           'for_inference', 'for_training', 'TrainingGraphs',
            'InferencePath', 'inference_path_of', 'install_inference_path',
            'plain_inference', 'record_training_graphs', 'run_inference_path',
            'to_memory_format']
@@ -73,6 +74,23 @@ def _check_example(example) -> None:
         raise ValueError(
             'example must be an image batch tensor of shape (N, C, H, W), '
             f'got {getattr(example, "shape", type(example).__name__)}')
+
+
+def _as_built(outputs, fresh: bool = False):
+    """Feature maps in the contiguous (NCHW) layout of the network as
+    built, whatever layout the fast path ran in: mmcv's CUDA ops (RoIAlign
+    in every two-stage detector) read NCHW memory and ignore strides.
+    ``fresh``: always new tensors (outputs of a graph's static buffers)."""
+    def convert(o):
+        if not isinstance(o, torch.Tensor):
+            return o
+        if fresh:
+            return o.clone(memory_format=torch.contiguous_format)
+        return o.contiguous()
+
+    if isinstance(outputs, (tuple, list)):
+        return type(outputs)(convert(o) for o in outputs)
+    return convert(outputs)
 
 
 def _copy_structure(outputs, clone: bool):
@@ -286,59 +304,180 @@ def in_memory_format(module: nn.Module,
                for p in module.parameters() if p.dim() == 4)
 
 
-class GraphOnFirstBatch:
-    """``module.forward`` replacement that records the training graphs on
-    the first training batch it sees and replays them for every later batch
-    of the same shape, dtype and autocast state; anything else (evaluation,
-    ``no_grad``, a batch of another shape) runs the module eagerly, with a
-    one-time warning for a training batch of another shape. ``compile=True``
-    records the ``torch.compile``-d module (static shapes)."""
+def check_graph_options(max_graphs: int, batch_shapes,
+                        max_padding: float) -> dict:
+    """The options of :class:`TrainingGraphs`, checked; ``batch_shapes``
+    as (height, width) tuples, smallest first."""
+    if isinstance(max_graphs, bool) or not isinstance(max_graphs, int) or \
+            max_graphs < 1:
+        raise ValueError(f'max_graphs must be an int >= 1, got '
+                         f'{max_graphs!r}')
+    shapes = [tuple(s) for s in batch_shapes or ()]
+    if not all(len(s) == 2 and all(isinstance(v, int) and v > 0 for v in s)
+               for s in shapes):
+        raise ValueError('batch_shapes must be (height, width) pairs of '
+                         f'positive ints, got {batch_shapes!r}')
+    if isinstance(max_padding, bool) or not isinstance(
+            max_padding, (int, float)) or not max_padding >= 1:
+        raise ValueError(f'max_padding must be a number >= 1, got '
+                         f'{max_padding!r}')
+    return dict(max_graphs=max_graphs, max_padding=float(max_padding),
+                batch_shapes=sorted(set(shapes), key=lambda s: s[0] * s[1]))
+
+
+class _ReplayMarker(torch.autograd.Function):
+    """Identity on a replay's outputs whose autograd node lives exactly as
+    long as the autograd graph that will run the replay's backward, and
+    whose backward says that it has begun."""
+
+    @staticmethod
+    def forward(ctx, graphs, *outputs):
+        ctx.graphs = graphs
+        return tuple(o.view_as(o) for o in outputs)
+
+    @staticmethod
+    def backward(ctx, *grads):
+        ctx.graphs.pending = None
+        return (None, *grads)
+
+
+class _Graphs:
+    """One recorded shape of :class:`TrainingGraphs`: the graphed forward,
+    and whether the graphs' buffers still hold a replay whose backward is
+    to come (its autograd graph is alive and has not run backward)."""
+
+    def __init__(self, graphed: Callable, sample: torch.Tensor):
+        self.graphed = graphed
+        self.sample = sample
+        self.pending = None  # weakref to the last replay's marker node
+
+    def busy(self) -> bool:
+        return self.pending is not None and self.pending() is not None
+
+    def __call__(self, images: torch.Tensor):
+        outputs = self.graphed(images)
+        single = isinstance(outputs, torch.Tensor)
+        marked = _ReplayMarker.apply(self, *((outputs, ) if single
+                                             else outputs))
+        self.pending = weakref.ref(marked[0].grad_fn)
+        return marked[0] if single else type(outputs)(marked)
+
+
+class TrainingGraphs:
+    """``module.forward`` replacement that trains through CUDA graphs: a
+    training batch (``module.training``, gradients on) is replayed through
+    the forward and backward graphs recorded for its shape, dtype and
+    autocast state; the first batch of each new shape records them, up to
+    ``max_graphs`` shapes. Anything else (evaluation, ``no_grad``, shapes
+    beyond the limit, a second call before the first one's backward) runs
+    the module eagerly, with a one-time warning per training shape.
+
+    ``batch_shapes``: (height, width) sizes that a smaller training batch
+    is zero-padded to (bottom/right, as mmdet and mmseg pad a batch), so
+    that detection batches, whose sizes vary with each image's aspect ratio,
+    share a few graphs; the smallest that holds the batch is taken, if it
+    has at most ``max_padding`` times its pixels. The outputs are cropped
+    back to the batch's own size (``ceil(size / stride)``, strides from
+    ``module.out_strides``), so the layers after the backbone see exactly
+    the shapes of eager training. What changes is the padding that
+    BatchNorm's batch statistics see, as a larger batch padding would.
+    ``compile=True`` records the ``torch.compile``-d module (static
+    shapes)."""
 
     def __init__(self, module: nn.Module, channels_last: bool = True,
                  compile: bool = False,
-                 record: Callable = record_training_graphs):
+                 record: Callable = record_training_graphs,
+                 max_graphs: int = 4, batch_shapes=(),
+                 max_padding: float = 1.5):
+        options = check_graph_options(max_graphs, batch_shapes, max_padding)
+        strides = getattr(module, 'out_strides', None)
+        if options['batch_shapes'] and strides is None:
+            raise ValueError(
+                f'batch_shapes needs a backbone with out_strides (to crop '
+                f'its outputs back); {type(module).__name__} has none: '
+                'leave batch_shapes empty (one graph per batch shape)')
         self.module = module
         self.compile = compile
         self.eager = module.forward
         self.memory_format = (torch.channels_last if channels_last else
                               torch.contiguous_format)
         self.record = record
-        self.key = None
-        self.graphed = None
+        self.max_graphs = options['max_graphs']
+        self.batch_shapes = options['batch_shapes']
+        self.max_padding = options['max_padding']
+        self.strides = tuple(strides or ())
+        self.graphs = {}
         self.warned = set()
 
-    def install(self) -> 'GraphOnFirstBatch':
+    def install(self) -> 'TrainingGraphs':
         if not in_memory_format(self.module, self.memory_format):
             self.module.to(memory_format=self.memory_format)
         self.module.forward = self
         return self
 
+    def padded_size(self, height: int, width: int) -> tuple:
+        """The size a training batch of ``height x width`` is replayed at."""
+        for bh, bw in self.batch_shapes:
+            if (bh >= height and bw >= width
+                    and bh * bw <= self.max_padding * height * width):
+                return bh, bw
+        return height, width
+
     def __call__(self, images: torch.Tensor):
         images = images.contiguous(memory_format=self.memory_format)
-        if not (self.module.training and torch.is_grad_enabled()):
-            return self.eager(images)
-        enabled, dtype = _autocast_state()
-        key = (tuple(images.shape), images.dtype, images.device, enabled,
-               dtype)
-        if self.graphed is None:
-            del self.module.forward  # record the module's own forward
+        if not (self.module.training and torch.is_grad_enabled()
+                and images.dim() == 4):
+            return _as_built(self.eager(images))
+        height, width = images.shape[2:]
+        size = self.padded_size(height, width)
+        key = (images.shape[:2] + size, images.dtype, images.device,
+               *_autocast_state())
+        graphs = self.graphs.get(key)
+        if graphs is None and len(self.graphs) < self.max_graphs:
+            graphs = self.graphs[key] = self._record(images, size)
+        if graphs is None:
+            self._warn(key, images, f'graphs are recorded for '
+                       f'{self.max_graphs} batch shapes at most (max_graphs)')
+            return _as_built(self.eager(images))
+        if graphs.busy():
+            self._warn(key, images, 'the graphs still hold an earlier call '
+                       'whose backward has not run')
+            return _as_built(self.eager(images))
+        if size != (height, width):
+            images = F.pad(images, (0, size[1] - width, 0, size[0] - height))
+            return _as_built(self._crop(graphs(images), height, width))
+        return _as_built(graphs(images))
+
+    def _record(self, images, size) -> _Graphs:
+        sample = F.pad(images.detach(), (0, size[1] - images.shape[3], 0,
+                                         size[0] - images.shape[2]))
+        sample = sample.contiguous(memory_format=self.memory_format)
+        del self.module.forward  # record the module's own forward
+        try:
             target = (compile_static(self.module) if self.compile
                       else self.module)
-            try:
-                self.graphed = self.record(target, images.detach().clone(),
-                                           dtype)
-            finally:
-                self.module.forward = self
-            self.key = key
-        if key != self.key:
-            if key not in self.warned:
-                self.warned.add(key)
-                warnings.warn(
-                    f'training batch {key[:2]} (autocast {key[3:]}) runs '
-                    f'eagerly: the CUDA graphs were recorded for '
-                    f'{self.key[:2]} (autocast {self.key[3:]})')
-            return self.eager(images)
-        return self.graphed(images)
+            return _Graphs(self.record(target, sample, _autocast_state()[1]),
+                           sample)
+        finally:
+            self.module.forward = self
+
+    def _crop(self, outputs, height, width):
+        single = isinstance(outputs, torch.Tensor)
+        outs = (outputs, ) if single else outputs
+        if len(outs) != len(self.strides):
+            raise RuntimeError(
+                f'{type(self.module).__name__} returned {len(outs)} outputs '
+                f'but has {len(self.strides)} out_strides; cannot crop the '
+                'padded batch back')
+        cropped = tuple(o[..., :-(-height // s), :-(-width // s)]
+                        for o, s in zip(outs, self.strides))
+        return cropped[0] if single else type(outputs)(cropped)
+
+    def _warn(self, key, images, why: str) -> None:
+        if (key, why) not in self.warned:
+            self.warned.add((key, why))
+            warnings.warn(f'training batch {tuple(images.shape)} (autocast '
+                          f'{key[3:]}) runs eagerly: {why}')
 
 
 # ---------------------------------------------------------------------------
@@ -388,8 +527,9 @@ class InferencePath:
       ``train()``/``eval()`` call, in place, so recorded graphs stay valid.
       Weights written through ``.data`` (which torch does not version)
       between two inference calls are seen after the next ``eval()``.
-    * On CUDA, the copy is channels-last, and an input signature (shape,
-      dtype, device, autocast state) seen ``record_after`` times is
+    * On CUDA, the copy runs channels-last (its outputs are returned in
+      the NCHW layout of the network as built), and an input signature
+      (shape, dtype, device, autocast state) seen ``record_after`` times is
       recorded as a CUDA graph and replayed from then on; at most
       ``max_graphs`` are kept per backbone, sharing one memory pool (a
       replay's outputs are cloned at once, so no graph's outputs outlive
@@ -407,6 +547,7 @@ class InferencePath:
 
     max_graphs = 16
     record_after = 2
+    channels_last = None  # None: on CUDA (a CPU test may set True)
 
     def __init__(self):
         self.epoch = None
@@ -432,7 +573,9 @@ class InferencePath:
         fresh.switch_to_deploy()
         fresh.eval().requires_grad_(False)
         on_cuda = any(p.is_cuda for p in fresh.parameters())
-        memory_format = (torch.channels_last if on_cuda else
+        channels_last = (on_cuda if self.channels_last is None
+                         else self.channels_last)
+        memory_format = (torch.channels_last if channels_last else
                          torch.contiguous_format)
         fresh.to(memory_format=memory_format)
         current = self.network
@@ -469,13 +612,14 @@ class InferencePath:
         if images.dim() == 4:
             images = images.contiguous(memory_format=self.memory_format)
         if not self._graphable(images):
-            return self.network(images)
+            return _as_built(self.network(images))
         key = (tuple(images.shape), images.dtype, images.device,
                *_autocast_state())
         replay = self.graphs.get(key)
         if replay is not None:
             return replay(images)
-        outputs = self.network(images)  # errors for bad input come from here
+        # errors for bad input come from here
+        outputs = _as_built(self.network(images))
         self.seen[key] = self.seen.get(key, 0) + 1
         if (self.seen[key] >= self.record_after and key not in self.failed
                 and len(self.graphs) < self.max_graphs):
@@ -510,7 +654,7 @@ class InferencePath:
         def replay(images):
             static_input.copy_(images)
             replay_graph()
-            return _copy_structure(static['out'], clone=True)
+            return _as_built(static['out'], fresh=True)
 
         return replay
 

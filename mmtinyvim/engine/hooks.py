@@ -10,7 +10,8 @@ from mmengine.model import (BaseTTAModel, MMDistributedDataParallel,
                             is_model_wrapper)
 from mmengine.registry import HOOKS, MODEL_WRAPPERS
 
-from .accelerate import GraphOnFirstBatch, in_memory_format
+from .accelerate import (TrainingGraphs, check_graph_options,
+                         in_memory_format)
 from .deploy import switch_to_deploy
 
 
@@ -91,15 +92,17 @@ class GraphSafeDistributedDataParallel(MMDistributedDataParallel):
     recipe for DDP with CUDA graphs. ``tools/train.py --cuda-graph`` selects
     it under a launcher (``add_cuda_graph_hook``).
 
-    ``channels_last``: convert the model before DDP is built. Converting a
-    model after wrapping it gives its parameters new storage behind the
-    reducer's back, and DDP then trains on wrong gradients (seen on CPU and
-    GPU); the hook checks this.
+    ``channels_last``: convert the backbone (the model, if it has none)
+    before DDP is built. Converting a model after wrapping it gives its
+    parameters new storage behind the reducer's back, and DDP then trains
+    on wrong gradients (seen on CPU and GPU); the hook checks this. Only the
+    backbone: detection heads feed mmcv ops (RoIAlign) that read NCHW
+    memory whatever the tensor's strides say.
     """
 
     def __init__(self, module, channels_last: bool = True, **kwargs):
         if channels_last:
-            module.to(memory_format=torch.channels_last)
+            graphed_part(module).to(memory_format=torch.channels_last)
         if not torch.cuda.is_available():
             super().__init__(module=module, **kwargs)
             return
@@ -110,6 +113,13 @@ class GraphSafeDistributedDataParallel(MMDistributedDataParallel):
         torch.cuda.current_stream().wait_stream(side)
 
 
+def graphed_part(model: torch.nn.Module) -> torch.nn.Module:
+    """What :class:`CUDAGraphTrainingHook` graphs and converts to
+    channels-last: ``model.backbone``, or ``model`` if it has none."""
+    backbone = getattr(model, 'backbone', None)
+    return backbone if isinstance(backbone, torch.nn.Module) else model
+
+
 class _CannotGraph(Exception):
     """Why CUDAGraphTrainingHook cannot graph this training."""
 
@@ -117,39 +127,57 @@ class _CannotGraph(Exception):
 @HOOKS.register_module()
 class CUDAGraphTrainingHook(Hook):
     """Train the backbone as CUDA graphs: ``tools/train.py --cuda-graph``,
-    or ``custom_hooks=[dict(type='CUDAGraphTrainingHook')]``.
+    or ``custom_hooks=[dict(type='CUDAGraphTrainingHook')]``; every shipped
+    config carries it with ``required=False``.
 
-    Before training, the model is converted to channels-last and the
-    backbone's forward is replaced by
-    :class:`mmtinyvim.engine.GraphOnFirstBatch`: the first training batch
-    records the backbone's forward and backward as CUDA graphs, later
-    batches of that shape replay them (gradients as the eager network's;
-    docs/benchmark.md), other shapes and evaluation run eagerly.
-    Pays where every batch has one shape (the ImageNet configs: fixed crops,
-    ``drop_last=True``); detector and segmentor training with varying
-    shapes gains nothing. ``compile=True`` (``--cuda-graph compile``)
-    records the ``torch.compile``-d backbone: slower start, faster steps for
-    some variants (docs/benchmark.md).
+    Before training, the backbone is converted to channels-last and its
+    forward is replaced by
+    :class:`mmtinyvim.engine.TrainingGraphs`: the first training batch of
+    each shape records the backbone's forward and backward as CUDA graphs,
+    later batches of that shape replay them (gradients as the eager
+    network's; docs/benchmark.md); evaluation runs eagerly (the backbones'
+    own default inference path). Why graphs: a backbone of these families
+    launches thousands of small kernels per step, so eager training waits
+    on the host, at ImageNet crops and at detection sizes alike.
+
+    Args:
+        channels_last (bool): convert the backbone to channels-last (faster
+            BatchNorm and depthwise kernels).
+        compile (bool): record the ``torch.compile``-d backbone (``--cuda-
+            graph compile``): slower start, faster steps for some variants.
+        required (bool): False lets training go on eagerly, with the reason
+            in the log, where graphs cannot run (no CUDA, no
+            ``model.backbone``, mmengine's plain DDP wrapper).
+        max_graphs (int): most batch shapes recorded; later new shapes
+            train eagerly (a warning names them).
+        batch_shapes (list of (h, w)): sizes that smaller batches are padded
+            to, so that the varying batch sizes of detection share a few
+            graphs (see :class:`TrainingGraphs`); empty: one graph per
+            shape. The detection configs list their pipeline's sizes.
+        max_padding (float): a batch is padded to a ``batch_shapes`` size
+            only when that has at most this many times its pixels.
 
     Distributed training (``tools/dist_train.sh``, ``tools/slurm_train.sh``)
     works the same way: the graphs hold only the backbone's own forward and
     backward, so the gradients leave the graphed backward through the
     parameters' ordinary accumulation, where DDP's all-reduce hooks sit; the
-    reduction itself stays outside the graphs, as in eager training.
-
-    ``required=False`` is how the ImageNet configs carry it by default: where
-    it cannot run (no CUDA, no ``model.backbone``, mmengine's plain DDP
-    wrapper) it leaves training as it is and says why in the log, instead
-    of stopping. ``tools/train.py --no-cuda-graph`` removes it.
+    reduction itself stays outside the graphs, as in eager training. It
+    needs ``model_wrapper_cfg=dict(type='GraphSafeDistributedDataParallel')``,
+    which the shipped configs set. ``tools/train.py --no-cuda-graph`` removes
+    the hook.
     """
 
     priority = 'LOW'
 
     def __init__(self, channels_last: bool = True, compile: bool = False,
-                 required: bool = True):
+                 required: bool = True, max_graphs: int = 4,
+                 batch_shapes=(), max_padding: float = 1.5):
         self.channels_last = channels_last
         self.compile = compile
         self.required = required
+        # checked here too: on a machine without CUDA the hook skips
+        self.graph_options = check_graph_options(max_graphs, batch_shapes,
+                                                 max_padding)
 
     def before_train(self, runner) -> None:
         try:
@@ -173,30 +201,27 @@ class CUDAGraphTrainingHook(Hook):
                     'cannot feed a CUDA graph capture); tools/train.py '
                     '--cuda-graph sets it.')
             model = model.module
-            if self.channels_last and ddp and not in_memory_format(
-                    model, torch.channels_last):
-                raise RuntimeError(
-                    'CUDAGraphTrainingHook: the distributed model must be '
-                    'channels-last before DDP wraps it (converting it '
-                    'afterwards breaks DDP\'s gradient reduction); use '
-                    "model_wrapper_cfg=dict(type='GraphSafeDistributedData"
-                    "Parallel'), as tools/train.py --cuda-graph does")
         backbone = getattr(model, 'backbone', None)
         if not isinstance(backbone, torch.nn.Module):
             raise _CannotGraph(
                 'CUDAGraphTrainingHook graphs model.backbone; '
                 f'{type(model).__name__} has none.')
+        converted = in_memory_format(backbone, torch.channels_last)
+        if self.channels_last and ddp and not converted:
+            raise RuntimeError(
+                'CUDAGraphTrainingHook: the distributed model\'s backbone '
+                'must be channels-last before DDP wraps it (converting it '
+                'afterwards breaks DDP\'s gradient reduction); use '
+                "model_wrapper_cfg=dict(type='GraphSafeDistributedData"
+                "Parallel'), as tools/train.py --cuda-graph does")
         devices = {p.device.type for p in backbone.parameters()}
         if devices != {'cuda'}:
             raise _CannotGraph(
                 'CUDAGraphTrainingHook records CUDA graphs: the backbone is '
                 f'on {", ".join(sorted(devices))}, it needs a CUDA GPU. On '
                 'other devices leave out --cuda-graph / the hook.')
-        if self.channels_last and not in_memory_format(
-                model, torch.channels_last):
-            model.to(memory_format=torch.channels_last)
-        GraphOnFirstBatch(backbone, self.channels_last,
-                          self.compile).install()
+        TrainingGraphs(backbone, self.channels_last, self.compile,
+                       **self.graph_options).install()
 
 
 @HOOKS.register_module()
@@ -262,15 +287,20 @@ def add_cuda_graph_hook(cfg, compile: bool = False) -> None:
                 f"model_wrapper_cfg type {wrapper['type']!r}")
         cfg.model_wrapper_cfg = dict(
             wrapper, type='GraphSafeDistributedDataParallel')
-    hooks = [h for h in cfg.get('custom_hooks') or []
-             if h.get('type') != 'CUDAGraphTrainingHook']
-    cfg.custom_hooks = [*hooks, dict(type='CUDAGraphTrainingHook',
-                                     compile=compile)]
+    hooks = cfg.get('custom_hooks') or []
+    # the config's own hook keeps its options (batch_shapes, max_graphs)
+    graph_hook = dict(([h for h in hooks
+                        if h.get('type') == 'CUDAGraphTrainingHook'] or
+                       [dict(type='CUDAGraphTrainingHook')])[-1])
+    graph_hook.update(required=True, compile=compile)
+    cfg.custom_hooks = [*(h for h in hooks
+                          if h.get('type') != 'CUDAGraphTrainingHook'),
+                        graph_hook]
 
 
 def remove_cuda_graph_hook(cfg) -> None:
     """``tools/train.py --no-cuda-graph``: leave out the
-    :class:`CUDAGraphTrainingHook` a config carries (the ImageNet configs
+    :class:`CUDAGraphTrainingHook` a config carries (the shipped configs
     do by default)."""
     cfg.custom_hooks = [h for h in cfg.get('custom_hooks') or []
                         if h.get('type') != 'CUDAGraphTrainingHook']

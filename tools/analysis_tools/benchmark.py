@@ -556,6 +556,21 @@ def dense_input_shape(cfg) -> tuple:
     return batch, height, width
 
 
+def install_training_hook(cfg, model) -> str:
+    """Apply the config's :class:`CUDAGraphTrainingHook` to ``model`` as the
+    runner does before training (the shipped configs carry it); returns
+    what training will run: ``graphs``, or ``eager`` with the reason."""
+    hooks = [h for h in cfg.get('custom_hooks') or []
+             if h.get('type') == 'CUDAGraphTrainingHook']
+    if not hooks:
+        return 'eager (the config has no CUDAGraphTrainingHook)'
+    options = {k: v for k, v in hooks[-1].items() if k != 'type'}
+    said = []
+    CUDAGraphTrainingHook(**options).before_train(
+        SimpleNamespace(model=model, logger=SimpleNamespace(info=said.append)))
+    return f'eager ({said[0]})' if said else 'graphs'
+
+
 def bench_dense_parts(config_path: str, args) -> list:
     """Backbone+neck of a detector/segmentor config (ours or an R50 one,
     e.g. mmdet's own config file) at its training batch shape: forward +
@@ -579,6 +594,8 @@ def bench_dense_parts(config_path: str, args) -> list:
         x = torch.randn(batch, 3, height, width, device='cuda')
         if part == 'train':
             model.train()
+            training = ('eager (--no-cuda-graph)' if args.no_cuda_graph
+                        else install_training_hook(cfg, model))
 
             def step():
                 with torch.autocast('cuda', torch.float16):
@@ -606,6 +623,7 @@ def bench_dense_parts(config_path: str, args) -> list:
         rows.append(dict(
             config_file=config_path, backbone=_backbone_name(cfg),
             part=part, batch=batch, size=f'{height}x{width}',
+            training=training if part == 'train' else 'eval',
             ms=round(seconds * 1e3, 2), iters=iters,
             peak_GiB=round(torch.cuda.max_memory_allocated() / 2**30, 3)))
         print(json.dumps(rows[-1]), flush=True)
@@ -814,6 +832,10 @@ def bench_steps(config_path: str, args, device='cuda', height=None,
             if part == 'train-step':
                 model.train()
                 optim_wrapper = build_step_optim_wrapper(cfg, model, device)
+                row['training'] = (
+                    'eager (--no-cuda-graph)' if getattr(
+                        args, 'no_cuda_graph', False) or not cuda
+                    else install_training_hook(cfg, model))
 
                 def step():
                     last[:] = [model.train_step(data, optim_wrapper)]
@@ -918,6 +940,11 @@ def parse_args(argv=None):
     parser.add_argument('--steps-batch', type=int,
                         help='batch for --step-config (default: each '
                         'config\'s own per-GPU training batch)')
+    parser.add_argument('--no-cuda-graph', action='store_true',
+                        help='--parts-config / --step-config: train eagerly '
+                        'instead of through the config\'s '
+                        'CUDAGraphTrainingHook (as tools/train.py '
+                        '--no-cuda-graph)')
     parser.add_argument('--out', help='write all records to this JSON file')
     args = parser.parse_args(argv)
     for flag in ('parts_batch', 'steps_batch'):
