@@ -32,6 +32,8 @@ auto_scale_lr = dict(enable=False, base_batch_size=32)
 # only the SS2D out_norm LayerNorms. No gradient clipping.
 optim_wrapper = dict(
     type='OptimWrapper',
+    # equal per-parameter groups merged (mmtinyvim.engine.optim)
+    constructor='MergedGroupsOptimWrapperConstructor',
     optimizer=dict(
         type='AdamW', lr=1.2e-4, betas=(0.9, 0.999), weight_decay=0.05),
     paramwise_cfg=dict(

@@ -129,6 +129,8 @@ test_evaluator = val_evaluator
 # clipping (AGC, factor 0.02) has no mmengine equivalent and is left out.
 optim_wrapper = dict(
     type='AmpOptimWrapper',
+    # equal per-parameter groups merged (mmtinyvim.engine.optim)
+    constructor='MergedGroupsOptimWrapperConstructor',
     optimizer=dict(
         type='AdamW',
         lr=4e-3,

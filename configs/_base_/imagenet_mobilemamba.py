@@ -119,6 +119,8 @@ test_evaluator = val_evaluator
 # on all but 1-D tensors; gradient norm clipped at 5; AMP.
 optim_wrapper = dict(
     type='AmpOptimWrapper',
+    # equal per-parameter groups merged (mmtinyvim.engine.optim)
+    constructor='MergedGroupsOptimWrapperConstructor',
     optimizer=dict(
         type='AdamW',
         lr=3e-3,

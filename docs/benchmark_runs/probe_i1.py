@@ -156,7 +156,7 @@ def gap(args):
         row['output clone'] = benchmark._cuda_ms(
             lambda: accelerate._copy_structure(outputs, True), 50)
         row['fingerprint (host)'] = round(
-            host_ms(lambda: accelerate._fingerprint(backbone)), 3)
+            host_ms(lambda: accelerate._fingerprint(path.watched)), 3)
         row['hook check (host)'] = round(
             host_ms(lambda: accelerate._has_hooks(path.modules)), 3)
         feats = replay(xc)

@@ -19,6 +19,7 @@ from .accelerate import (TrainingGraphs, InferencePath,
                          run_inference_path,
                          to_memory_format)
 from .deploy import ClassifierLogits, switch_to_deploy
+from .optim import MergedGroupsOptimWrapperConstructor, merge_param_groups
 from .hooks import (CUDAGraphTrainingHook, DeployHook,
                     GraphSafeDistributedDataParallel,
                     ResumableRandomnessHook, add_cuda_graph_hook,
@@ -30,7 +31,8 @@ from .safety import (NonFiniteGuardHook, NonFiniteLossError,
                      guard_optim_wrapper, newest_intact_checkpoint,
                      release_work_dir, teardown_distributed)
 
-__all__ = ['TrainingGraphs', 'InferencePath', 'inference_path_of',
+__all__ = ['MergedGroupsOptimWrapperConstructor', 'merge_param_groups',
+           'TrainingGraphs', 'InferencePath', 'inference_path_of',
            'install_inference_path', 'plain_inference',
            'run_inference_path',
            'capture_cuda_graph', 'compile_static',

@@ -3,8 +3,12 @@
 # to #segmentation): AdamW, weight decay 0.05, gradient norm clipped at 0.1.
 # Each config sets its lr. 'norm' matches only the SS2D out_norm LayerNorms;
 # the backbone BatchNorms (named bn) keep their weight decay, as in the logs.
+# MergedGroupsOptimWrapperConstructor (mmtinyvim.engine.optim): mmengine's
+# constructor, then the per-parameter groups that paramwise_cfg makes merged
+# where their options are equal: the same updates in a few launches.
 optim_wrapper = dict(
     type='OptimWrapper',
+    constructor='MergedGroupsOptimWrapperConstructor',
     optimizer=dict(
         type='AdamW', lr=None, betas=(0.9, 0.999), weight_decay=0.05),
     paramwise_cfg=dict(
