@@ -182,6 +182,11 @@ class CUDAGraphTrainingHook(Hook):
     def before_train(self, runner) -> None:
         try:
             self._install(runner)
+            logger = getattr(runner, 'logger', None)
+            if logger is not None:
+                logger.info(
+                    'CUDAGraphTrainingHook: the backbone trains through CUDA '
+                    'graphs, one per batch shape (--no-cuda-graph: eagerly)')
         except _CannotGraph as reason:
             if self.required:
                 raise RuntimeError(str(reason)) from None
