@@ -86,6 +86,7 @@ from mmengine.optim import AmpOptimWrapper
 from mmpretrain.structures import DataSample
 
 from mmtinyvim.engine import (ClassifierLogits, CUDAGraphTrainingHook,
+                              TrainingGraphs,
                               capture_cuda_graph, compile_static,
                               enable_cudnn_search, for_inference,
                               for_training, plain_inference,
@@ -568,7 +569,10 @@ def install_training_hook(cfg, model) -> str:
     said = []
     CUDAGraphTrainingHook(**options).before_train(
         SimpleNamespace(model=model, logger=SimpleNamespace(info=said.append)))
-    return f'eager ({said[0]})' if said else 'graphs'
+    backbone = getattr(model, 'backbone', None)
+    if isinstance(getattr(backbone, 'forward', None), TrainingGraphs):
+        return 'graphs'
+    return f'eager ({" ".join(said)})'
 
 
 def bench_dense_parts(config_path: str, args) -> list:
