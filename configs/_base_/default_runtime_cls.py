@@ -1,4 +1,6 @@
 # Runtime shared by the ImageNet classification configs (mmpretrain 1.x).
+# the graph-safe DDP wrapper (model_wrapper_cfg)
+_base_ = ['./graph_safe_ddp.py']
 default_scope = 'mmpretrain'
 custom_imports = dict(
     imports=['mmtinyvim', 'mmtinyvim.datasets.imagenet'],
@@ -30,12 +32,6 @@ custom_hooks = [
     dict(type='ResumableRandomnessHook'),
     dict(type='CUDAGraphTrainingHook', required=False),
 ]
-# under a launcher, the DDP wrapper that the graphs need (built on a side
-# stream, model channels-last before wrapping); eager DDP through it equals
-# mmengine's own wrapper
-model_wrapper_cfg = dict(
-    type='GraphSafeDistributedDataParallel', broadcast_buffers=False,
-    find_unused_parameters=False)
 
 env_cfg = dict(
     cudnn_benchmark=False,

@@ -1,4 +1,6 @@
 # Runtime shared by the detection configs (mmdet 3.x).
+# the graph-safe DDP wrapper (model_wrapper_cfg)
+_base_ = ['./graph_safe_ddp.py']
 default_scope = 'mmdet'
 custom_imports = dict(
     imports=['mmtinyvim', 'mmtinyvim.datasets.coco'],
@@ -34,12 +36,6 @@ custom_hooks = [
     dict(type='CUDAGraphTrainingHook', required=False, max_graphs=6,
          batch_shapes=[(800, 1088), (1088, 800), (800, 1344), (1344, 800)]),
 ]
-# under a launcher, the DDP wrapper that the graphs need (built on a side
-# stream, backbone channels-last before wrapping); eager DDP through it
-# equals mmengine's own wrapper
-model_wrapper_cfg = dict(
-    type='GraphSafeDistributedDataParallel', broadcast_buffers=False,
-    find_unused_parameters=False)
 
 env_cfg = dict(
     cudnn_benchmark=False,

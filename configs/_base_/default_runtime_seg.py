@@ -1,4 +1,6 @@
 # Runtime shared by the semantic segmentation configs (mmseg 1.x).
+# the graph-safe DDP wrapper (model_wrapper_cfg)
+_base_ = ['./graph_safe_ddp.py']
 default_scope = 'mmseg'
 custom_imports = dict(
     imports=['mmtinyvim', 'mmtinyvim.datasets.ade'],
@@ -31,12 +33,6 @@ custom_hooks = [
     # --no-cuda-graph removes it
     dict(type='CUDAGraphTrainingHook', required=False),
 ]
-# under a launcher, the DDP wrapper that the graphs need (built on a side
-# stream, backbone channels-last before wrapping); eager DDP through it
-# equals mmengine's own wrapper
-model_wrapper_cfg = dict(
-    type='GraphSafeDistributedDataParallel', broadcast_buffers=False,
-    find_unused_parameters=False)
 
 env_cfg = dict(
     cudnn_benchmark=True,

@@ -346,9 +346,8 @@ class _Graphs:
     and whether the graphs' buffers still hold a replay whose backward is
     to come (its autograd graph is alive and has not run backward)."""
 
-    def __init__(self, graphed: Callable, sample: torch.Tensor):
+    def __init__(self, graphed: Callable):
         self.graphed = graphed
-        self.sample = sample
         self.pending = None  # weakref to the last replay's marker node
 
     def busy(self) -> bool:
@@ -456,8 +455,7 @@ class TrainingGraphs:
         try:
             target = (compile_static(self.module) if self.compile
                       else self.module)
-            return _Graphs(self.record(target, sample, _autocast_state()[1]),
-                           sample)
+            return _Graphs(self.record(target, sample, _autocast_state()[1]))
         finally:
             self.module.forward = self
 
