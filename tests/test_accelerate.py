@@ -298,6 +298,26 @@ def test_training_graphs_run_a_second_call_before_backward_eagerly():
     assert recorder.replayed == 4
 
 
+def test_training_graphs_train_eagerly_where_recording_fails():
+    from mmtinyvim.engine import TrainingGraphs
+    module = torch.nn.Conv2d(3, 4, 3).train()
+    calls = []
+
+    def failing(target, sample, dtype):
+        calls.append(tuple(sample.shape))
+        raise RuntimeError('operation not permitted when stream is '
+                           'capturing')
+
+    TrainingGraphs(module, record=failing).install()
+    x = torch.randn(2, 3, 8, 8)
+    with pytest.warns(UserWarning, match='runs eagerly: recording its CUDA '
+                      'graphs failed .RuntimeError: operation not permitted'):
+        out = module(x)
+    module(x)  # not recorded again
+    assert calls == [(2, 3, 8, 8)]
+    assert out.shape == (2, 4, 6, 6) and out.grad_fn is not None
+
+
 def test_graph_options_are_checked():
     from mmtinyvim.engine import CUDAGraphTrainingHook
     for kwargs, match in ((dict(max_graphs=0), 'max_graphs must be an int'),

@@ -239,15 +239,17 @@ def record_training_graphs(module: nn.Module, sample: torch.Tensor,
         warnings.filterwarnings(
             'ignore', message="The AccumulateGrad node's stream does not "
             'match')
-        torch.cuda.make_graphed_callables(module, (sample, ))
-    graphed = module.forward  # replay when module.training, else eager
-    if own_forward is None:
-        del module.forward
-    else:
-        module.forward = own_forward
-    with torch.no_grad():
-        for buffer, value in zip(module.buffers(), saved):
-            buffer.copy_(value)
+        try:
+            torch.cuda.make_graphed_callables(module, (sample, ))
+            graphed = module.forward  # replay when module.training
+        finally:  # also when the capture fails: the module as it was
+            if own_forward is None:
+                module.__dict__.pop('forward', None)
+            else:
+                module.forward = own_forward
+            with torch.no_grad():
+                for buffer, value in zip(module.buffers(), saved):
+                    buffer.copy_(value)
     return graphed
 
 
@@ -368,8 +370,9 @@ class TrainingGraphs:
     the forward and backward graphs recorded for its shape, dtype and
     autocast state; the first batch of each new shape records them, up to
     ``max_graphs`` shapes. Anything else (evaluation, ``no_grad``, shapes
-    beyond the limit, a second call before the first one's backward) runs
-    the module eagerly, with a one-time warning per training shape.
+    beyond the limit, a shape whose recording failed, a second call before
+    the first one's backward) runs the module eagerly, with a one-time
+    warning per training shape.
 
     ``batch_shapes``: (height, width) sizes that a smaller training batch
     is zero-padded to (bottom/right, as mmdet and mmseg pad a batch), so
@@ -406,6 +409,7 @@ class TrainingGraphs:
         self.max_padding = options['max_padding']
         self.strides = tuple(strides or ())
         self.graphs = {}
+        self.failed = set()
         self.warned = set()
 
     def install(self) -> 'TrainingGraphs':
@@ -432,8 +436,17 @@ class TrainingGraphs:
         key = (images.shape[:2] + size, images.dtype, images.device,
                *_autocast_state())
         graphs = self.graphs.get(key)
-        if graphs is None and len(self.graphs) < self.max_graphs:
-            graphs = self.graphs[key] = self._record(images, size)
+        if (graphs is None and key not in self.failed
+                and len(self.graphs) < self.max_graphs):
+            try:
+                graphs = self.graphs[key] = self._record(images, size)
+            except RuntimeError as error:  # an op that cannot be captured
+                self.failed.add(key)
+                self._warn(key, images, f'recording its CUDA graphs failed '
+                           f'({type(error).__name__}: {error})')
+                return _as_built(self.eager(images))
+        if key in self.failed:
+            return _as_built(self.eager(images))
         if graphs is None:
             self._warn(key, images, f'graphs are recorded for '
                        f'{self.max_graphs} batch shapes at most (max_graphs)')
