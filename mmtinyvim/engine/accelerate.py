@@ -435,30 +435,38 @@ class TrainingGraphs:
         size = self.padded_size(height, width)
         key = (images.shape[:2] + size, images.dtype, images.device,
                *_autocast_state())
+        graphs = self._graphs_for(key, images, size)
+        if graphs is None:
+            return _as_built(self.eager(images))
+        if size != (height, width):
+            images = F.pad(images, (0, size[1] - width, 0, size[0] - height))
+            return _as_built(self._crop(graphs(images), height, width))
+        return _as_built(graphs(images))
+
+    def _graphs_for(self, key, images, size) -> Optional[_Graphs]:
+        """The graphs that replay this batch (recorded now if it is a new
+        shape within the limit), or None (with one warning) to run it
+        eagerly."""
         graphs = self.graphs.get(key)
-        if (graphs is None and key not in self.failed
-                and len(self.graphs) < self.max_graphs):
+        if key in self.failed:
+            return None
+        if graphs is None and len(self.graphs) >= self.max_graphs:
+            self._warn(key, images, f'graphs are recorded for '
+                       f'{self.max_graphs} batch shapes at most (max_graphs)')
+            return None
+        if graphs is None:
             try:
                 graphs = self.graphs[key] = self._record(images, size)
             except RuntimeError as error:  # an op that cannot be captured
                 self.failed.add(key)
                 self._warn(key, images, f'recording its CUDA graphs failed '
                            f'({type(error).__name__}: {error})')
-                return _as_built(self.eager(images))
-        if key in self.failed:
-            return _as_built(self.eager(images))
-        if graphs is None:
-            self._warn(key, images, f'graphs are recorded for '
-                       f'{self.max_graphs} batch shapes at most (max_graphs)')
-            return _as_built(self.eager(images))
+                return None
         if graphs.busy():
             self._warn(key, images, 'the graphs still hold an earlier call '
                        'whose backward has not run')
-            return _as_built(self.eager(images))
-        if size != (height, width):
-            images = F.pad(images, (0, size[1] - width, 0, size[0] - height))
-            return _as_built(self._crop(graphs(images), height, width))
-        return _as_built(graphs(images))
+            return None
+        return graphs
 
     def _record(self, images, size) -> _Graphs:
         sample = F.pad(images.detach(), (0, size[1] - images.shape[3], 0,

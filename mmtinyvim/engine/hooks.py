@@ -211,8 +211,8 @@ class CUDAGraphTrainingHook(Hook):
             raise _CannotGraph(
                 'CUDAGraphTrainingHook graphs model.backbone; '
                 f'{type(model).__name__} has none.')
-        converted = in_memory_format(backbone, torch.channels_last)
-        if self.channels_last and ddp and not converted:
+        if self.channels_last and ddp and not in_memory_format(
+                backbone, torch.channels_last):
             raise RuntimeError(
                 'CUDAGraphTrainingHook: the distributed model\'s backbone '
                 'must be channels-last before DDP wraps it (converting it '
@@ -292,15 +292,13 @@ def add_cuda_graph_hook(cfg, compile: bool = False) -> None:
                 f"model_wrapper_cfg type {wrapper['type']!r}")
         cfg.model_wrapper_cfg = dict(
             wrapper, type='GraphSafeDistributedDataParallel')
-    hooks = cfg.get('custom_hooks') or []
+    own = [h for h in cfg.get('custom_hooks') or []
+           if h.get('type') == 'CUDAGraphTrainingHook']
+    remove_cuda_graph_hook(cfg)
     # the config's own hook keeps its options (batch_shapes, max_graphs)
-    graph_hook = dict(([h for h in hooks
-                        if h.get('type') == 'CUDAGraphTrainingHook'] or
-                       [dict(type='CUDAGraphTrainingHook')])[-1])
-    graph_hook.update(required=True, compile=compile)
-    cfg.custom_hooks = [*(h for h in hooks
-                          if h.get('type') != 'CUDAGraphTrainingHook'),
-                        graph_hook]
+    cfg.custom_hooks.append(dict(own[-1] if own else
+                                 dict(type='CUDAGraphTrainingHook'),
+                                 required=True, compile=compile))
 
 
 def remove_cuda_graph_hook(cfg) -> None:

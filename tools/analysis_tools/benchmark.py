@@ -557,10 +557,13 @@ def dense_input_shape(cfg) -> tuple:
     return batch, height, width
 
 
-def install_training_hook(cfg, model) -> str:
+def install_training_hook(cfg, model, no_cuda_graph: bool = False) -> str:
     """Apply the config's :class:`CUDAGraphTrainingHook` to ``model`` as the
-    runner does before training (the shipped configs carry it); returns
-    what training will run: ``graphs``, or ``eager`` with the reason."""
+    runner does before training (the shipped configs carry it) unless
+    ``no_cuda_graph`` (``--no-cuda-graph``); returns what training will
+    run: ``graphs``, or ``eager`` with the reason."""
+    if no_cuda_graph:
+        return 'eager (--no-cuda-graph)'
     hooks = [h for h in cfg.get('custom_hooks') or []
              if h.get('type') == 'CUDAGraphTrainingHook']
     if not hooks:
@@ -582,24 +585,21 @@ def bench_dense_parts(config_path: str, args) -> list:
     fp32), as the config builds it (our backbones: default inference path).
     """
     from mmengine.config import Config
-    from mmengine.registry import MODELS, DefaultScope, init_default_scope
+    from mmengine.registry import init_default_scope
     cfg = Config.fromfile(config_path)
-    cfg.model.pop('pretrained', None)  # random weights: nothing is loaded
-    scope = cfg.get('default_scope', 'mmdet')
-    init_default_scope(scope)
+    cfg.setdefault('default_scope', 'mmdet')
+    init_default_scope(cfg.default_scope)
     batch, height, width = dense_input_shape(cfg)
     batch = args.parts_batch or batch
     rows = []
     for part in ('train', 'eval-amp', 'eval-fp32'):
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
-        with DefaultScope.overwrite_default_scope(scope):
-            model = MODELS.build(cfg.model).cuda()
+        model = build_step_model(cfg, 'cuda')  # random weights
         x = torch.randn(batch, 3, height, width, device='cuda')
         if part == 'train':
             model.train()
-            training = ('eager (--no-cuda-graph)' if args.no_cuda_graph
-                        else install_training_hook(cfg, model))
+            training = install_training_hook(cfg, model, args.no_cuda_graph)
 
             def step():
                 with torch.autocast('cuda', torch.float16):
@@ -836,10 +836,8 @@ def bench_steps(config_path: str, args, device='cuda', height=None,
             if part == 'train-step':
                 model.train()
                 optim_wrapper = build_step_optim_wrapper(cfg, model, device)
-                row['training'] = (
-                    'eager (--no-cuda-graph)' if getattr(
-                        args, 'no_cuda_graph', False) or not cuda
-                    else install_training_hook(cfg, model))
+                row['training'] = install_training_hook(
+                    cfg, model, getattr(args, 'no_cuda_graph', False))
 
                 def step():
                     last[:] = [model.train_step(data, optim_wrapper)]
