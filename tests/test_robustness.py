@@ -282,8 +282,10 @@ def segmentation_runs(configs, tmp_path_factory):
     env = _subprocess_env()
     base = tmp_path_factory.mktemp('segmentation_runs')
     reference_dir, killed_dir = base / 'reference', base / 'killed'
-    subprocess.run(_train_command(configs['resume'], reference_dir), env=env,
-                   check=True, capture_output=True)
+    reference_run = subprocess.run(
+        _train_command(configs['resume'], reference_dir), env=env,
+        capture_output=True, text=True)
+    assert reference_run.returncode == 0, reference_run.stderr[-3000:]
     reference, = _logged_losses(reference_dir)
 
     process = subprocess.Popen(_train_command(configs['resume'], killed_dir),

@@ -1,9 +1,11 @@
 """Crash-safe checkpoints, the work_dir claim and the non-finite guard
 (mmtinyvim.engine.safety) on a toy mmengine Runner."""
+import errno
 import glob
 import itertools
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -20,9 +22,10 @@ from mmengine.registry import DefaultScope
 from mmengine.runner import Runner
 
 import mmtinyvim  # noqa: F401  (registers the hooks)
-from mmtinyvim.engine.safety import (CLAIM_FILE, NonFiniteLossError,
-                                     SafeCheckpointHook, WorkDirClaimedError,
-                                     claim_work_dir, release_work_dir)
+from mmtinyvim.engine.safety import (CLAIM_FILE, CheckpointWriteError,
+                                     NonFiniteLossError, SafeCheckpointHook,
+                                     WorkDirClaimedError, claim_work_dir,
+                                     release_work_dir)
 from mmtinyvim.utils.checkpoint import safe_torch_load
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -217,6 +220,36 @@ def test_a_new_best_is_written_before_the_previous_best_is_removed(
                    for p in glob.glob(str(tmp_path / 'best_*.pth')))
     assert bests == ['best_score_iter_1.pth']
     safe_torch_load(str(tmp_path / 'best_score_iter_1.pth'))
+
+
+def test_full_disk_stops_training_naming_the_checkpoint_kept(
+        tmp_path, monkeypatch):
+    put = LocalBackend.put
+
+    def put_on_a_full_disk(self, obj, filepath):
+        if 'iter_3' in str(filepath):
+            with open(filepath, 'wb') as f:
+                f.write(obj[:100])
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return put(self, obj, filepath)
+
+    monkeypatch.setattr(LocalBackend, 'put', put_on_a_full_disk)
+    runner = _runner(tmp_path, max_iters=4, claim=False)
+    with pytest.raises(CheckpointWriteError) as caught:
+        runner.train()
+    message = str(caught.value)
+    print(message)
+    kept = str(tmp_path / 'iter_2.pth')
+    assert f'the checkpoint {tmp_path / "iter_3.pth"}: ' in message
+    assert 'No space left on device' in message
+    assert re.search(r'\d+ MiB free', message)
+    assert f'the last intact checkpoint ({kept}) is kept' in message
+    assert '--resume' in message
+    assert isinstance(caught.value.__cause__, OSError)
+    assert _last_checkpoint(tmp_path) == kept
+    assert safe_torch_load(kept)['meta']['iter'] == 2
+    assert not (tmp_path / 'iter_3.pth').exists()
+    assert not glob.glob(str(tmp_path / '.*tmp*'))
 
 
 def test_checkpoint_with_nonfinite_weights_is_refused(tmp_path):

@@ -9,7 +9,9 @@ shipped config (so mmdet's and mmseg's own ``tools/train.py`` use them too):
   temporary file in its folder, flushed to disk (``fsync``) and renamed into
   place (``os.replace``); ``last_checkpoint`` is then replaced the same way;
   only after that are the outdated checkpoints (or the previous best) deleted.
-  Checkpoints holding non-finite weights are refused. On auto-resume it picks
+  Checkpoints holding non-finite weights are refused; a write that fails (a
+  full disk) stops training with :class:`CheckpointWriteError`, naming the
+  free space and the checkpoint kept. On auto-resume it picks
   the newest *intact* checkpoint and warns about each broken one it skips.
 * :class:`WorkDirClaimHook` (``default_hooks.work_dir_claim``): a lock file
   ``<work_dir>/.mmtinyvim_claim`` naming host, PID and start time. A second
@@ -27,6 +29,7 @@ import json
 import os
 import os.path as osp
 import re
+import shutil
 import socket
 import time
 import warnings
@@ -187,6 +190,30 @@ def nonfinite_entries(state_dict, limit=5):
 
 
 # ------------------------------------------------------------ checkpoints --
+
+class CheckpointWriteError(RuntimeError):
+    """A checkpoint could not be written; nothing already saved changed."""
+
+
+def _write_failure(runner, path, err):
+    folder = osp.dirname(osp.abspath(path))
+    try:
+        free = f'{shutil.disk_usage(folder).free / 2**20:.0f} MiB free'
+    except OSError:
+        free = 'free space unknown'
+    pointer = osp.join(runner.work_dir, 'last_checkpoint')
+    try:
+        with open(pointer) as f:
+            kept = f.read().strip() or 'none yet'
+    except OSError:
+        kept = 'none yet'
+    reason = err.strerror or str(err)
+    return (f'Could not write the checkpoint {path}: {reason} ({free} in '
+            f'{folder}). Nothing saved '
+            f'before was changed: the last intact checkpoint ({kept}) is '
+            f'kept and last_checkpoint still names it. Free space (or fix '
+            f'the folder), then continue with --resume.')
+
 
 class _AtomicSavingRunner:
     """The runner as ``CheckpointHook`` sees it, with ``save_checkpoint``
@@ -349,6 +376,9 @@ class SafeCheckpointHook(CheckpointHook):
         try:
             runner.save_checkpoint(out_dir, tmp_name, *args, **kwargs)
             commit_file(osp.join(out_dir, tmp_name), final)
+        except OSError as err:  # a full disk, a quota, a lost mount
+            raise CheckpointWriteError(
+                _write_failure(runner, final, err)) from err
         finally:
             if osp.exists(osp.join(out_dir, tmp_name)):
                 os.remove(osp.join(out_dir, tmp_name))
