@@ -46,12 +46,17 @@ def build(config_path):
     return cfg, model
 
 
-def gpu_time(step):
+def gpu_time(step, top=0):
+    """GPU kernel time (ms) and kernel count of one ``step``; with ``top``,
+    its kernel categories and top kernels are printed too."""
     with profile(activities=[ProfilerActivity.CUDA]) as prof:
         step()
         torch.cuda.synchronize()
     events = [e for e in prof.key_averages()
               if e.device_type == torch.autograd.DeviceType.CUDA]
+    if top:
+        from profile_kernels import summarize
+        print('\n'.join(summarize(events, top)), flush=True)
     return (sum(e.self_device_time_total for e in events) / 1e3,
             sum(e.count for e in events))
 
@@ -95,7 +100,7 @@ def parts(args):
 
                 torch.cuda.reset_peak_memory_stats()
                 seconds, iters = benchmark.time_loop(step, 5, args.min_time)
-                gpu_ms, kernels = gpu_time(step)
+                gpu_ms, kernels = gpu_time(step, args.top)
                 row.update(ms=round(seconds * 1e3, 2), iters=iters,
                            gpu_ms=round(gpu_ms, 2), kernels=kernels,
                            peak_GiB=round(
@@ -176,6 +181,9 @@ if __name__ == '__main__':
                         default=['eager', 'cl', 'cl+graph'])
     parser.add_argument('--batch', type=int)
     parser.add_argument('--min-time', type=float, default=1.0)
+    parser.add_argument('--top', type=int, default=0,
+                        help='parts: print kernel categories and the top '
+                        'kernels of the profiled step')
     args = parser.parse_args()
     print(json.dumps(dict(gpu=torch.cuda.get_device_name(),
                           torch=torch.__version__)), flush=True)
