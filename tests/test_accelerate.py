@@ -45,6 +45,23 @@ def test_inference_path_equals_the_network_on_cpu(variant):
     assert predict(torch.randn(1, 3, 64, 64)).shape == (1, 1000)
 
 
+def test_feature_maps_come_back_in_the_layout_of_the_network_as_built():
+    # for_inference runs channels-last; mmcv's RoIAlign reads NCHW memory
+    # and ignores strides, so a detector's features must come back NCHW
+    torch.manual_seed(0)
+    backbone = plain_network(TinyViM(arch='s', out_indices=(0, 1, 2, 3)))
+    backbone.eval()
+    x = torch.randn(2, 3, 64, 96)
+    with torch.no_grad():
+        reference = backbone(x)
+    predict = for_inference(copy.deepcopy(backbone), x, compile=False)
+    outputs = predict(x)
+    assert all(o.is_contiguous() for o in outputs)
+    errors = [_relative(o, r) for o, r in zip(outputs, reference)]
+    print(f'for_inference feature maps vs eval: max|d|/std {max(errors):.2e}')
+    assert max(errors) < 1e-4
+
+
 def test_bad_arguments_are_refused():
     model = _model('tinyvim-s')
     x = torch.randn(1, 3, 64, 64)

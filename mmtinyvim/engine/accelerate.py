@@ -22,8 +22,11 @@ numbers.
 
 A CUDA graph replays fixed memory: every call must use the example's shape,
 dtype and device (a different one is refused with the shapes named), and
-the function returns fresh tensors (``clone_outputs=False`` returns the
-graph's own output buffers, overwritten by the next call).
+the function returns fresh tensors in the NCHW layout of the network as
+built, whatever layout it ran in (mmcv's ops, RoIAlign among them, read
+NCHW memory). ``clone_outputs=False`` returns the graph's own output
+buffers instead: overwritten by the next call, and channels-last where the
+network made them so.
 """
 import copy
 import operator
@@ -93,14 +96,6 @@ def _as_built(outputs, fresh: bool = False):
     return convert(outputs)
 
 
-def _copy_structure(outputs, clone: bool):
-    if not clone:
-        return outputs
-    if isinstance(outputs, torch.Tensor):
-        return outputs.clone()
-    return type(outputs)(o.clone() for o in outputs)
-
-
 def to_memory_format(model: nn.Module, channels_last: bool
                      ) -> torch.memory_format:
     """Convert ``model`` in place; returns the memory format its inputs
@@ -168,6 +163,8 @@ def for_inference(model: nn.Module,
             None for the model's own precision.
         cuda_graph: None = replay as a CUDA graph when model and example are
             on CUDA.
+        clone_outputs: False: a graph's calls return its own output
+            buffers (no copy; see the module's docstring).
     """
     _check_example(example)
     if dtype not in (None, torch.float16, torch.bfloat16):
@@ -192,7 +189,7 @@ def for_inference(model: nn.Module,
             return network(images.contiguous(memory_format=memory_format))
 
     if not graphed:
-        return run
+        return lambda images: _as_built(run(images))
 
     static_input = example.detach().clone().contiguous(
         memory_format=memory_format)
@@ -211,7 +208,9 @@ def for_inference(model: nn.Module,
                 'one per input shape, or pass cuda_graph=False')
         static_input.copy_(images)
         replay_graph()
-        return _copy_structure(static['out'], clone_outputs)
+        if not clone_outputs:
+            return static['out']
+        return _as_built(static['out'], fresh=True)
 
     # the graph reads the weights in place, so the (folded) network must
     # live as long as the function that replays it

@@ -492,10 +492,11 @@ def bench_detector(config_path: str, args) -> list:
                 def extract():
                     return model.extract_feat(x)
             elif config == 'api':
+                # features come back NCHW (a copy): the RoI heads' mmcv
+                # RoIAlign reads NCHW memory
                 extract = partial(for_inference(
                     _FeatureExtractor(model), x,
-                    dtype=torch.float16 if precision == 'amp' else None,
-                    clone_outputs=False), x)
+                    dtype=torch.float16 if precision == 'amp' else None), x)
             else:
                 switch_to_deploy(model.backbone)
                 static = []
