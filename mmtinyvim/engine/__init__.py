@@ -26,8 +26,9 @@ from .hooks import (CUDAGraphTrainingHook, DeployHook,
                     add_deploy_hook, reseed_global_generators,
                     remove_cuda_graph_hook)
 from .safety import (CheckpointWriteError, NonFiniteGuardHook,
-                     NonFiniteLossError, SafeCheckpointHook, WorkDirClaimedError,
-                     WorkDirClaimHook, add_safety_hooks, claim_work_dir,
+                     NonFiniteLossError, SafeCheckpointHook,
+                     WorkDirClaimedError, WorkDirClaimHook, add_safety_hooks,
+                     claim_work_dir,
                      guard_optim_wrapper, newest_intact_checkpoint,
                      release_work_dir, teardown_distributed)
 
