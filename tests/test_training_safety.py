@@ -222,18 +222,24 @@ def test_a_new_best_is_written_before_the_previous_best_is_removed(
     safe_torch_load(str(tmp_path / 'best_score_iter_1.pth'))
 
 
-def test_full_disk_stops_training_naming_the_checkpoint_kept(
-        tmp_path, monkeypatch):
+def _disk_full_while_writing(monkeypatch, when):
+    """Make LocalBackend.put write a part of the file, then fail with
+    ENOSPC, on the put calls for which ``when(path)`` is true."""
     put = LocalBackend.put
 
     def put_on_a_full_disk(self, obj, filepath):
-        if 'iter_3' in str(filepath):
+        if when(str(filepath)):
             with open(filepath, 'wb') as f:
                 f.write(obj[:100])
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         return put(self, obj, filepath)
 
     monkeypatch.setattr(LocalBackend, 'put', put_on_a_full_disk)
+
+
+def test_full_disk_stops_training_naming_the_checkpoint_kept(
+        tmp_path, monkeypatch):
+    _disk_full_while_writing(monkeypatch, lambda p: 'iter_3' in p)
     runner = _runner(tmp_path, max_iters=4, claim=False)
     with pytest.raises(CheckpointWriteError) as caught:
         runner.train()
@@ -249,6 +255,19 @@ def test_full_disk_stops_training_naming_the_checkpoint_kept(
     assert _last_checkpoint(tmp_path) == kept
     assert safe_torch_load(kept)['meta']['iter'] == 2
     assert not (tmp_path / 'iter_3.pth').exists()
+    assert not glob.glob(str(tmp_path / '.*tmp*'))
+
+
+def test_full_disk_at_the_first_checkpoint(tmp_path, monkeypatch):
+    _disk_full_while_writing(monkeypatch, lambda p: 'iter_1' in p)
+    runner = _runner(tmp_path, max_iters=2, claim=False)
+    with pytest.raises(CheckpointWriteError,
+                       match=f'No checkpoint was saved in {tmp_path} before; '
+                       'nothing there was changed. Free space .or fix the '
+                       'folder., then start the training again'):
+        runner.train()
+    assert not (tmp_path / 'last_checkpoint').exists()
+    assert not glob.glob(str(tmp_path / '*.pth'))
     assert not glob.glob(str(tmp_path / '.*tmp*'))
 
 

@@ -189,7 +189,9 @@ def for_inference(model: nn.Module,
             return network(images.contiguous(memory_format=memory_format))
 
     if not graphed:
-        return lambda images: _as_built(run(images))
+        def predict(images):
+            return _as_built(run(images))
+        return predict
 
     static_input = example.detach().clone().contiguous(
         memory_format=memory_format)

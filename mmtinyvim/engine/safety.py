@@ -201,18 +201,22 @@ def _write_failure(runner, path, err):
         free = f'{shutil.disk_usage(folder).free / 2**20:.0f} MiB free'
     except OSError:
         free = 'free space unknown'
-    pointer = osp.join(runner.work_dir, 'last_checkpoint')
     try:
-        with open(pointer) as f:
-            kept = f.read().strip() or 'none yet'
+        with open(osp.join(runner.work_dir, 'last_checkpoint')) as f:
+            kept = f.read().strip()
     except OSError:
-        kept = 'none yet'
-    reason = err.strerror or str(err)
-    return (f'Could not write the checkpoint {path}: {reason} ({free} in '
-            f'{folder}). Nothing saved '
-            f'before was changed: the last intact checkpoint ({kept}) is '
-            f'kept and last_checkpoint still names it. Free space (or fix '
-            f'the folder), then continue with --resume.')
+        kept = ''
+    if kept:
+        state = (f'Nothing saved before was changed: the last intact '
+                 f'checkpoint ({kept}) is kept and last_checkpoint still '
+                 f'names it. Free space (or fix the folder), then continue '
+                 f'with --resume.')
+    else:
+        state = (f'No checkpoint was saved in {runner.work_dir} before; '
+                 f'nothing there was changed. Free space (or fix the '
+                 f'folder), then start the training again.')
+    return (f'Could not write the checkpoint {path}: '
+            f'{err.strerror or err} ({free} in {folder}). {state}')
 
 
 class _AtomicSavingRunner:
