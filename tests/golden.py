@@ -1,10 +1,11 @@
 """Access to ../shared/golden (official outputs) and the parity measure."""
-import importlib.util
 import os
 from pathlib import Path
 
 import pytest
 import torch
+
+from tests.modules import load_file
 
 REPO = Path(__file__).resolve().parents[1]
 GOLDEN_DIR = Path(os.environ.get('MMTINYVIM_GOLDEN',
@@ -26,11 +27,7 @@ def golden_dir() -> Path:
 
 
 def golden_weights_module():
-    spec = importlib.util.spec_from_file_location(
-        'golden_weights', golden_dir() / 'golden_weights.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_file(golden_dir() / 'golden_weights.py')
 
 
 def load_golden(name: str) -> dict:

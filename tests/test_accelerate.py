@@ -12,6 +12,7 @@ from mmtinyvim.engine import ClassifierLogits
 from mmtinyvim.models.backbones import TinyViM
 from mmtinyvim.models.zoo import build_classifier
 from tests.golden import plain_network
+from tests.modules import load_file
 
 needs_cuda = pytest.mark.skipif(
     not torch.cuda.is_available(),
@@ -411,12 +412,7 @@ def test_cuda_graph_hook_as_a_config_default_leaves_cpu_training_alone():
 
 
 def test_benchmark_configuration_names_are_checked():
-    import importlib.util
-    from pathlib import Path
-    path = Path(__file__).parents[1] / 'tools/analysis_tools/benchmark.py'
-    spec = importlib.util.spec_from_file_location('benchmark_tool', path)
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = load_file('tools/analysis_tools/benchmark.py', 'benchmark_tool')
     assert tool.parse_config('engine+hook')['paths'] == {'engine', 'hook'}
     assert tool.parse_config('deploy+cl+graph')['paths'] == {
         'deploy', 'cl', 'graph'}

@@ -1,7 +1,6 @@
 """tools/analysis_tools/benchmark.py --step-config: whole mmengine train/test
 steps of detectors and segmentors on a synthetic batch, run here on CPU at a
 small size (the tool itself times them on CUDA)."""
-import importlib.util
 import math
 from pathlib import Path
 from types import SimpleNamespace
@@ -11,6 +10,8 @@ import pytest
 import torch
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
+
+from tests.modules import load_file
 
 REPO = Path(__file__).resolve().parents[1]
 DET_CONFIG = str(REPO / 'configs/maskrcnn_tinyvim_s_coco.py')
@@ -24,15 +25,7 @@ def _fast(steps_batch=None):
     return SimpleNamespace(warmup=1, min_time=0.0, steps_batch=steps_batch)
 
 
-def _load_tool():
-    path = REPO / 'tools/analysis_tools/benchmark.py'
-    spec = importlib.util.spec_from_file_location('benchmark_tool', path)
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
-    return tool
-
-
-tool = _load_tool()
+tool = load_file('tools/analysis_tools/benchmark.py', 'benchmark_tool')
 
 
 def _config(path):

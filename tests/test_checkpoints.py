@@ -2,7 +2,6 @@
 allow-list, clear refusals of wrong, truncated, unsafe or mis-shaped files,
 and nothing ever loaded partially."""
 import argparse
-import importlib.util
 import os
 import pathlib
 import pickle
@@ -23,6 +22,8 @@ from mmtinyvim.models.checkpoint_family import family_module
 from mmtinyvim.models.zoo import build_classifier
 from mmtinyvim.utils.checkpoint import (safe_torch_load, strict_load,
                                         unwrap_state_dict)
+
+from tests.modules import load_file
 
 
 class _TinyModel(BaseModel):
@@ -265,12 +266,7 @@ def test_strict_load_reports_all_problem_kinds_at_once():
 
 
 def _load_converter(name):
-    path = os.path.join(os.path.dirname(os.path.dirname(
-        os.path.abspath(__file__))), 'tools', 'model_converters', name + '.py')
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_file(f'tools/model_converters/{name}.py')
 
 
 @pytest.mark.parametrize('variant,wrap', [

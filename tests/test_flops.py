@@ -1,16 +1,12 @@
 """Parameter and FLOP counts (tools/analysis_tools/get_flops.py) against the
 official code's counts stored with the golden data and the papers' tables."""
-import importlib.util
-from pathlib import Path
 
 import pytest
 
 from tests.golden import load_golden
+from tests.modules import load_file
 
-TOOL = Path(__file__).resolve().parents[1] / 'tools/analysis_tools/get_flops.py'
-spec = importlib.util.spec_from_file_location('get_flops', TOOL)
-get_flops = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(get_flops)
+get_flops = load_file('tools/analysis_tools/get_flops.py')
 
 # official fused model, scan counted with VMamba's formula (golden README);
 # MobileMamba's official fvcore run misses the wavelet depthwise convs

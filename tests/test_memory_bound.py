@@ -4,7 +4,6 @@ with more pixels than its toolbox's limit, with one error naming the file,
 its size, the limit and how to raise it, in the datasets, the toolboxes'
 Inferencers and tools/test.py (--max-side). Small images against a low limit
 stand in for huge ones."""
-import importlib.util
 import sys
 from pathlib import Path
 
@@ -22,6 +21,8 @@ from mmtinyvim.datasets.make_demo_data import make_demo_data
 from mmtinyvim.datasets.size_limit import (MAX_SIDE, CheckMaxImageSize,
                                            ImageTooLargeError,
                                            bound_image_size)
+
+from tests.modules import load_file
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = {'mmdet': 'maskrcnn_tinyvim_s_coco',
@@ -217,11 +218,7 @@ def _test_tool():
     """tools/test.py as a module (its name would clash with Python's test
     package)."""
     sys.path.insert(0, str(REPO / 'tools'))
-    spec = importlib.util.spec_from_file_location('mmtinyvim_test_tool',
-                                                  REPO / 'tools' / 'test.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_file('tools/test.py', 'mmtinyvim_test_tool')
 
 
 def test_test_tool_max_side_reaches_the_check(demo_data, tmp_path):

@@ -1,5 +1,4 @@
 """ONNX export through the pure-PyTorch scan, checked with onnxruntime."""
-import importlib.util
 import os
 
 import onnx
@@ -10,19 +9,13 @@ from mmtinyvim.models.backbones import mobilemamba
 from mmtinyvim.models.zoo import build_classifier
 from mmtinyvim.ops import selective_scan
 
+from tests.modules import load_file
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOLERANCE = 1e-4  # max |ONNX - PyTorch| / std(PyTorch), float32 throughout
 
 
-def _load_tool():
-    path = os.path.join(ROOT, 'tools', 'deployment', 'pytorch2onnx.py')
-    spec = importlib.util.spec_from_file_location('pytorch2onnx', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-p2o = _load_tool()
+p2o = load_file('tools/deployment/pytorch2onnx.py')
 
 
 def _only_standard_ops(path):

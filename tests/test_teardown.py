@@ -1,6 +1,5 @@
 """Orderly end of a (distributed) training run, and a test command that
 reports every test file."""
-import importlib.util
 import os
 import shutil
 import socket
@@ -11,17 +10,14 @@ import textwrap
 import pytest
 import torch
 
+from tests.modules import load_file
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = os.path.join(ROOT, 'configs', 'fpn_tinyvim_s_ade20k.py')
 
 
 def _train_module():
-    spec = importlib.util.spec_from_file_location(
-        'mmtinyvim_train_tool_for_teardown',
-        os.path.join(ROOT, 'tools', 'train.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_file('tools/train.py', 'mmtinyvim_train_tool_for_teardown')
 
 
 class _FakeRunner:
