@@ -448,9 +448,9 @@ class TrainingGraphs:
         """The graphs that replay this batch (recorded now if it is a new
         shape within the limit), or None (with one warning) to run it
         eagerly."""
-        graphs = self.graphs.get(key)
         if key in self.failed:
             return None
+        graphs = self.graphs.get(key)
         if graphs is None and len(self.graphs) >= self.max_graphs:
             self._warn(key, images, f'graphs are recorded for '
                        f'{self.max_graphs} batch shapes at most (max_graphs)')
