@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from mmtinyvim.engine import plain_inference
 from tests.modules import load_file
 
 REPO = Path(__file__).resolve().parents[1]
@@ -71,9 +72,7 @@ def dense_errors(outputs, samples):
     return errs
 
 
-def plain_network(model: torch.nn.Module) -> torch.nn.Module:
-    """``model`` with every backbone's default inference path off: its
-    inference calls run the network as built (the reference that folded or
-    graphed outputs are compared with)."""
-    from mmtinyvim.engine import plain_inference
-    return plain_inference(model)
+# ``model`` with every backbone's default inference path off: its inference
+# calls run the network as built (the reference that folded or graphed
+# outputs are compared with)
+plain_network = plain_inference

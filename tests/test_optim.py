@@ -7,7 +7,7 @@ import torch.nn as nn
 from mmengine.optim import build_optim_wrapper
 
 import mmtinyvim.engine  # noqa: F401  (registers the constructor)
-from mmtinyvim import list_configs
+from mmtinyvim import get_config_path, list_configs
 from mmtinyvim.engine import merge_param_groups
 
 
@@ -64,7 +64,7 @@ def test_merge_keeps_order_and_options():
 def test_configs_with_paramwise_options_merge_their_groups():
     from mmengine.config import Config
     for name in list_configs():
-        cfg = Config.fromfile(f'configs/{name}.py')
+        cfg = Config.fromfile(get_config_path(name))
         if cfg.optim_wrapper.get('paramwise_cfg'):
             assert cfg.optim_wrapper.get('constructor') == \
                 'MergedGroupsOptimWrapperConstructor', name
