@@ -26,7 +26,8 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 from mmtinyvim.datasets.size_limit import MAX_SIDE, bound_image_size
-from mmtinyvim.engine import add_deploy_hook, plain_inference
+from mmtinyvim.engine import (add_deploy_hook, quiet_logger, quiet_run,
+                              remove_deploy_hook)
 from mmtinyvim.utils.checkpoint import (require_fit, safe_torch_load,
                                         unwrap_state_dict,
                                         use_safe_loader_in_mmengine)
@@ -63,12 +64,13 @@ def parse_args(argv=None):
         default='none', help='job launcher')
     parser.add_argument(
         '--deploy', action=argparse.BooleanOptionalAction, default=None,
-        help='default: the backbones evaluate through their default '
-        'inference path (a folded copy; on a GPU channels-last with CUDA '
-        'graphs for repeated shapes). --deploy also folds the whole model '
-        'in place after loading (DeployHook: heads too; not with an EMA '
-        'hook). --no-deploy evaluates the network as trained '
-        '(fast_inference=False)')
+        help='default: the config\'s DeployHook (every shipped config has '
+        'one) evaluates a folded copy of the backbone (on a GPU '
+        'channels-last with CUDA graphs for repeated shapes). --deploy '
+        'folds the whole model in place after loading instead '
+        '(DeployHook(in_place=True): heads too; not with an EMA hook). '
+        '--no-deploy removes DeployHook: the network is evaluated as '
+        'trained')
     parser.add_argument(
         '--tta', action='store_true',
         help='test-time augmentation with the config\'s tta_model and '
@@ -129,6 +131,11 @@ def require_checkpoint_fits(model, path):
 
 
 def main(argv=None):
+    with quiet_run():  # the unactionable third-party warnings, this run only
+        _main(argv)
+
+
+def _main(argv=None):
     args = parse_args(argv)
     if not osp.isfile(args.checkpoint):
         raise FileNotFoundError(f'Checkpoint file not found: '
@@ -158,6 +165,8 @@ def main(argv=None):
 
     if args.deploy:
         add_deploy_hook(cfg)
+    elif args.deploy is False:
+        remove_deploy_hook(cfg)
 
     if args.out is not None and scope == 'mmseg':
         cfg.test_evaluator.output_dir = args.out
@@ -167,17 +176,11 @@ def main(argv=None):
     init_cpu_process_group(cfg)
     runner = (RUNNERS.build(cfg) if 'runner_type' in cfg else
               Runner.from_cfg(cfg))
+    quiet_logger(runner.logger)
     require_checkpoint_fits(runner.model, args.checkpoint)
-    backbones = [m for m in runner.model.modules()
-                 if hasattr(m, 'fast_inference')]
     if args.deploy is False:
-        plain_inference(runner.model)
         runner.logger.info('--no-deploy: the network is evaluated as '
-                           'trained (fast_inference=False)')
-    elif backbones and all(b.fast_inference for b in backbones):
-        runner.logger.info('the backbones evaluate through their default '
-                           'inference path (a folded copy; --no-deploy '
-                           'evaluates the network as trained)')
+                           'trained (no DeployHook)')
 
     if args.out is not None and scope != 'mmseg':
         if not args.out.endswith(('.pkl', '.pickle')):

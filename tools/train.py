@@ -17,9 +17,11 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 from mmtinyvim.engine import (add_cuda_graph_hook, add_safety_hooks,
+                              quiet_logger, quiet_run,
                               remove_cuda_graph_hook,
                               teardown_distributed)
-from mmtinyvim.models.pretrained import MissingPretrainedError
+from mmtinyvim.models.pretrained import (MissingPretrainedError,
+                                         check_pretrained_files)
 from mmtinyvim.utils.checkpoint import use_safe_loader_in_mmengine
 
 TASKS = {'mmdet': 'detection', 'mmseg': 'segmentation',
@@ -153,6 +155,11 @@ def init_cpu_process_group(cfg):
 
 
 def main(argv=None):
+    with quiet_run():  # the unactionable third-party warnings, this run only
+        _main(argv)
+
+
+def _main(argv=None):
     args = parse_args(argv)
     cfg = load_config(args.config, args.cfg_options, args.launcher)
 
@@ -198,6 +205,11 @@ def main(argv=None):
     try:
         runner = (RUNNERS.build(cfg) if 'runner_type' in cfg else
                   Runner.from_cfg(cfg))
+        quiet_logger(runner.logger)
+        # a missing ImageNet file is one message before Runner.train builds
+        # any dataset (the backbone's init_weights says the same later, for
+        # other tools)
+        check_pretrained_files(runner.model)
         runner.train()
         finished = True
     finally:

@@ -31,6 +31,13 @@ default_hooks = dict(
 custom_hooks = [
     dict(type='ResumableRandomnessHook'),
     dict(type='CUDAGraphTrainingHook', required=False),
+    # validation and testing on a folded copy of the backbone (channels-last
+    # and CUDA graphs on a GPU); the trained weights stay as they are;
+    # tools/test.py --no-deploy removes it
+    dict(type='DeployHook'),
+    # mmengine's load_from / resume / Pretrained through mmtinyvim's safe
+    # loader (torch weights_only) also from the toolboxes' own tools
+    dict(type='SafeLoadingHook'),
 ]
 
 env_cfg = dict(

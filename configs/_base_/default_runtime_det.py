@@ -35,6 +35,13 @@ custom_hooks = [
     # Elsewhere the hook logs why it is skipped; --no-cuda-graph removes it.
     dict(type='CUDAGraphTrainingHook', required=False, max_graphs=6,
          batch_shapes=[(800, 1088), (1088, 800), (800, 1344), (1344, 800)]),
+    # validation and testing on a folded copy of the backbone (channels-last
+    # and CUDA graphs on a GPU); the trained weights stay as they are;
+    # tools/test.py --no-deploy removes it
+    dict(type='DeployHook'),
+    # mmengine's load_from / resume / Pretrained through mmtinyvim's safe
+    # loader (torch weights_only) also from the toolboxes' own tools
+    dict(type='SafeLoadingHook'),
 ]
 
 env_cfg = dict(

@@ -32,6 +32,13 @@ custom_hooks = [
     # batch one shape); elsewhere the hook logs why it is skipped;
     # --no-cuda-graph removes it
     dict(type='CUDAGraphTrainingHook', required=False),
+    # validation and testing on a folded copy of the backbone (channels-last
+    # and CUDA graphs on a GPU); the trained weights stay as they are;
+    # tools/test.py --no-deploy removes it
+    dict(type='DeployHook'),
+    # mmengine's load_from / resume / Pretrained through mmtinyvim's safe
+    # loader (torch weights_only) also from the toolboxes' own tools
+    dict(type='SafeLoadingHook'),
 ]
 
 env_cfg = dict(

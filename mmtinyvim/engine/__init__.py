@@ -1,62 +1,58 @@
 """What runs the models fast and trains/tests them: deploy folding, the
-one-call fast paths, the runner hooks and the mixed-precision check.
+explicit fast paths, the runner hooks and the mixed-precision check.
 
-Importing this package makes :class:`InferencePath` the dense backbones'
-default for inference calls (folded copy, channels-last and CUDA graphs on
-CUDA), registers :class:`ResumableRandomnessHook`,
-:class:`CUDAGraphTrainingHook`, :class:`DeployHook` and the safety hooks
-(:class:`SafeCheckpointHook`, :class:`WorkDirClaimHook`,
-:class:`NonFiniteGuardHook`) with mmengine, and makes ``Runner.train``
-check the backbones' pretrained files before it builds any dataset
-(:mod:`.pretrained`); it also silences, one message each, the third-party
-warnings of a normal run that no setting avoids (:mod:`.quiet`).
+Importing this package only registers the hooks with mmengine
+(:class:`ResumableRandomnessHook`, :class:`CUDAGraphTrainingHook`,
+:class:`DeployHook`, :class:`SafeLoadingHook` and the safety hooks); the
+shipped configs list them in ``custom_hooks``. Nothing outside the package
+is changed by the import.
+
+* :mod:`.graphs`: CUDA-graph capture and the steps the fast paths share;
+* :mod:`.training_graphs`: training through CUDA graphs
+  (:func:`for_training`, :class:`TrainingGraphs`);
+* :mod:`.inference`: :func:`for_inference` and the folded copy
+  :class:`DeployHook` serves validation and testing with
+  (:class:`InferencePath`);
+* :mod:`.quiet`: the unactionable third-party warnings, silenced for one
+  run of our tools.
 """
-from .accelerate import (TrainingGraphs, InferencePath,
-                         capture_cuda_graph, compile_static,
-                         enable_cudnn_search, for_inference, for_training,
-                         inference_path_of, install_inference_path,
-                         plain_inference, record_training_graphs,
-                         run_inference_path,
-                         to_memory_format)
 from .deploy import ClassifierLogits, switch_to_deploy
-from .optim import MergedGroupsOptimWrapperConstructor, merge_param_groups
+from .graphs import (capture_cuda_graph, compile_static, enable_cudnn_search,
+                     to_memory_format)
 from .hooks import (CUDAGraphTrainingHook, DeployHook,
                     GraphSafeDistributedDataParallel,
-                    ResumableRandomnessHook, add_cuda_graph_hook,
-                    add_deploy_hook, reseed_global_generators,
-                    remove_cuda_graph_hook)
+                    ResumableRandomnessHook, SafeLoadingHook,
+                    add_cuda_graph_hook, add_deploy_hook,
+                    reseed_global_generators, remove_cuda_graph_hook,
+                    remove_deploy_hook)
+from .inference import (InferenceFunction, InferencePath, for_inference,
+                        plain_inference)
+from .optim import MergedGroupsOptimWrapperConstructor, merge_param_groups
+from .quiet import quiet_logger, quiet_run
 from .safety import (CheckpointWriteError, NonFiniteGuardHook,
                      NonFiniteLossError, SafeCheckpointHook,
                      WorkDirClaimedError, WorkDirClaimHook, add_safety_hooks,
                      claim_work_dir,
                      guard_optim_wrapper, newest_intact_checkpoint,
                      release_work_dir, teardown_distributed)
+from .training_graphs import (TrainingGraphs, for_training,
+                              record_training_graphs)
 
 __all__ = ['MergedGroupsOptimWrapperConstructor', 'merge_param_groups',
-           'TrainingGraphs', 'InferencePath', 'inference_path_of',
-           'install_inference_path', 'plain_inference',
-           'run_inference_path',
+           'TrainingGraphs', 'InferenceFunction', 'InferencePath',
+           'plain_inference',
            'capture_cuda_graph', 'compile_static',
            'enable_cudnn_search', 'for_inference', 'for_training',
            'record_training_graphs', 'to_memory_format', 'ClassifierLogits',
            'switch_to_deploy', 'CUDAGraphTrainingHook', 'DeployHook',
            'GraphSafeDistributedDataParallel',
-           'ResumableRandomnessHook', 'add_cuda_graph_hook',
-           'add_deploy_hook', 'reseed_global_generators',
-           'remove_cuda_graph_hook',
+           'ResumableRandomnessHook', 'SafeLoadingHook',
+           'add_cuda_graph_hook', 'add_deploy_hook',
+           'reseed_global_generators', 'remove_cuda_graph_hook',
+           'remove_deploy_hook', 'quiet_logger', 'quiet_run',
            'CheckpointWriteError', 'NonFiniteGuardHook',
            'NonFiniteLossError', 'SafeCheckpointHook',
            'WorkDirClaimedError', 'WorkDirClaimHook', 'add_safety_hooks',
            'claim_work_dir',
            'guard_optim_wrapper', 'newest_intact_checkpoint',
            'release_work_dir', 'teardown_distributed']
-
-install_inference_path()  # the backbones' default inference calls
-
-from . import pretrained as _pretrained  # noqa: E402
-
-_pretrained.install()
-
-from . import quiet as _quiet  # noqa: E402
-
-_quiet.install()  # third-party warnings no setting can avoid, one by one

@@ -1,6 +1,7 @@
 """Runner hooks: resumable randomness, CUDA-graphed backbone training,
-deploy-mode testing; and the config edits that ``tools/train.py
---cuda-graph`` and ``tools/test.py --deploy`` make to add them."""
+validation and testing on a folded copy, mmengine's checkpoint loading
+through the safe loader for one run; and the config edits that
+``tools/train.py --cuda-graph`` and ``tools/test.py --deploy`` make."""
 import random
 
 import numpy as np
@@ -10,9 +11,13 @@ from mmengine.model import (BaseTTAModel, MMDistributedDataParallel,
                             is_model_wrapper)
 from mmengine.registry import HOOKS, MODEL_WRAPPERS
 
-from .accelerate import (TrainingGraphs, check_graph_options,
-                         in_memory_format)
+from ..models.backbones.base import MambaBackboneBase
+from ..utils.checkpoint import (restore_mmengine_loaders,
+                                use_safe_loader_in_mmengine)
 from .deploy import switch_to_deploy
+from .graphs import in_memory_format
+from .inference import InferencePath
+from .training_graphs import TrainingGraphs, check_graph_options
 
 
 def reseed_global_generators(seed: int, step: int) -> None:
@@ -135,8 +140,8 @@ class CUDAGraphTrainingHook(Hook):
     :class:`mmtinyvim.engine.TrainingGraphs`: the first training batch of
     each shape records the backbone's forward and backward as CUDA graphs,
     later batches of that shape replay them (gradients as the eager
-    network's; docs/benchmark.md); evaluation runs eagerly (the backbones'
-    own default inference path). Why graphs: a backbone of these families
+    network's; docs/benchmark.md); evaluation runs eagerly, or on
+    :class:`DeployHook`'s folded copy where the config lists it. Why graphs: a backbone of these families
     launches thousands of small kernels per step, so eager training waits
     on the host, at ImageNet crops and at detection sizes alike.
 
@@ -229,33 +234,75 @@ class CUDAGraphTrainingHook(Hook):
                        **self.graph_options).install()
 
 
+def _unwrapped(model: torch.nn.Module) -> torch.nn.Module:
+    if is_model_wrapper(model):
+        model = model.module
+    if isinstance(model, BaseTTAModel):
+        model = model.module
+    return model
+
+
+def _backbones(model: torch.nn.Module) -> list:
+    """The outermost TinyViM / MobileMamba backbones inside ``model``."""
+    found = []
+    for module in model.modules():
+        if isinstance(module, MambaBackboneBase) and not any(
+                module in outer.modules() for outer in found):
+            found.append(module)
+    return found
+
+
 @HOOKS.register_module()
 class DeployHook(Hook):
-    """Evaluate the deployed network: ``tools/test.py --deploy``, or
-    ``custom_hooks=[dict(type='DeployHook')]``.
+    """Validate and test on a folded copy of the backbone:
+    ``custom_hooks=[dict(type='DeployHook')]`` (the shipped runtimes list
+    it), so that our ``tools/`` and mmdet's, mmseg's and mmpretrain's own
+    evaluate fast by default.
 
-    Right before testing (after mmengine has loaded the checkpoint), every
-    re-parameterisable part of the model is folded with
-    ``switch_to_deploy()`` (Conv+BN, TinyViM's RepDW and 7x1/1x7 branches,
-    MobileMamba's BN+Linear and projections): the same outputs (within the
-    golden tolerance), fewer kernels. Testing only: folding cannot be undone,
-    so validation during training keeps the training-mode network.
+    At the start of each validation and test epoch every TinyViM /
+    MobileMamba backbone gets an :class:`mmtinyvim.engine.InferencePath`
+    as its ``forward``: a copy folded with ``switch_to_deploy()`` from the
+    weights it has now (after EMAHook, whose priority is higher, swapped
+    its averaged weights in), channels-last with CUDA graphs for repeated
+    shapes on CUDA; at the end of the epoch the backbone's own forward is
+    back. The trained network's weights and ``state_dict`` keys are never
+    touched, so the checkpoints saved after validation (``save_best``) are
+    those of the network as trained. The copy is kept between epochs and
+    refolded in place, so its graphs stay valid.
+
+    Args:
+        in_place (bool): ``tools/test.py --deploy``: before testing, fold
+            the whole model itself (heads and necks too, where they have
+            ``switch_to_deploy()``) instead of serving a copy; validation
+            during training still uses the copy (folding cannot be undone).
+            Refused with EMAHook, which swaps its averaged weights into the
+            unfolded model around testing.
+
+    ``tools/test.py --no-deploy`` leaves the hook out: the network is
+    evaluated as trained.
     """
 
+    # after EMAHook ('NORMAL') in before_val_epoch / before_test_epoch
     priority = 'LOW'
 
+    def __init__(self, in_place: bool = False):
+        if not isinstance(in_place, bool):
+            raise ValueError(f'DeployHook in_place must be True or False, '
+                             f'got {in_place!r}')
+        self.in_place = in_place
+        self.paths = {}  # id(backbone) -> InferencePath
+        self.told = False
+
     def before_test(self, runner) -> None:
+        if not self.in_place:
+            return
         if any(isinstance(h, EMAHook) for h in getattr(runner, 'hooks', [])):
             raise RuntimeError(
-                'DeployHook folds the model in place, but EMAHook swaps '
-                'its averaged weights into the unfolded model around '
-                'testing; leave out --deploy / the hook: the backbones '
-                'evaluate a folded copy by default (fast_inference)')
-        model = runner.model
-        if is_model_wrapper(model):
-            model = model.module
-        if isinstance(model, BaseTTAModel):
-            model = model.module
+                'DeployHook(in_place=True) folds the model in place, but '
+                'EMAHook swaps its averaged weights into the unfolded model '
+                'around testing; leave out --deploy: the default '
+                'DeployHook evaluates a folded copy')
+        model = _unwrapped(runner.model)
         foldable = [m for m in model.modules()
                     if m is not model and hasattr(m, 'switch_to_deploy')]
         if not foldable:
@@ -268,6 +315,71 @@ class DeployHook(Hook):
         runner.logger.info(
             f'DeployHook: folded {", ".join(names)} (switch_to_deploy) for '
             'testing')
+
+    def before_val_epoch(self, runner) -> None:
+        self._serve(runner)
+
+    def after_val_epoch(self, runner, metrics=None) -> None:
+        self._restore()
+
+    def before_test_epoch(self, runner) -> None:
+        if not self.in_place:
+            self._serve(runner)
+
+    def after_test_epoch(self, runner, metrics=None) -> None:
+        self._restore()
+
+    def _serve(self, runner) -> None:
+        backbones = _backbones(_unwrapped(runner.model))
+        if not self.told:
+            self.told = True
+            if backbones:
+                names = ', '.join(type(b).__name__ for b in backbones)
+                runner.logger.info(
+                    f'DeployHook: validation and testing run a folded copy '
+                    f'of {names} (switch_to_deploy; on CUDA channels-last, '
+                    'CUDA graphs for repeated shapes); the trained network '
+                    'is unchanged')
+            else:
+                runner.logger.info(
+                    'DeployHook: the model has no TinyViM or MobileMamba '
+                    'backbone; it is evaluated as built')
+        for backbone in backbones:
+            path = self.paths.get(id(backbone))
+            if path is None or path.backbone is not backbone:
+                path = self.paths[id(backbone)] = InferencePath(backbone)
+            path.refold().install()
+
+    def _restore(self) -> None:
+        for path in self.paths.values():
+            path.remove()
+
+
+@HOOKS.register_module()
+class SafeLoadingHook(Hook):
+    """mmengine's checkpoint loading (``load_from``, ``resume``, the
+    backbones' ``Pretrained`` init) through mmtinyvim's safe loader for this
+    run: ``custom_hooks=[dict(type='SafeLoadingHook')]``. Runner
+    checkpoints (message hub, numpy state) then load under torch's
+    ``weights_only=True`` with the package's allow-list also from mmdet's,
+    mmseg's and mmpretrain's own tools. The loaders mmengine had come back
+    after the run. Our ``tools/train.py`` and ``tools/test.py`` call
+    :func:`mmtinyvim.utils.use_safe_loader_in_mmengine` themselves."""
+
+    # before_run: mmengine loads weights and checkpoints right after it
+    priority = 'VERY_HIGH'
+
+    def __init__(self):
+        self.previous = None
+
+    def before_run(self, runner) -> None:
+        if self.previous is None:
+            self.previous = use_safe_loader_in_mmengine()
+
+    def after_run(self, runner) -> None:
+        if self.previous is not None:
+            restore_mmengine_loaders(self.previous)
+            self.previous = None
 
 
 def add_cuda_graph_hook(cfg, compile: bool = False) -> None:
@@ -310,7 +422,14 @@ def remove_cuda_graph_hook(cfg) -> None:
 
 
 def add_deploy_hook(cfg) -> None:
-    """``tools/test.py --deploy``: append :class:`DeployHook` to
-    ``cfg.custom_hooks``."""
-    cfg.custom_hooks = [*cfg.get('custom_hooks', []),
-                        dict(type='DeployHook')]
+    """``tools/test.py --deploy``: the config's :class:`DeployHook` (or a
+    new one) with ``in_place=True``."""
+    remove_deploy_hook(cfg)
+    cfg.custom_hooks.append(dict(type='DeployHook', in_place=True))
+
+
+def remove_deploy_hook(cfg) -> None:
+    """``tools/test.py --no-deploy``: leave out the :class:`DeployHook` a
+    config carries (the network is then evaluated as trained)."""
+    cfg.custom_hooks = [h for h in cfg.get('custom_hooks') or []
+                        if h.get('type') != 'DeployHook']

@@ -1,11 +1,16 @@
 """Logs a user can read: the third-party warnings of a normal run that no
-setting of ours or the user's can avoid, silenced one message at a time.
+setting of ours or the user's can avoid, silenced one message at a time,
+for one run of our tools only (:func:`quiet_run`, :func:`quiet_logger`);
+importing the package changes no warning filter and no logger.
 
 Each filter below names one message of one module; every other warning,
 from these modules too, is shown as before. The warnings that *could* be
 avoided are avoided at their source instead (``SafeCheckpointHook``'s
 ``before_train`` no longer builds mmengine's deprecated ``FileClient``).
 
+* setuptools (< 81, pinned because mmengine's package lookups for
+  ``pkg::`` configs and mim need it) warns on every import of
+  ``pkg_resources``; the user can do nothing about it.
 * mmseg 1.2 ``BaseDecodeHead`` builds its losses with mmseg's own deprecated
   ``build_loss`` (``mmseg/models/builder.py``), whose warning asks mmseg's
   code, not the config, to change.
@@ -27,15 +32,15 @@ avoided are avoided at their source instead (``SafeCheckpointHook``'s
   setting one would rename ``mIoU`` (etc.) in the logs and for
   ``save_best``, and ``prefix=''`` still logs it.
 
-The logged lines are dropped from each runner's logger (:func:`install`),
-by exact message.
+The logged lines are dropped from the runner's logger
+(:func:`quiet_logger`), by exact message.
 """
+import contextlib
 import logging
 import warnings
 
-from mmengine.runner import Runner
-
 _WARNINGS = (  # (message regex, module regex)
+    (r'pkg_resources is deprecated as an API', r''),
     (r'``build_loss`` would be deprecated soon', r'mmseg\.models\.builder'),
     (r'Default ``avg_non_ignore`` is False',
      r'mmseg\.models\.losses\.cross_entropy_loss'),
@@ -58,6 +63,8 @@ _LOGGED = (
 
 
 def add_warning_filters() -> None:
+    """Add the filters to ``warnings.filters`` (callers scope them, see
+    :func:`quiet_run`)."""
     for message, module in _WARNINGS:
         warnings.filterwarnings('ignore', message=message,
                                 category=UserWarning, module=module)
@@ -73,21 +80,20 @@ class UnactionableRecordFilter(logging.Filter):
 _RECORD_FILTER = UnactionableRecordFilter()
 
 
-def install() -> None:
-    """Add the warning filters and wrap ``Runner.build_logger`` so that each
-    runner's logger (mmengine's "current" logger, which ``print_log`` of the
-    metrics uses) drops ``_LOGGED`` (idempotent)."""
-    add_warning_filters()
-    build_logger = Runner.build_logger
-    if getattr(build_logger, '_mmtinyvim_quiet', False):
-        return
+@contextlib.contextmanager
+def quiet_run():
+    """The unactionable warnings silenced inside the ``with`` block only
+    (``warnings.catch_warnings``: the filters are as before afterwards).
+    Our ``tools/train.py`` and ``tools/test.py`` run inside one."""
+    with warnings.catch_warnings():
+        add_warning_filters()
+        yield
 
-    def quiet_build_logger(self, *args, **kwargs):
-        logger = build_logger(self, *args, **kwargs)
-        if _RECORD_FILTER not in logger.filters:
-            logger.addFilter(_RECORD_FILTER)
-        return logger
 
-    quiet_build_logger.__doc__ = build_logger.__doc__
-    quiet_build_logger._mmtinyvim_quiet = True
-    Runner.build_logger = quiet_build_logger
+def quiet_logger(logger: logging.Logger) -> logging.Logger:
+    """Drop the unactionable records (``_LOGGED``) from ``logger``, the
+    runner's own logger (mmengine's "current" logger, which ``print_log``
+    of the metrics uses); returns it. Idempotent."""
+    if _RECORD_FILTER not in logger.filters:
+        logger.addFilter(_RECORD_FILTER)
+    return logger

@@ -8,16 +8,18 @@ default stays on here. Two kinds of checkpoint hold more than tensors:
   with numpy arrays inside, numpy scalars, and ``getattr(HistoryBuffer,
   'mean')``-style references to the buffer's statistics methods.
 
-:data:`SAFE_GLOBALS` allows exactly those, for the one ``torch.load`` call of
-:func:`safe_torch_load` only: torch's weights-only unpickler asks
-``torch._weights_only_unpickler._get_user_allowed_globals()`` for the user's
-allow-list, and that function gets a thread-local overlay that adds
-:data:`SAFE_GLOBALS` in the thread running :func:`safe_torch_load`, while it
-runs. Other threads' ``torch.load`` calls see torch's allow-list unchanged,
-and the user's ``torch.serialization.add_safe_globals`` list is never
-touched. ``getattr`` itself is never allowed (it would reach any attribute of
-any allowed object); a stand-in that resolves only the four statistics
-methods takes its place.
+:data:`SAFE_GLOBALS` allows exactly those, while :func:`safe_torch_load`'s
+``torch.load`` runs: the load sits inside torch's own
+``torch.serialization.safe_globals`` context, entered by the first of
+concurrent project loads and left by the last, so that one thread's load
+ending never takes the list away from another's. Nothing of torch is
+replaced; the user's ``torch.serialization.add_safe_globals`` entries stay
+as they were. While a project load runs, torch's list is process-wide, so a
+plain ``torch.load`` in another thread at that moment also accepts these
+stand-ins (they are benign by construction, see below).
+``getattr`` itself is never allowed (it would reach any attribute of any
+allowed object); a stand-in that resolves only the four statistics methods
+takes its place.
 
 ``HistoryBuffer`` and ``argparse.Namespace`` are rebuilt by stand-ins
 (:class:`_RebuiltHistoryBuffer`, :class:`_RebuiltNamespace`): their state is
@@ -26,10 +28,14 @@ nothing in a checkpoint reaches class-level state (mmengine's own
 ``HistoryBuffer.__setstate__`` writes the pickled ``statistics_methods`` into
 the class-wide ``_statistics_methods``).
 
-:func:`use_safe_loader_in_mmengine` makes every scheme of mmengine's
+:func:`use_safe_loader_in_mmengine` (an explicit call: importing the
+package changes nothing of mmengine) makes every scheme of mmengine's
 ``CheckpointLoader`` (local paths, ``http(s)://``, ``open-mmlab://``,
 ``torchvision://``, ``mmcls://``, ``s3://``/``petrel://``, ``pavi://``) fetch
-the file as mmengine does and load it through :func:`safe_torch_load`.
+the file as mmengine does and load it through :func:`safe_torch_load`; our
+``tools/train.py`` and ``tools/test.py`` call it, and
+:class:`mmtinyvim.engine.SafeLoadingHook` does it for one run of any
+toolbox's own tools.
 """
 import argparse
 import collections
@@ -136,42 +142,27 @@ SAFE_GLOBALS = (
      (_RebuiltHistoryBuffer, 'mmengine.logging.history_buffer.HistoryBuffer'),
      (_history_buffer_statistic, 'builtins.getattr')] + _numpy_safe_globals())
 
-_scoped = threading.local()
-_overlay_lock = threading.Lock()
+_allow_lock = threading.Lock()
+_allow_users = 0  # project loads now inside the allow-list context
+_allow_context = None
 
 
-def _scoped_allowed_globals():
-    """``{pickle name: object}`` of :data:`SAFE_GLOBALS` (as torch's
-    ``_get_user_allowed_globals`` names them)."""
-    allowed = {}
-    for entry in SAFE_GLOBALS:
-        obj, name = entry if isinstance(entry, tuple) else (
-            entry, f'{entry.__module__}.{entry.__qualname__}')
-        allowed[name] = obj
-    return allowed
+def _enter_allow_list() -> None:
+    global _allow_users, _allow_context
+    with _allow_lock:
+        if _allow_users == 0:
+            _allow_context = torch.serialization.safe_globals(SAFE_GLOBALS)
+            _allow_context.__enter__()
+        _allow_users += 1
 
 
-def _install_allow_list_overlay():
-    """Wrap torch's ``_get_user_allowed_globals`` once: in a thread inside
-    :func:`safe_torch_load` it returns the user's list plus
-    :data:`SAFE_GLOBALS` (ours win on equal names); elsewhere the user's
-    list unchanged."""
-    from torch import _weights_only_unpickler as unpickler
-    with _overlay_lock:
-        current = unpickler._get_user_allowed_globals
-        if getattr(current, '_mmtinyvim_overlay', False):
-            return
-        original = current
-
-        def _get_user_allowed_globals():
-            allowed = original()
-            extra = getattr(_scoped, 'allowed', None)
-            if extra:
-                allowed = {**allowed, **extra}
-            return allowed
-
-        _get_user_allowed_globals._mmtinyvim_overlay = True
-        unpickler._get_user_allowed_globals = _get_user_allowed_globals
+def _leave_allow_list() -> None:
+    global _allow_users, _allow_context
+    with _allow_lock:
+        _allow_users -= 1
+        if _allow_users == 0:
+            _allow_context.__exit__(None, None, None)
+            _allow_context = None
 
 
 def _describe_load_error(path, err):
@@ -223,16 +214,14 @@ def safe_torch_load(path, map_location='cpu'):
     path = os.path.expanduser(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f'Checkpoint file not found: {path}')
-    _install_allow_list_overlay()
-    previous = getattr(_scoped, 'allowed', None)
-    _scoped.allowed = _scoped_allowed_globals()
+    _enter_allow_list()
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # truncated zip, pickle of unknown classes...
         raise RuntimeError(f'Cannot load checkpoint {path!r}: '
                            f'{_describe_load_error(path, err)}') from err
     finally:
-        _scoped.allowed = previous
+        _leave_allow_list()
 
 
 def load_from_local(filename, map_location):
@@ -353,14 +342,31 @@ SAFE_SCHEMES = {
 }
 
 
-def use_safe_loader_in_mmengine():
+def use_safe_loader_in_mmengine() -> dict:
     """Route every scheme of mmengine's checkpoint loading (``Runner.resume``,
     ``load_from``, ``init_cfg=dict(type='Pretrained')``,
     ``mmengine.runner.load_checkpoint``) through :func:`safe_torch_load`.
-    Called once when :mod:`mmtinyvim` is imported; idempotent."""
+
+    An explicit opt-in: importing :mod:`mmtinyvim` leaves mmengine's loaders
+    alone. Our ``tools/train.py`` and ``tools/test.py`` call it;
+    ``custom_hooks=[dict(type='SafeLoadingHook')]`` does it for the run of
+    any toolbox's own tools (and undoes it after). Idempotent. Returns the
+    loaders it replaced, ``{prefix: loader}``, for
+    :func:`restore_mmengine_loaders`."""
     from mmengine.runner.checkpoint import CheckpointLoader
+    # mmengine has no public way to read a scheme's loader back
+    previous = dict(CheckpointLoader._schemes)
     for prefixes, loader in SAFE_SCHEMES.items():
         CheckpointLoader.register_scheme(prefixes=prefixes, loader=loader,
+                                         force=True)
+    return previous
+
+
+def restore_mmengine_loaders(previous: dict) -> None:
+    """Put back the loaders :func:`use_safe_loader_in_mmengine` returned."""
+    from mmengine.runner.checkpoint import CheckpointLoader
+    for prefix, loader in previous.items():
+        CheckpointLoader.register_scheme(prefixes=prefix, loader=loader,
                                          force=True)
 
 

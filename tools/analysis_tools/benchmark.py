@@ -33,11 +33,10 @@ the config's optimizer in an fp16 ``AmpOptimWrapper``) and ``test_step``
 at the config's training batch shape, ``--warmup`` and ``--min-time`` as
 above.
 
-A configuration is ``default`` (the network as built, as a config builds
-it: inference calls go through the backbones' default path,
-:class:`mmtinyvim.engine.InferencePath`), ``eager`` (the network as built
-with that path off: ``fast_inference=False``) or fast paths joined by ``+``
-(applied to the ``eager`` network):
+A configuration is ``default`` (what the shipped configs evaluate with:
+``DeployHook``'s folded copy of each backbone,
+:class:`mmtinyvim.engine.InferencePath`), ``eager`` (the network as built)
+or fast paths joined by ``+`` (applied to the ``eager`` network):
 
 * ``deploy``: ``switch_to_deploy()`` (inference only): Conv+BN, RepDW,
   7x1/1x7 and BN+Linear folded;
@@ -89,9 +88,10 @@ from mmtinyvim.engine import (ClassifierLogits, CUDAGraphTrainingHook,
                               TrainingGraphs,
                               capture_cuda_graph, compile_static,
                               enable_cudnn_search, for_inference,
-                              for_training, plain_inference,
+                              for_training, InferencePath,
                               record_training_graphs,
                               switch_to_deploy, to_memory_format)
+from mmtinyvim.models.backbones.base import MambaBackboneBase
 from mmtinyvim.models.zoo import (FAMILIES, OFFICIAL_SPEED, VARIANTS,
                                   build_classifier, parse_variant)
 from mmtinyvim.ops.scan import BACKENDS, selective_scan
@@ -201,6 +201,14 @@ def deploy_error(model: nn.Module, resolution: int) -> float:
     return float((out - ref).abs().max() / ref.std())
 
 
+def serve_folded_copies(model) -> None:
+    """``default``: each backbone's calls on the folded copy that the
+    configs' DeployHook serves validation and testing with."""
+    for module in model.modules():
+        if isinstance(module, MambaBackboneBase):
+            InferencePath(module).refold().install()
+
+
 def run_one(name: str, mode: str, config: str, batch: int, args) -> dict:
     options = parse_config(config)
     paths = options['paths']
@@ -212,8 +220,8 @@ def run_one(name: str, mode: str, config: str, batch: int, args) -> dict:
     tic = time.perf_counter()
     model, resolution = build_model(name, options['scan'])
     model = model.cuda()
-    if not options['default_path']:
-        plain_inference(model)
+    if options['default_path'] and mode != 'train':
+        serve_folded_copies(model)
     if options['haar'] == 'conv':
         for module in model.modules():
             if hasattr(module, 'analytic_haar'):
@@ -452,8 +460,8 @@ DET_CONFIGS = ('default', 'eager', 'deploy+graph', 'api')
 
 def bench_detector(config_path: str, args) -> list:
     """Inference of a detector config on 2 random 800x1333 images (padded to
-    800x1344): ``default`` (the detector as the config builds it);
-    ``eager`` (its backbone's default inference path off); ``deploy+graph``
+    800x1344): ``default`` (the backbone on DeployHook's folded copy, as
+    the config evaluates); ``eager`` (the detector as built); ``deploy+graph``
     (backbone+neck deployed and
     replayed as one CUDA graph); ``api`` (backbone+neck through
     ``mmtinyvim.engine.for_inference``: deploy+cl+cudnn+compile+graph).
@@ -472,8 +480,8 @@ def bench_detector(config_path: str, args) -> list:
             torch._dynamo.reset()
             torch.backends.cudnn.benchmark = False
             model = MODELS.build(cfg.model).cuda().eval()
-            if config != 'default':
-                plain_inference(model)
+            if config == 'default':
+                serve_folded_copies(model)
             x = torch.randn(2, 3, height, width, device='cuda')
             samples = []
             for _ in range(2):

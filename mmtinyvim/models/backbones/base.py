@@ -1,8 +1,9 @@
 """What the dense Mamba backbones share: argument checking, freezing,
 ``norm_eval``, the selective-scan backend switch, deployment folding and
 strict pretrained loading."""
+import os
 from abc import abstractmethod
-from typing import Callable, ClassVar, Dict, List, Optional, Sequence, \
+from typing import Callable, Dict, List, Optional, Sequence, \
     Tuple, Type, Union
 
 import torch
@@ -14,6 +15,8 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from ...ops.scan import check_backend
 from ...utils.checkpoint import safe_torch_load, strict_load, unwrap_state_dict
 from ..layers import fuse_modules
+from ..pretrained import (MissingPretrainedError, is_remote,
+                          missing_pretrained_message)
 
 __all__ = ['MambaBackboneBase', 'rename_prefixes']
 
@@ -38,11 +41,9 @@ class MambaBackboneBase(BaseModule):
     * :meth:`_filter_checkpoint` and :meth:`_allowed_missing_keys` for
       loading.
 
-    Inference calls (eval mode, gradients off) go through
-    :attr:`inference_runner` unless ``fast_inference`` is False: the
-    default, installed by :mod:`mmtinyvim.engine`, runs a folded copy of the
-    network and replays repeated input shapes as CUDA graphs (see
-    :class:`mmtinyvim.engine.InferencePath`).
+    The network runs as written. Fast evaluation is asked for explicitly:
+    ``DeployHook`` in a config's ``custom_hooks`` (a folded copy for
+    validation and testing) or :func:`mmtinyvim.engine.for_inference`.
     """
 
     arch_zoo: Dict[str, dict]
@@ -56,9 +57,6 @@ class MambaBackboneBase(BaseModule):
     # Named outputs, listed in out_indices errors (None: not listed).
     output_names: Optional[Tuple[str, ...]] = None
     scan_mixer_type: Type[nn.Module]
-    # ``runner(backbone, images)`` -> outputs, or None to run ``forward``;
-    # set by mmtinyvim.engine, since imports run ops -> models -> engine
-    inference_runner: ClassVar[Optional[Callable]] = None
 
     def __init__(self,
                  arch: Union[str, dict],
@@ -70,11 +68,15 @@ class MambaBackboneBase(BaseModule):
                  init_cfg: Optional[Union[dict, List[dict]]],
                  fast_inference: bool = True):
         _check_init_cfg(init_cfg)
-        if not isinstance(fast_inference, bool):
-            raise ValueError('fast_inference must be True (inference calls '
-                             'run the folded network, CUDA graphs for '
-                             'repeated shapes) or False (the network as '
-                             f'built), got {fast_inference!r}')
+        # The families still pass their old default through; the argument
+        # goes once their constructors drop it. Any other value was meant
+        # for the removed hidden inference path: say where it went.
+        if fast_inference is not True:
+            raise ValueError(
+                f'fast_inference was removed (got {fast_inference!r}): the '
+                'backbone always runs as built; validation and testing run '
+                "a folded copy through custom_hooks=[dict(type='DeployHook')]"
+                ', Python code through mmtinyvim.engine.for_inference')
         super().__init__(init_cfg=init_cfg)
         self.arch_name, self.arch_settings = self._parse_arch(arch)
         self.out_indices = self._parse_out_indices(out_indices)
@@ -91,22 +93,6 @@ class MambaBackboneBase(BaseModule):
         self.drop_path_rate = drop_path_rate
         self.scan_backend = scan_backend
         self.deploy = False
-        self.fast_inference = fast_inference
-        # Counts the changes the default inference path cannot see from the
-        # weights' own version counters (see train() and _apply()), so that
-        # it re-reads the list of weights only then, not on every call.
-        self.state_epoch = 0
-        self.register_load_state_dict_post_hook(_count_state_change)
-
-    def __call__(self, *args, **kwargs):
-        runner = type(self).inference_runner
-        if (runner is not None and self.fast_inference and not self.training
-                and not torch.is_grad_enabled() and len(args) == 1
-                and not kwargs):
-            outputs = runner(self, args[0])
-            if outputs is not None:
-                return outputs
-        return super().__call__(*args, **kwargs)
 
     # ------------------------------------------------------------ arguments
 
@@ -213,10 +199,6 @@ class MambaBackboneBase(BaseModule):
                 param.requires_grad = False
 
     def train(self, mode: bool = True):
-        # counted so that the default inference path refolds on every
-        # train()/eval() call, which also catches weights written through
-        # ``.data`` (torch does not count those writes; mmengine's EMA does it)
-        _count_state_change(self)
         super().train(mode)
         self._freeze_stages()
         if mode and self.norm_eval:
@@ -224,12 +206,6 @@ class MambaBackboneBase(BaseModule):
                 if isinstance(module, _BatchNorm):
                     module.eval()
         return self
-
-    def _apply(self, fn, *args, **kwargs):
-        # .to(), .cuda(), .half(), ... (also through a parent module) may
-        # give the weights new tensors
-        _count_state_change(self)
-        return super()._apply(fn, *args, **kwargs)
 
     def switch_to_deploy(self):
         """Replace every submodule that has ``fuse()`` by the single conv (or
@@ -261,6 +237,11 @@ class MambaBackboneBase(BaseModule):
             super().init_weights()
             return
         path = self.init_cfg['checkpoint']
+        if not is_remote(path) and not os.path.isfile(
+                os.path.expanduser(path)):
+            # our tools/train.py says this before any dataset is built;
+            # other tools (mmdet's own) get the same message here
+            raise MissingPretrainedError(missing_pretrained_message(path))
         state_dict = unwrap_state_dict(safe_torch_load(path))
         prefix = self.init_cfg.get('prefix')
         if prefix:
@@ -280,12 +261,6 @@ class MambaBackboneBase(BaseModule):
                 f'{names} (a classification checkpoint); they keep their '
                 'initialisation')
         self._is_init = True
-
-
-def _count_state_change(backbone: nn.Module, *_) -> None:
-    """``MambaBackboneBase.state_epoch`` += 1 (also a load_state_dict post
-    hook: a load with ``assign=True`` replaces the weight tensors)."""
-    backbone.state_epoch = getattr(backbone, 'state_epoch', 0) + 1
 
 
 def rename_prefixes(state_dict: Dict[str, torch.Tensor],
