@@ -3,10 +3,11 @@ import torch.nn as nn
 
 
 def switch_to_deploy(model: nn.Module) -> nn.Module:
-    """Re-parameterise every part of ``model`` that supports it (the
-    modules' own idempotent ``switch_to_deploy()``); returns ``model``."""
+    """Re-parameterise ``model`` and every part of it that supports it (the
+    modules' own idempotent ``switch_to_deploy()``; a backbone passed
+    alone is folded too); returns ``model``."""
     for module in model.modules():
-        if module is not model and hasattr(module, 'switch_to_deploy'):
+        if hasattr(module, 'switch_to_deploy'):
             module.switch_to_deploy()
     return model
 
