@@ -151,18 +151,21 @@ def _load_in_fresh_process(work_dir, import_line):
                           timeout=300)
 
 
-def test_import_mmtinyvim_lets_mmengine_load_runner_checkpoints(
+def test_the_opt_in_lets_mmengine_load_runner_checkpoints(
         runner_checkpoint):
-    result = _load_in_fresh_process(runner_checkpoint, 'import mmtinyvim')
+    result = _load_in_fresh_process(
+        runner_checkpoint, 'import mmtinyvim; '
+        'mmtinyvim.utils.use_safe_loader_in_mmengine()')
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.split()[-1] == 'HistoryBuffer'
 
 
 def test_without_mmtinyvim_torch_refuses_the_runner_checkpoint(
         runner_checkpoint):
-    """What the import fixes: under torch's weights_only=True default,
-    mmengine's own loader cannot read its own checkpoints."""
-    result = _load_in_fresh_process(runner_checkpoint, '')
+    """What the opt-in fixes: under torch's weights_only=True default,
+    mmengine's own loader cannot read its own checkpoints (importing the
+    package alone changes nothing)."""
+    result = _load_in_fresh_process(runner_checkpoint, 'import mmtinyvim')
     assert result.returncode != 0
     assert 'weights_only' in result.stderr, result.stderr[-3000:]
 
@@ -178,8 +181,10 @@ def test_safe_loader_is_scoped_and_idempotent(runner_checkpoint):
         import mmtinyvim
         from mmengine.runner.checkpoint import CheckpointLoader
         from mmtinyvim.utils import checkpoint as safe
-        before = dict(CheckpointLoader._schemes)
+        original = dict(CheckpointLoader._schemes)
         safe.use_safe_loader_in_mmengine()
+        before = dict(CheckpointLoader._schemes)
+        assert safe.use_safe_loader_in_mmengine() == before
         assert dict(CheckpointLoader._schemes) == before
         assert CheckpointLoader._get_checkpoint_loader('x.pth') is \\
             safe.load_from_local
@@ -195,6 +200,8 @@ def test_safe_loader_is_scoped_and_idempotent(runner_checkpoint):
             Loader.load_checkpoint(str(work_dir / 'other.pth'))
         except RuntimeError as err:
             print('mmengine refused:', 'PurePosixPath' in str(err))
+        safe.restore_mmengine_loaders(original)
+        assert dict(CheckpointLoader._schemes) == original
     ''')
     result = subprocess.run(
         [sys.executable, '-c', script, str(runner_checkpoint)],

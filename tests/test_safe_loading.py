@@ -12,11 +12,17 @@ import torch
 from mmengine.logging import HistoryBuffer
 from mmengine.runner.checkpoint import CheckpointLoader
 
-import mmtinyvim  # noqa: F401  (routes mmengine's loaders through ours)
 from mmtinyvim.utils import checkpoint as ckpt
 from mmtinyvim.utils.checkpoint import safe_torch_load
 
 _ORIGINAL_LOAD = torch.load
+
+
+@pytest.fixture(autouse=True, scope='module')
+def safe_loader_in_mmengine():
+    previous = ckpt.use_safe_loader_in_mmengine()  # the explicit opt-in
+    yield
+    ckpt.restore_mmengine_loaders(previous)
 
 
 class _Payload:
@@ -41,34 +47,21 @@ def keep_class_state():
     HistoryBuffer._statistics_methods.update(methods)
 
 
-def test_plain_load_in_another_thread_keeps_torchs_allow_list(
-        namespace_file, monkeypatch):
-    """While a project load is inside torch.load (held there), a plain
-    torch.load of a Namespace file in another thread is still refused."""
-    inside, done = threading.Event(), threading.Event()
-    worker_result = {}
-
-    def held_load(*args, **kwargs):
-        if threading.current_thread().name == 'project-load':
-            inside.set()
-            done.wait(60)
-        return _ORIGINAL_LOAD(*args, **kwargs)
-
-    monkeypatch.setattr(torch, 'load', held_load)
-
-    def project_load():
-        worker_result['checkpoint'] = safe_torch_load(namespace_file)
-
-    worker = threading.Thread(target=project_load, name='project-load')
-    worker.start()
-    assert inside.wait(60)
-    try:
-        with pytest.raises(Exception, match='argparse.Namespace'):
-            _ORIGINAL_LOAD(namespace_file, weights_only=True)
-    finally:
-        done.set()
-        worker.join(60)
-    assert isinstance(worker_result['checkpoint']['args'], argparse.Namespace)
+def test_torchs_allow_list_is_as_before_after_each_load(
+        namespace_file, tmp_path):
+    """The allow-list lives inside the load only: afterwards (also after a
+    refused load) torch.load refuses the Namespace file again."""
+    before = set(map(repr, torch.serialization.get_safe_globals()))
+    assert isinstance(safe_torch_load(namespace_file)['args'],
+                      argparse.Namespace)
+    assert set(map(repr, torch.serialization.get_safe_globals())) == before
+    with pytest.raises(Exception, match='argparse.Namespace'):
+        _ORIGINAL_LOAD(namespace_file, weights_only=True)
+    evil = tmp_path / 'evil.pth'
+    torch.save(dict(x=_Payload()), evil)
+    with pytest.raises(RuntimeError, match="not on mmtinyvim's allow-list"):
+        safe_torch_load(str(evil))
+    assert set(map(repr, torch.serialization.get_safe_globals())) == before
 
 
 def test_concurrent_project_loads(namespace_file):
