@@ -26,7 +26,7 @@ CHANGED = [
     # engine work in parallel (issue 18): DeployHook listed in plain sight,
     # the non-finite guard as an OptimWrapper subclass instead of a hook
     ('*', 'custom_hooks', 'DeployHook added to the runtimes\' hooks'),
-    ('*', 'custom_hooks[*]', 'DeployHook added to the runtimes\' hooks'),
+    ('*', 'custom_hooks[[]*', 'DeployHook added to the runtimes\' hooks'),
     ('*', 'optim_wrapper.type',
      'NonFiniteGuard(Amp)OptimWrapper replaces the NonFiniteGuardHook'),
     ('*', 'default_hooks.nonfinite_guard*',
