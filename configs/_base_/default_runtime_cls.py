@@ -1,7 +1,7 @@
-# Runtime shared by the ImageNet classification configs (mmpretrain 1.x).
-# the graph-safe DDP wrapper (model_wrapper_cfg)
-_base_ = ['./graph_safe_ddp.py']
-default_scope = 'mmpretrain'
+# Runtime shared by the ImageNet classification configs (mmpretrain 1.x):
+# mmpretrain's own runtime (scope, hooks, environment, visualizer, randomness)
+# plus our hooks and the graph-safe DDP wrapper (model_wrapper_cfg)
+_base_ = ['mmpretrain::_base_/default_runtime.py', './graph_safe_ddp.py']
 custom_imports = dict(
     imports=['mmtinyvim', 'mmtinyvim.datasets.imagenet'],
     allow_failed_imports=False)
@@ -9,12 +9,8 @@ custom_imports = dict(
 # checkpoint: SafeCheckpointHook (mmtinyvim.engine.safety) writes through a
 # temporary file + rename and deletes old checkpoints only afterwards
 default_hooks = dict(
-    timer=dict(type='IterTimerHook'),
-    logger=dict(type='LoggerHook', interval=100),
-    param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='SafeCheckpointHook', interval=1, max_keep_ckpts=3,
+    checkpoint=dict(type='SafeCheckpointHook', max_keep_ckpts=3,
                     save_best='auto'),
-    sampler_seed=dict(type='DistSamplerSeedHook'),
     # mmtinyvim.engine.safety (registered by custom_imports' mmtinyvim):
     # one training per work_dir, and no optimizer step on NaN/inf
     work_dir_claim=dict(type='WorkDirClaimHook'),
@@ -39,14 +35,3 @@ custom_hooks = [
     # loader (torch weights_only) also from the toolboxes' own tools
     dict(type='SafeLoadingHook'),
 ]
-
-env_cfg = dict(
-    cudnn_benchmark=False,
-    mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
-    dist_cfg=dict(backend='nccl'))
-
-vis_backends = [dict(type='LocalVisBackend')]
-visualizer = dict(type='UniversalVisualizer', vis_backends=vis_backends)
-log_level = 'INFO'
-load_from = None
-resume = False

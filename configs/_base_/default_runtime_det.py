@@ -1,7 +1,7 @@
-# Runtime shared by the detection configs (mmdet 3.x).
+# Runtime shared by the detection configs (mmdet 3.x): mmdet's own runtime
+# (scope, hooks, environment, visualizer, log processor) plus our hooks and
 # the graph-safe DDP wrapper (model_wrapper_cfg)
-_base_ = ['./graph_safe_ddp.py']
-default_scope = 'mmdet'
+_base_ = ['mmdet::_base_/default_runtime.py', './graph_safe_ddp.py']
 custom_imports = dict(
     imports=['mmtinyvim', 'mmtinyvim.datasets.coco'],
     allow_failed_imports=False)
@@ -9,11 +9,7 @@ custom_imports = dict(
 # checkpoint: SafeCheckpointHook (mmtinyvim.engine.safety) writes through a
 # temporary file + rename and deletes old checkpoints only afterwards
 default_hooks = dict(
-    timer=dict(type='IterTimerHook'),
-    logger=dict(type='LoggerHook', interval=50),
-    param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='SafeCheckpointHook', interval=1),
-    sampler_seed=dict(type='DistSamplerSeedHook'),
+    checkpoint=dict(type='SafeCheckpointHook'),
     # mmtinyvim.engine.safety (registered by custom_imports' mmtinyvim):
     # one training per work_dir, and no optimizer step on NaN/inf
     work_dir_claim=dict(type='WorkDirClaimHook'),
@@ -43,16 +39,3 @@ custom_hooks = [
     # loader (torch weights_only) also from the toolboxes' own tools
     dict(type='SafeLoadingHook'),
 ]
-
-env_cfg = dict(
-    cudnn_benchmark=False,
-    mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
-    dist_cfg=dict(backend='nccl'))
-
-vis_backends = [dict(type='LocalVisBackend')]
-visualizer = dict(
-    type='DetLocalVisualizer', vis_backends=vis_backends, name='visualizer')
-log_processor = dict(type='LogProcessor', window_size=50, by_epoch=True)
-log_level = 'INFO'
-load_from = None
-resume = False

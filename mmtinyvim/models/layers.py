@@ -4,20 +4,22 @@ from typing import Optional, Sequence, Tuple
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.nn.utils.fusion import fuse_conv_bn_weights
 
 
 @torch.no_grad()
 def fold_bn(weight, bias, bn):
-    """Fold an eval-mode BatchNorm that follows a conv/linear into it.
+    """Fold the running statistics and affine of a BatchNorm that follows a
+    conv/linear into it (torch's ``fuse_conv_bn_weights``).
 
     ``weight`` has the output channels first; ``bias`` may be None.
-    Returns the folded (weight, bias).
+    Returns the folded (weight, bias) as plain tensors. The statistics are
+    used whatever ``bn.training`` says: fusing is for deployment.
     """
-    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-    shift = bn.bias - bn.running_mean * scale
-    if bias is not None:
-        shift = shift + bias * scale
-    return weight * scale.view(-1, *([1] * (weight.dim() - 1))), shift
+    weight, bias = fuse_conv_bn_weights(weight, bias, bn.running_mean,
+                                        bn.running_var, bn.eps, bn.weight,
+                                        bn.bias)
+    return weight.detach(), bias.detach()
 
 
 @torch.no_grad()
@@ -55,7 +57,13 @@ class ConvBN(nn.Sequential):
 
 
 class LayerNorm2d(nn.LayerNorm):
-    """LayerNorm over the channels of an NCHW map."""
+    """LayerNorm over the channels of an NCHW map.
+
+    mmpretrain's and timm's LayerNorm2d compute the same and have the same
+    parameter names (``weight``, ``bias``), but the backbones must import
+    with torch alone (no mm packages, no timm), so this is torch's LayerNorm
+    applied channels-last.
+    """
 
     def forward(self, x):
         x = F.layer_norm(x.permute(0, 2, 3, 1), self.normalized_shape,

@@ -17,7 +17,9 @@ __all__ = ['MobileMambaClsHead']
 def _fold_bn_linear(bn: nn.BatchNorm1d, linear: nn.Linear) -> nn.Linear:
     """One Linear equal to ``linear(bn(x))`` with ``bn`` in eval mode."""
     # bn(x) = x * scale + shift, so linear(bn(x)) = (W * scale) x + W shift + b
-    scale, shift = fold_bn(torch.ones_like(bn.weight), None, bn)
+    # (torch's folding wants at least a 2-D weight: a column of ones)
+    scale, shift = fold_bn(torch.ones_like(bn.weight)[:, None], None, bn)
+    scale = scale[:, 0]
     fused = nn.Linear(linear.in_features, linear.out_features,
                       device=linear.weight.device, dtype=linear.weight.dtype)
     fused.weight.copy_(linear.weight * scale[None, :])
