@@ -27,8 +27,8 @@ from mmengine.runner import Runner
 
 from mmtinyvim.datasets.size_limit import MAX_SIDE, bound_image_size
 from mmtinyvim.engine import add_deploy_hook, plain_inference
-from mmtinyvim.utils.checkpoint import (require_fit, safe_torch_load,
-                                        unwrap_state_dict,
+from mmtinyvim.utils.checkpoint import (require_finite, require_fit,
+                                        safe_torch_load, unwrap_state_dict,
                                         use_safe_loader_in_mmengine)
 from train import init_cpu_process_group, load_config
 
@@ -126,6 +126,8 @@ def require_checkpoint_fits(model, path):
         model = model.module
     state_dict = unwrap_state_dict(safe_torch_load(path))
     require_fit(model, state_dict, what=f'Checkpoint {path!r}')
+    # NaN / inf weights would be evaluated to a meaningless score
+    require_finite(state_dict, what=f'Checkpoint {path!r}')
 
 
 def main(argv=None):
