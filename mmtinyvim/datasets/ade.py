@@ -126,10 +126,10 @@ class CheckedADE20KDataset(BadImagePolicy, ADE20KDataset):
     :class:`~mmtinyvim.datasets.checks.EmptyDatasetError`.
 
     A label map with a value outside 0-150 other than 255, with several
-    channels (an RGB rendering), or of another size than its image, raises :class:`LabelMapError` naming the
-    file, the values or sizes and what is valid when its sample is loaded: a
-    :class:`CheckSegLabels` is put after each ``LoadAnnotations`` of the
-    pipeline.
+    channels (an RGB rendering), or of another size than its image, raises
+    :class:`LabelMapError` naming the file, the values or sizes and what is
+    valid when its sample is loaded: a :class:`CheckSegLabels` is put after
+    each ``LoadAnnotations`` of the pipeline.
 
     A missing or undecodable image or label map: see
     :class:`~mmtinyvim.datasets.checks.BadImagePolicy`. mmseg's validation
