@@ -90,3 +90,29 @@ def test_test_tool_refuses_nan_checkpoint_before_evaluation(tmp_path):
         tool.main(argv)
     assert f'{first} (2 NaN' in str(err.value)
     assert f'{last} (0 NaN, 1 inf' in str(err.value)
+
+
+def test_image_demo_refuses_nan_checkpoint(tmp_path):
+    import mmcv
+    import numpy as np
+    image_demo = load_file('tools/demo/image_demo.py')
+    from mmengine.config import Config
+    from mmengine.registry import DefaultScope
+    from mmpretrain.registry import MODELS
+    cfg = Config.fromfile(CLS_CONFIG)
+    cfg.model.backbone.init_cfg = None
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        model = MODELS.build(cfg.model)
+    state, first, _ = _poison(model.state_dict())
+    checkpoint = tmp_path / 'nan.pth'
+    torch.save({'state_dict': state}, checkpoint)
+    image = tmp_path / 'photo.jpg'
+    mmcv.imwrite(np.zeros((40, 50, 3), np.uint8), str(image))
+    out = tmp_path / 'out.jpg'
+    with pytest.raises(SystemExit) as exit_:
+        image_demo.main([str(image), CLS_CONFIG, str(checkpoint),
+                         '--out-file', str(out)])
+    assert str(exit_.value.code).startswith(
+        f'error: Checkpoint {str(checkpoint)!r} holds non-finite weights')
+    assert f'{first} (2 NaN' in str(exit_.value.code)
+    assert not out.exists()

@@ -38,7 +38,8 @@ from mmtinyvim.datasets.meta import dataset_meta_from_config  # noqa: F401
 from mmtinyvim.datasets.size_limit import (MAX_SIDE, bound_image_size,
                                            max_side_for)
 from mmtinyvim.engine.config_check import load_config
-from mmtinyvim.utils.checkpoint import use_safe_loader_in_mmengine
+from mmtinyvim.utils.checkpoint import (require_finite,
+                                        use_safe_loader_in_mmengine)
 
 RANDOM_WEIGHTS_WARNING = (
     'No checkpoint: the model runs with RANDOMLY INITIALISED weights; its '
@@ -78,9 +79,15 @@ def parse_args(argv=None):
 
 
 def checkpoint_dataset_meta(checkpoint):
-    """The ``meta.dataset_meta`` a checkpoint stores, or ``None``."""
+    """The ``meta.dataset_meta`` a checkpoint stores, or ``None``; NaN / inf
+    weights are refused here, where the file is read before the
+    Inferencer loads it (they would be drawn as meaningless predictions)."""
     from mmengine.runner.checkpoint import _load_checkpoint
     ckpt = _load_checkpoint(checkpoint, map_location='cpu')
+    if isinstance(ckpt, dict):
+        state = ckpt.get('state_dict', ckpt)
+        if isinstance(state, dict):
+            require_finite(state, what=f'Checkpoint {checkpoint!r}')
     meta = (ckpt.get('meta') or {}) if isinstance(ckpt, dict) else {}
     dataset_meta = meta.get('dataset_meta')
     if dataset_meta and dataset_meta.get('classes'):
