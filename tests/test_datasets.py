@@ -640,3 +640,91 @@ def test_ade_rgb_label_map_is_a_clear_error(tmp_path):
         'single-channel (grayscale / palette index) PNGs whose pixel values '
         'are class indices (0 (unlabelled, ignored), 1-150 (the 150 classes; '
         'reduce_zero_label makes k class k-1) or 255 (ignored)).')
+
+
+# ------------------------------------------ ADE20K label map sizes --
+
+def _resize_label(path, width, height):
+    label = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+    cv2.imwrite(path, cv2.resize(label, (width, height),
+                                 interpolation=cv2.INTER_NEAREST))
+
+
+@pytest.mark.parametrize('split', ['train', 'val'])
+def test_ade_label_map_of_another_size_is_a_clear_error(split, tmp_path):
+    """Training would resize the map with its image and learn misplaced
+    labels; evaluation would fail inside mmseg's metric."""
+    from mmtinyvim.datasets.ade import LabelMapError
+    root = gen.make_demo_data('ade', tmp_path, 2, 2, 64, seed=0)
+    dataset = _dataset('ade', root, split)
+    info = dataset.get_data_info(1)
+    height, width = cv2.imread(info['img_path']).shape[:2]
+    _resize_label(info['seg_map_path'], width + 8, height - 8)
+    dataset[0]
+    with pytest.raises(LabelMapError) as err:
+        dataset[1]
+    print(f'\n{err.value}')
+    assert str(err.value) == (
+        f'Label map {info["seg_map_path"]} is {width + 8}x{height - 8} '
+        f'(width x height) but its image {info["img_path"]} is '
+        f'{width}x{height}: a label map must have the '
+        'size of its image, pixel for pixel (resizing it would put labels on '
+        'pixels they were not drawn for). Use the label map made for this '
+        'image, or remove the pair from the dataset.')
+
+
+def test_ade_label_size_is_checked_against_the_image_before_its_resize(
+        tmp_path):
+    """The test pipelines resize the image before loading the labels: the
+    map is compared with the image as decoded."""
+    from mmcv.transforms import LoadImageFromFile
+    from mmseg.datasets.transforms import LoadAnnotations, Resize
+
+    from mmtinyvim.datasets.ade import CheckedADE20KDataset, LabelMapError
+    root = gen.make_demo_data('ade', tmp_path, 1, 2, 64, seed=0)
+    dataset = CheckedADE20KDataset(
+        data_root=str(root),
+        data_prefix=dict(img_path='images/validation',
+                         seg_map_path='annotations/validation'),
+        pipeline=[LoadImageFromFile(), Resize(scale=(32, 32),
+                                              keep_ratio=True),
+                  LoadAnnotations(reduce_zero_label=True)])
+    info = dataset.get_data_info(1)
+    height, width = cv2.imread(info['img_path']).shape[:2]
+    assert dataset[0]['img_shape'] != dataset[0]['ori_shape']
+    _resize_label(info['seg_map_path'], width // 2, height // 2)
+    with pytest.raises(LabelMapError, match=f'is {width // 2}x{height // 2} '
+                       rf'\(width x height\) .* is {width}x{height}:'):
+        dataset[1]
+
+
+# ------------------------------------------- COCO without categories --
+
+@pytest.mark.parametrize('categories', [None, []])
+def test_coco_file_without_categories_is_one_clear_error(roots, tmp_path,
+                                                         categories):
+    from mmtinyvim.datasets.checks import AnnotationFileError
+    source = roots[1]['coco'] / 'annotations' / 'instances_train2017.json'
+    content = json.loads(source.read_text())
+    if categories is None:
+        del content['categories']
+    else:
+        content['categories'] = categories
+    path = tmp_path / 'no_categories.json'
+    path.write_text(json.dumps(content))
+    from mmcv.transforms import LoadImageFromFile
+
+    from mmtinyvim.datasets.coco import CheckedCocoDataset
+    with pytest.raises(AnnotationFileError) as err:
+        CheckedCocoDataset(
+            data_root=str(tmp_path), ann_file=path.name,
+            data_prefix=dict(img=str(roots[1]['coco'] / 'train2017') + '/'),
+            pipeline=[LoadImageFromFile()])
+    print(f'\n{err.value}')
+    what = 'has no "categories" list' if categories is None else (
+        'has an empty "categories" list')
+    assert str(err.value) == (
+        f'COCO annotation file {path} {what}: every COCO annotation file '
+        'lists its classes as "categories": [{"id": 1, "name": "person"}, '
+        '...], and each annotation\'s category_id is one of those ids. Add '
+        'the list (the one of the file the annotations were made with).')

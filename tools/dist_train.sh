@@ -9,6 +9,19 @@ if [ $# -lt 2 ]; then
 fi
 CONFIG=$1
 GPUS=$2
+# checked before torchrun spawns the processes: a missing file would end
+# every one of them with a traceback and torch elastic's ChildFailedError
+if [ ! -f "$CONFIG" ]; then
+    echo "error: config file not found: $CONFIG (give the path of a config" \
+        "file, e.g. configs/maskrcnn_tinyvim_s_coco.py)" >&2
+    exit 2
+fi
+case "$GPUS" in
+    ''|*[!0-9]*|0)
+        echo "error: GPUS must be a whole number of processes >= 1, got" \
+            "'$GPUS' (usage: $0 CONFIG GPUS [train.py options])" >&2
+        exit 2 ;;
+esac
 NNODES=${NNODES:-1}
 NODE_RANK=${NODE_RANK:-0}
 PORT=${PORT:-29500}

@@ -19,8 +19,8 @@ larger images takes a larger N.
 import argparse
 import os
 import os.path as osp
+import sys
 
-from mmengine.config import DictAction
 from mmengine.evaluator import DumpResults
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
@@ -28,8 +28,11 @@ from mmengine.runner import Runner
 from mmtinyvim.datasets.size_limit import MAX_SIDE, bound_image_size
 from mmtinyvim.engine import (add_deploy_hook, quiet_logger, quiet_run,
                               remove_deploy_hook)
-from mmtinyvim.utils.checkpoint import (require_fit, safe_torch_load,
-                                        unwrap_state_dict,
+from mmtinyvim.engine.config_check import (CfgOptionsAction,
+                                           ConfigCheckError, check_work_dir)
+from mmtinyvim.utils.checkpoint import (NonFiniteWeightsError,
+                                        require_finite, require_fit,
+                                        safe_torch_load, unwrap_state_dict,
                                         use_safe_loader_in_mmengine)
 from train import init_cpu_process_group, load_config
 
@@ -57,7 +60,7 @@ def parse_args(argv=None):
     parser.add_argument(
         '--wait-time', type=float, default=2, help='the interval of show (s)')
     parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction,
+        '--cfg-options', nargs='+', action=CfgOptionsAction,
         help='override settings of the config, key=value pairs')
     parser.add_argument(
         '--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
@@ -128,6 +131,8 @@ def require_checkpoint_fits(model, path):
         model = model.module
     state_dict = unwrap_state_dict(safe_torch_load(path))
     require_fit(model, state_dict, what=f'Checkpoint {path!r}')
+    # NaN / inf weights would be evaluated to a meaningless score
+    require_finite(state_dict, what=f'Checkpoint {path!r}')
 
 
 def main(argv=None):
@@ -148,6 +153,7 @@ def _main(argv=None):
     elif cfg.get('work_dir') is None:
         cfg.work_dir = osp.join('./work_dirs',
                                 osp.splitext(osp.basename(args.config))[0])
+    check_work_dir(cfg.work_dir)
     cfg.load_from = args.checkpoint
 
     if args.show or args.show_dir:
@@ -196,5 +202,17 @@ def _main(argv=None):
     runner.test()
 
 
+def run(argv=None):
+    """``main`` as a command: a config key nothing reads or a checkpoint
+    with NaN / inf weights (the user's input, not a bug) is printed as its
+    message alone and exits with status 1; every other error keeps its
+    traceback."""
+    try:
+        main(argv)
+    except (ConfigCheckError, NonFiniteWeightsError) as err:
+        print(f'Error: {err}', file=sys.stderr)
+        sys.exit(1)
+
+
 if __name__ == '__main__':
-    main()
+    run()

@@ -12,7 +12,6 @@ import os.path as osp
 import sys
 
 import torch
-from mmengine.config import Config, DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
@@ -20,12 +19,12 @@ from mmtinyvim.engine import (add_cuda_graph_hook, add_safety_hooks,
                               quiet_logger, quiet_run,
                               remove_cuda_graph_hook,
                               teardown_distributed)
+from mmtinyvim.engine.config_check import (CfgOptionsAction,
+                                           ConfigCheckError, check_work_dir)
+from mmtinyvim.engine.config_check import load_config as load_checked_config
 from mmtinyvim.models.pretrained import (MissingPretrainedError,
                                          check_pretrained_files)
 from mmtinyvim.utils.checkpoint import use_safe_loader_in_mmengine
-
-TASKS = {'mmdet': 'detection', 'mmseg': 'segmentation',
-         'mmpretrain': 'classification'}
 
 
 def parse_args(argv=None):
@@ -58,7 +57,7 @@ def parse_args(argv=None):
         help='resume from the given checkpoint, or without a value from the '
         'latest checkpoint in the work dir')
     parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction,
+        '--cfg-options', nargs='+', action=CfgOptionsAction,
         help='override settings of the config, key=value pairs, e.g. '
         'train_dataloader.batch_size=2 "model.backbone.arch=\'b\'"')
     parser.add_argument(
@@ -73,18 +72,10 @@ def parse_args(argv=None):
 
 
 def load_config(path, cfg_options=None, launcher='none'):
-    """The config with overrides applied, its task checked, and, on a
-    machine without CUDA, NCCL replaced by gloo for distributed runs."""
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'Config file not found: {path}')
-    cfg = Config.fromfile(path)
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
-    scope = cfg.get('default_scope')
-    if scope not in TASKS:
-        raise ValueError(
-            f'{path}: default_scope={scope!r}; this tool runs configs of '
-            f'{", ".join(TASKS)} (detection, segmentation, classification)')
+    """The config with overrides applied and checked
+    (:func:`mmtinyvim.engine.config_check.load_config`), and, on a machine
+    without CUDA, NCCL replaced by gloo for distributed runs."""
+    cfg = load_checked_config(path, cfg_options)
     cfg.launcher = launcher
     if launcher != 'none' and not torch.cuda.is_available():
         use_cpu_processes(cfg)
@@ -168,6 +159,7 @@ def _main(argv=None):
     elif cfg.get('work_dir') is None:
         cfg.work_dir = osp.join('./work_dirs',
                                 osp.splitext(osp.basename(args.config))[0])
+    check_work_dir(cfg.work_dir)
 
     if args.amp:
         if cfg.optim_wrapper.get('type') == 'AmpOptimWrapper':
@@ -219,12 +211,13 @@ def _main(argv=None):
 
 
 def run(argv=None):
-    """``main`` as a command: a missing pretrained checkpoint (the user's
-    setup, not a bug) is printed as its message alone and exits with status
-    1; every other error keeps its traceback."""
+    """``main`` as a command: a missing pretrained checkpoint or a config
+    key nothing reads (the user's setup, not a bug) is printed as its
+    message alone and exits with status 1; every other error keeps its
+    traceback."""
     try:
         main(argv)
-    except MissingPretrainedError as err:
+    except (MissingPretrainedError, ConfigCheckError) as err:
         print(f'Error: {err}', file=sys.stderr)
         sys.exit(1)
 

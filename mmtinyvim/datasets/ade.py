@@ -18,15 +18,19 @@ EVALUATION_DIRS = ('validation', 'testing', 'val', 'test')
 
 
 class LabelMapError(ValueError):
-    """A label map holds values that are no class index, or is not a
-    single-channel image."""
+    """A label map holds values that are no class index, is not a
+    single-channel image, or is not the size of its image."""
 
 
 @TRANSFORMS.register_module()
 class CheckSegLabels(BaseTransform):
     """Raise :class:`LabelMapError` when ``gt_seg_map`` (as loaded by mmseg's
     ``LoadAnnotations``) is not a 2-D map of values in
-    ``[0, num_classes)`` or ``ignore_index``.
+    ``[0, num_classes)`` or ``ignore_index``, or is not the size of the
+    image as decoded (``ori_shape``, which a resize before the labels are
+    loaded, as in the test pipelines, leaves unchanged). mmseg would resize
+    such a map with the image and train on labels that do not lie on their
+    pixels, and its evaluation would fail comparing maps of two sizes.
 
     Checked where the map is read, one ``np.bincount`` over a map already in
     memory: checking every map when the dataset is built would decode all
@@ -55,6 +59,7 @@ class CheckSegLabels(BaseTransform):
                 'a colour (RGB) rendering of the labels? Label maps must be '
                 'single-channel (grayscale / palette index) PNGs whose pixel '
                 f'values are class indices ({self._valid_raw(results)}).')
+        self._check_size(seg, results)
         if seg.dtype == np.uint8:
             present = np.flatnonzero(np.bincount(seg.ravel(), minlength=256))
         else:
@@ -69,6 +74,23 @@ class CheckSegLabels(BaseTransform):
                 f'the valid range: {self._valid_raw(results)}. Is it a label '
                 'map of this dataset?')
         return results
+
+    @staticmethod
+    def _check_size(seg, results):
+        image_shape = results.get('ori_shape')
+        if image_shape is None:  # no image loaded before the labels
+            return
+        height, width = image_shape[:2]
+        if tuple(seg.shape[:2]) == (height, width):
+            return
+        raise LabelMapError(
+            f'Label map {results.get("seg_map_path")} is {seg.shape[1]}x'
+            f'{seg.shape[0]} (width x height) but its image '
+            f'{results.get("img_path")} is {width}x{height}: a label map '
+            'must have the size of its image, pixel for pixel (resizing it '
+            'would put labels on pixels they were not drawn for). Use the '
+            'label map made for this image, or remove the pair from the '
+            'dataset.')
 
     def __repr__(self):
         return (f'{type(self).__name__}(num_classes={self.num_classes}, '
@@ -103,11 +125,11 @@ class CheckedADE20KDataset(BadImagePolicy, ADE20KDataset):
     data there; no image in the directory (or in ``ann_file``) raises
     :class:`~mmtinyvim.datasets.checks.EmptyDatasetError`.
 
-    A label map with a value outside 0-150 other than 255, or with several
-    channels (an RGB rendering), raises :class:`LabelMapError` naming the
-    file, the values and the valid range when its sample is loaded: a
-    :class:`CheckSegLabels` is put after each ``LoadAnnotations`` of the
-    pipeline.
+    A label map with a value outside 0-150 other than 255, with several
+    channels (an RGB rendering), or of another size than its image, raises
+    :class:`LabelMapError` naming the file, the values or sizes and what is
+    valid when its sample is loaded: a :class:`CheckSegLabels` is put after
+    each ``LoadAnnotations`` of the pipeline.
 
     A missing or undecodable image or label map: see
     :class:`~mmtinyvim.datasets.checks.BadImagePolicy`. mmseg's validation

@@ -13,8 +13,8 @@ from mmdet.datasets.api_wrappers import COCO
 from mmdet.registry import DATASETS, TRANSFORMS
 from mmengine.logging import print_log
 
-from .checks import (BadImagePolicy, EmptyDatasetError, annotation_json_error,
-                     require_paths, require_samples)
+from .checks import (AnnotationFileError, BadImagePolicy, EmptyDatasetError,
+                     annotation_json_error, require_paths, require_samples)
 from .size_limit import toolbox_check
 
 # the test pipelines' image-size check, with the mmdet limit
@@ -51,12 +51,23 @@ class ImageSizeMismatchError(ValueError):
     """A decoded image's size differs from the annotation file's."""
 
 
+class MissingCategoriesError(AnnotationFileError):
+    """The annotation file has no (or an empty) ``categories`` list."""
+
+
 class _CheckedCOCO(COCO):
     """mmdet's COCO API refusing duplicate image ids (pycocotools keeps the
-    last image of an id and gives it the annotations of all of them) and
-    noting annotations of images the file does not list."""
+    last image of an id and gives it the annotations of all of them) and a
+    file without categories (pycocotools indexes it, then fails with a
+    KeyError at the first class lookup), and noting annotations of images
+    the file does not list."""
 
     def createIndex(self):
+        categories = self.dataset.get('categories')
+        if not categories:
+            raise MissingCategoriesError(
+                'has no "categories" list' if categories is None else
+                'has an empty "categories" list')
         images = self.dataset.get('images', [])
         counts = Counter(img['id'] for img in images)
         duplicates = [i for i, n in counts.items() if n > 1]
@@ -125,6 +136,8 @@ class CheckedCocoDataset(BadImagePolicy, CocoDataset):
       :class:`~mmtinyvim.datasets.checks.AnnotationFileError` naming the
       file, line and column;
     * an image id listed twice raises :class:`DuplicateImageIdError`;
+    * a file without a ``categories`` list (or with an empty one) raises
+      :class:`MissingCategoriesError`;
     * an annotation file whose ``images`` list is empty, or a training set
       that ``filter_cfg`` empties completely (no image with an annotation
       of the dataset's classes), raises :class:`EmptyDatasetError`; images
@@ -198,6 +211,13 @@ class CheckedCocoDataset(BadImagePolicy, CocoDataset):
                 f'COCO annotation file {self.ann_file}: {err}. Image ids '
                 'must be unique: pycocotools would keep one image of each id '
                 'and give it the annotations of all of them.') from None
+        except MissingCategoriesError as err:
+            raise MissingCategoriesError(
+                f'COCO annotation file {self.ann_file} {err}: every COCO '
+                'annotation file lists its classes as "categories": [{"id": '
+                '1, "name": "person"}, ...], and each annotation\'s '
+                'category_id is one of those ids. Add the list (the one of '
+                'the file the annotations were made with).') from None
         finally:
             del self.COCOAPI
         coco, self._coco_file = self._coco_file, None

@@ -436,14 +436,60 @@ def require_fit(module, state_dict, what='checkpoint', allow_missing=()):
             'loaded.')
 
 
+class NonFiniteWeightsError(ValueError):
+    """A checkpoint holds NaN or infinite weights."""
+
+
+def nonfinite_tensors(state_dict):
+    """``(name, NaN count, inf count)`` of every floating-point tensor of
+    ``state_dict`` holding a NaN or an infinity, in the dict's order."""
+    found = []
+    for name, value in state_dict.items():
+        if not (torch.is_tensor(value) and
+                (value.is_floating_point() or value.is_complex())):
+            continue
+        if bool(torch.isfinite(value).all()):
+            continue
+        found.append((name, int(torch.isnan(value).sum()),
+                      int(torch.isinf(value).sum())))
+    return found
+
+
+def require_finite(state_dict, what='checkpoint'):
+    """Raise :class:`NonFiniteWeightsError` naming the tensors when
+    ``state_dict`` holds a NaN or an infinity.
+
+    Such weights load without a word and make every output NaN: an
+    evaluation reports 0 accuracy, an ONNX export writes a broken model, a
+    training run fails later at its first checkpoint. Every place of the
+    package and its tools that loads weights calls this once, before the
+    weights are used: :func:`strict_load` (``init_cfg`` Pretrained, the
+    distillation teacher, ``tools/deployment/pytorch2onnx.py``) and
+    ``tools/test.py``.
+    """
+    found = nonfinite_tensors(state_dict)
+    if not found:
+        return
+    shown = [f'{name} ({nan} NaN, {inf} inf of '
+             f'{state_dict[name].numel()})' for name, nan, inf in found]
+    raise NonFiniteWeightsError(
+        f'{what} holds non-finite weights (NaN or inf) in {len(found)} of '
+        f'{len(state_dict)} entries: {_short(shown)}. A model with them '
+        'outputs NaN. Was it saved after the training diverged, or is the '
+        'file damaged? Use a checkpoint saved before the loss became NaN '
+        '(an earlier epoch_*/iter_* file). Nothing was loaded.')
+
+
 def strict_load(module, state_dict, what='checkpoint', allow_missing=()):
-    """Load ``state_dict`` into ``module``; any key or shape problem raises
-    before a single tensor is copied.
+    """Load ``state_dict`` into ``module``; any key or shape problem, or a
+    non-finite weight (:func:`require_finite`), raises before a single
+    tensor is copied.
 
     ``allow_missing``: keys the caller knows the source cannot have (they keep
     their initialisation); everything else must match exactly.
     """
     require_fit(module, state_dict, what, allow_missing)
+    require_finite(state_dict, what)
     module.load_state_dict(state_dict, strict=False)
 
 

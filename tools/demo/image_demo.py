@@ -27,6 +27,7 @@ import copy
 import os
 import os.path as osp
 import sys
+import tempfile
 import warnings
 
 import cv2
@@ -36,10 +37,9 @@ from mmengine.config import Config
 from mmtinyvim.datasets.meta import dataset_meta_from_config  # noqa: F401
 from mmtinyvim.datasets.size_limit import (MAX_SIDE, bound_image_size,
                                            max_side_for)
-from mmtinyvim.utils.checkpoint import use_safe_loader_in_mmengine
-
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-from train import load_config  # noqa: E402
+from mmtinyvim.engine.config_check import load_config
+from mmtinyvim.utils.checkpoint import (require_finite,
+                                        use_safe_loader_in_mmengine)
 
 RANDOM_WEIGHTS_WARNING = (
     'No checkpoint: the model runs with RANDOMLY INITIALISED weights; its '
@@ -79,9 +79,15 @@ def parse_args(argv=None):
 
 
 def checkpoint_dataset_meta(checkpoint):
-    """The ``meta.dataset_meta`` a checkpoint stores, or ``None``."""
+    """The ``meta.dataset_meta`` a checkpoint stores, or ``None``; NaN / inf
+    weights are refused here, where the file is read before the
+    Inferencer loads it (they would be drawn as meaningless predictions)."""
     from mmengine.runner.checkpoint import _load_checkpoint
     ckpt = _load_checkpoint(checkpoint, map_location='cpu')
+    if isinstance(ckpt, dict):
+        state = ckpt.get('state_dict', ckpt)
+        if isinstance(state, dict):
+            require_finite(state, what=f'Checkpoint {checkpoint!r}')
     meta = (ckpt.get('meta') or {}) if isinstance(ckpt, dict) else {}
     dataset_meta = meta.get('dataset_meta')
     if dataset_meta and dataset_meta.get('classes'):
@@ -266,15 +272,67 @@ def _predict_and_draw(inferencer, scope, img, rgb, score_thr):
     return visual, prediction
 
 
+def check_out_file(out_file, inputs):
+    """Raise ``ValueError`` when ``out_file`` is one of ``inputs`` (what ->
+    path), also through a symbolic or hard link: writing the picture there
+    would destroy that input."""
+    if not osp.exists(out_file):
+        return
+    for what, path in inputs.items():
+        if path is None or not osp.exists(path):
+            continue
+        if osp.samefile(out_file, path):
+            link = (' (through a link)'
+                    if osp.abspath(out_file) != osp.abspath(path) else '')
+            raise ValueError(
+                f'--out-file {out_file} is the {what} {path}{link}: writing '
+                f'the picture there would destroy the {what}. Give '
+                '--out-file another path.')
+
+
+def write_picture(visual, out_file):
+    """Write the RGB picture ``visual`` to ``out_file`` through a temporary
+    file in the same folder and a rename: an existing file there is
+    replaced whole or not at all, never left half written."""
+    ext = osp.splitext(out_file)[1]
+    try:
+        ok, data = cv2.imencode(ext, mmcv.rgb2bgr(visual))
+    except cv2.error:
+        ok = False
+    if not ok:
+        raise ValueError(
+            f'--out-file {out_file}: OpenCV cannot write a {ext or "(none)"}'
+            ' image; name the file with an image extension such as .jpg or '
+            '.png.')
+    folder = osp.dirname(osp.abspath(out_file))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, suffix='.tmp',
+                               prefix=f'.{osp.basename(out_file)}.')
+    try:
+        with os.fdopen(fd, 'wb') as f:
+            f.write(data.tobytes())
+        umask = os.umask(0)
+        os.umask(umask)
+        # mkstemp makes the file private; the picture gets the usual mode
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, out_file)
+    except BaseException:
+        if osp.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
 def main(argv=None):
     args = parse_args(argv)
     try:
+        check_out_file(args.out_file, {'input image': args.image,
+                                       'config': args.config,
+                                       'checkpoint': args.checkpoint})
         visual, _ = paint(args.image, args.config, args.checkpoint,
                           args.device, args.score_thr, args.max_side)
+        write_picture(visual, args.out_file)
     except (FileNotFoundError, ValueError) as err:
         sys.exit(f'error: {err}')
-    os.makedirs(osp.dirname(osp.abspath(args.out_file)), exist_ok=True)
-    mmcv.imwrite(mmcv.rgb2bgr(visual), args.out_file)
     print(f'wrote {args.out_file} ({visual.shape[1]}x{visual.shape[0]})')
 
 

@@ -19,10 +19,10 @@ import argparse
 import json
 import os
 import os.path as osp
+import runpy
 import sys
 import time
 
-import mmcv
 import torch
 from mmengine.config import Config
 from mmengine.hooks import Hook
@@ -30,8 +30,10 @@ from mmengine.runner import Runner
 
 TOOLS = osp.dirname(osp.dirname(osp.abspath(__file__)))
 REPO = osp.dirname(TOOLS)
-sys.path.insert(0, osp.join(TOOLS, 'demo'))
-from image_demo import paint  # noqa: E402
+# the image demo is a script beside this one, not a module of the package:
+# run by path, whatever sys.path holds
+_IMAGE_DEMO = runpy.run_path(osp.join(TOOLS, 'demo', 'image_demo.py'))
+paint, write_picture = _IMAGE_DEMO['paint'], _IMAGE_DEMO['write_picture']
 
 CONFIG = osp.join(REPO, 'configs', 'maskrcnn_tinyvim_s_coco.py')
 DATA_ROOT = 'data'
@@ -163,7 +165,7 @@ def main(argv=None):
     image = busiest_val_image(coco_root)
     out_file = osp.join(args.work_dir, 'predictions.jpg')
     visual, _ = paint(image, cfg, checkpoint, score_thr=0.5)
-    mmcv.imwrite(mmcv.rgb2bgr(visual), out_file)
+    write_picture(visual, out_file)
 
     summary = dict(
         config='configs/maskrcnn_tinyvim_s_coco.py',
@@ -178,8 +180,11 @@ def main(argv=None):
         seconds=round(time.time() - start),
         threads=torch.get_num_threads(),
         picture=out_file)
-    with open(osp.join(args.work_dir, 'demo_summary.json'), 'w') as f:
+    # a rerun replaces the summary whole (temporary file + rename)
+    summary_file = osp.join(args.work_dir, 'demo_summary.json')
+    with open(summary_file + '.tmp', 'w') as f:
         json.dump(summary, f, indent=2)
+    os.replace(summary_file + '.tmp', summary_file)
     print(f'[demo] trained and evaluated in {train_time / 60:.1f} min '
           f'({summary["seconds"] / 60:.1f} min in all): bbox mAP '
           f'{summary["bbox_mAP"]:.3f}, segm mAP {summary["segm_mAP"]:.3f}; '
