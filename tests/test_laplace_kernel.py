@@ -253,10 +253,9 @@ def test_golden_logits_through_the_kernels(monkeypatch):
     forced (interpreted on CPU)."""
     from tests.golden import load_golden, make_input, rel_err, weights_for
     from tests.test_tinyvim import build_classifier
-    from mmtinyvim.models.backbones.tinyvim import convert_official_classifier
     g = load_golden('tinyvim_S')
     model = build_classifier('S', scan_backend='torch')
-    model.load_state_dict(convert_official_classifier(
+    model.load_state_dict(tinyvim.convert_official_classifier(
         weights_for(g, 'manifest')), strict=True)
     model.backbone.fast_inference = False
     model.eval().to(DEVICE)

@@ -19,7 +19,9 @@ under AMP (float16 autocast) and in float32, and a forward+backward of the
 training-mode backbone at ``--train-batch`` under AMP; each with the kernel
 (``MMTINYVIM_LAPLACE_BACKEND=triton``) and with the composition
 (``reference``) in the same process: the eager model on the reference path
-is the same-run baseline. Scans use their default backend.
+is the same-run baseline. Scans use their default backend. ``--compile``
+adds the backbone under ``torch.compile`` (AMP inference), where the
+reference is inductor's own fusion of the composition.
 
 Needs a CUDA device, and what ``import mmtinyvim`` needs (mmengine, mmcv,
 mmpretrain, mmdet).
@@ -54,6 +56,10 @@ def parse_args():
     parser.add_argument('--rounds', type=int, default=2)
     parser.add_argument('--skip-ops', action='store_true')
     parser.add_argument('--skip-backbone', action='store_true')
+    parser.add_argument('--compile', action='store_true',
+                        help='also time the backbone under torch.compile '
+                        '(inductor, AMP inference): the custom op against '
+                        "inductor's own fusion of the composition")
     parser.add_argument('--out', help='write the results as JSON here')
     return parser.parse_args()
 
@@ -164,9 +170,10 @@ def bench_ops(args, arch):
                 speedup=times['reference'] / times['triton'],
                 triton_GBps=moved / times['triton'] / 1e9,
                 max_abs_diff=diff))
-            print('op  {arch} stage{stage} {mode:5s} {dtype:8s} {shape} p={p}: '
-                  'triton {triton_us:8.1f} us, reference {reference_us:8.1f} '
-                  'us, x{speedup:.2f}, {triton_GBps:6.0f} GB/s, '
+            print('op  {arch} stage{stage} {mode:5s} {dtype:8s} {shape} '
+                  'p={p}: triton {triton_us:8.1f} us, reference '
+                  '{reference_us:8.1f} us, x{speedup:.2f}, '
+                  '{triton_GBps:6.0f} GB/s, '
                   'max|d| {max_abs_diff:.1e}'.format(**rows[-1]), flush=True)
     return rows
 
@@ -204,6 +211,31 @@ def bench_backbone(args, arch):
         model.zero_grad(set_to_none=True)
         rows.append(dict(
             arch=arch, mode=mode, precision=precision, batch=batch,
+            resolution=args.resolution,
+            triton_img_s=batch / best['triton'],
+            reference_img_s=batch / best['reference'],
+            speedup=best['reference'] / best['triton']))
+        print('net TinyViM-{arch} {mode} {precision} batch {batch}: '
+              'triton {triton_img_s:8.0f} img/s, reference '
+              '{reference_img_s:8.0f} img/s, x{speedup:.3f}'.format(
+                  **rows[-1]), flush=True)
+    if args.compile:
+        model.eval()
+        best = {}
+        for impl in IMPLS:
+            # the backend is chosen while dynamo traces: a fresh compile each
+            os.environ[ENV_VAR] = impl
+            torch._dynamo.reset()
+            compiled = torch.compile(model, dynamic=False)
+
+            def run():
+                with torch.no_grad(), torch.autocast('cuda', torch.float16):
+                    compiled(images)
+            best[impl] = timed(run, 2 * args.min_time)
+        torch._dynamo.reset()
+        batch = args.infer_batch
+        rows.append(dict(
+            arch=arch, mode='infer+compile', precision='amp', batch=batch,
             resolution=args.resolution,
             triton_img_s=batch / best['triton'],
             reference_img_s=batch / best['reference'],

@@ -1,6 +1,7 @@
 """The Laplace mixer's tail in one Triton kernel, forward and backward.
 
-    out = bilinear_up(y, p) + low - nearest_up(pooled),  pooled = avg_pool(low, p)
+    out = bilinear_up(y, p) + low - nearest_up(pooled)
+    pooled = avg_pool(low, p)
 
 The work is split into *cells*: one cell is one pixel of the pooled grid of
 one (sample, channel), i.e. a p x p block of ``low``/``out``. A program owns
@@ -261,5 +262,6 @@ def laplace_upsample_residual_triton(y: torch.Tensor, low: torch.Tensor,
                                      pooled: torch.Tensor,
                                      p: int) -> torch.Tensor:
     """``bilinear_up(y, p) + low - nearest_up(pooled, p)`` in one launch
-    (shapes checked by the caller, :func:`mmtinyvim.ops.laplace_upsample_residual`)."""
+    (shapes checked by the caller,
+    :func:`mmtinyvim.ops.laplace_upsample_residual`)."""
     return _laplace_fwd(y, low, pooled, int(p))
