@@ -208,6 +208,8 @@ def test_bad_inputs_are_refused():
         fused(y, low, 2, pooled=low)
     with pytest.raises(ValueError, match='low must be a floating'):
         fused(y, low[0], 2)
+    with pytest.raises(ValueError, match='low must be a floating'):
+        fused(y, [[1.0]], 2)
 
 
 # ------------------------------------------------------- the whole backbone --

@@ -105,7 +105,7 @@ def _check_inputs(y, low, p, pooled):
     if isinstance(p, bool) or not isinstance(p, int) or p < 1:
         raise ValueError(f'laplace_upsample_residual: p must be a positive '
                          f'int (the pooling factor), got {p!r}')
-    for name, t in (('y', y), ('low', low), ('pooled', pooled)):
+    for name, t in (('low', low), ('y', y), ('pooled', pooled)):
         if t is None:
             continue
         if not isinstance(t, torch.Tensor) or t.dim() != 4 or \
