@@ -26,6 +26,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmcv.cnn.bricks import DropPath
 
+from ...ops.laplace import laplace_upsample_residual
 from ...ops.scan import selective_scan
 from ...ops.scan.cross import cross_merge, cross_scan
 from ...registry import MODELS
@@ -212,11 +213,10 @@ class LaplaceMixer(nn.Module):
         high = self.local_conv(high)
         if self.pool_factor > 1:
             pooled = F.avg_pool2d(low, self.pool_factor)
-            laplacian = low - F.interpolate(pooled, size=low.shape[2:],
-                                            mode='nearest')
-            low = F.interpolate(self.selective_scan_2d(pooled),
-                                scale_factor=self.pool_factor,
-                                mode='bilinear') + laplacian
+            # bilinear_up(scan) + low - nearest_up(pooled), fused on CUDA
+            low = laplace_upsample_residual(self.selective_scan_2d(pooled),
+                                            low, self.pool_factor,
+                                            pooled=pooled)
         else:
             low = self.selective_scan_2d(low)
         return self.out_proj(torch.cat((low, high), dim=1))
