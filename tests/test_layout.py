@@ -23,6 +23,8 @@ LOCAL_IMPORT_EXCEPTIONS = {
     ('mmtinyvim/ops/scan/__init__.py', 'mmtinyvim.ops.scan'):
         'the Triton kernels import triton, an optional dependency, only when '
         'that backend is first used',
+    ('mmtinyvim/ops/laplace/__init__.py', 'mmtinyvim.ops.laplace'):
+        'the same, for the fused Laplace-tail kernels',
 }
 SYS_PATH_MUTATORS = ('insert', 'append', 'extend', 'remove', 'pop', 'clear',
                      '__setitem__', '__delitem__', '__iadd__')
