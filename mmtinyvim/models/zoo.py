@@ -84,22 +84,6 @@ PUBLISHED: Dict[str, Published] = {
     'mobilemamba-b4': Published(82.5, 83.6, 17.1, 4.313),
 }
 
-# img/s of the official code on an H100 (best of its runs; inference batch
-# 256 under AMP / in float32, training batch 128 under AMP): the reference
-# the benchmark divides by (protocol and runs in docs/benchmark.md).
-OFFICIAL_SPEED: Dict[str, Dict[str, int]] = {
-    'tinyvim-s': dict(amp=8753, fp32=7210, train=1441),
-    'tinyvim-b': dict(amp=6974, fp32=5683, train=1213),
-    'tinyvim-l': dict(amp=4286, fp32=3388, train=1069),
-    'mobilemamba-t2': dict(amp=16724, fp32=9561, train=1838),
-    'mobilemamba-t4': dict(amp=16096, fp32=8766, train=2421),
-    'mobilemamba-s6': dict(amp=16503, fp32=8203, train=2100),
-    'mobilemamba-b1': dict(amp=10934, fp32=5283, train=1650),
-    'mobilemamba-b2': dict(amp=5454, fp32=2783, train=1102),
-    'mobilemamba-b4': dict(amp=3439, fp32=1430, train=837),
-}
-
-
 def get_family(name: str) -> Family:
     if name not in FAMILIES:
         raise ValueError(f'Unknown family {name!r}; valid: '
