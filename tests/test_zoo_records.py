@@ -1,0 +1,86 @@
+"""metafile.yml is generated from the variants' records and the configs,
+is read by mim's own metafile reader, and the configs agree with the
+records."""
+import re
+import warnings
+
+import pytest
+
+from mmtinyvim.models.zoo import RECORDS, VARIANTS
+from tests.modules import REPO, load_file
+
+generate_zoo = load_file('tools/misc/generate_zoo.py')
+CONFIGS = sorted((REPO / 'configs').glob('*.py'))
+
+
+def test_committed_metafile_is_the_generated_one():
+    generate_zoo.main(['--check'])
+
+
+def test_check_fails_on_a_stale_metafile(tmp_path, monkeypatch):
+    stale = tmp_path / 'metafile.yml'
+    stale.write_text(generate_zoo.generate().replace('mIoU: 42.5',
+                                                     'mIoU: 45.0'))
+    monkeypatch.setattr(generate_zoo, 'METAFILE', stale)
+    with pytest.raises(SystemExit, match='run python tools/misc/'):
+        generate_zoo.main(['--check'])
+
+
+def test_every_variant_has_a_record():
+    assert set(RECORDS) == set(VARIANTS)
+
+
+def test_config_outside_the_naming_scheme_is_one_clear_error():
+    with pytest.raises(ValueError, match='naming scheme'):
+        generate_zoo.parse_config_name('faster_rcnn_r50_coco')
+    with pytest.raises(ValueError, match='Unknown variant'):
+        generate_zoo.parse_config_name('maskrcnn_tinyvim_xl_coco')
+
+
+def test_metafile_entries_mark_results_published_and_name_weights(tmp_path):
+    import yaml
+    models = yaml.safe_load((REPO / 'metafile.yml').read_text())['Models']
+    assert [m['Name'] for m in models] == [p.stem for p in CONFIGS]
+    with_weights = 0
+    for model in models:
+        variant, kind, _ = generate_zoo.parse_config_name(model['Name'])
+        record, meta = RECORDS[variant], model['Metadata']
+        if kind in record.results:
+            assert meta['Result Source'].startswith('published: ')
+            assert model['Results'][0]['Metrics'] == {
+                k: v for k, v in record.results[kind].metrics.items()
+                if k in model['Results'][0]['Metrics']}
+        else:
+            assert model['Results'] == 'not published'
+            assert meta['Recipe'] == 'adapted'
+        if 'Weights' in model:
+            with_weights += 1
+            assert any(w.url == model['Weights'] for w in record.weights)
+    assert with_weights == sum(len(r.weights) for r in RECORDS.values())
+
+
+def test_mim_reads_the_metafile():
+    """mim search's own reader (modelindex + its table) takes every
+    entry."""
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        from mim.commands.search import convert2df
+        from modelindex.load_model_index import load
+    index = load(str(REPO / 'metafile.yml'))
+    table = convert2df(index)
+    assert len(table) == len(CONFIGS)
+    row = table.loc['mobilemamba_b1_in1k']
+    assert row['weight'].startswith('https://drive.google.com/')
+
+
+@pytest.mark.parametrize('config', CONFIGS, ids=lambda p: p.stem)
+def test_config_backbone_weights_are_its_records(config):
+    """A config that names its backbone's checkpoint names the file of its
+    variant's record (ImageNet configs start from scratch)."""
+    variant, kind, dataset = generate_zoo.parse_config_name(config.stem)
+    found = re.findall(r"checkpoint='checkpoints/([^']+)'",
+                       config.read_text())
+    if dataset == 'ImageNet-1k':
+        assert not found
+    else:
+        assert set(found) <= {RECORDS[variant].backbone_weights}
