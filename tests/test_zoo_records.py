@@ -22,6 +22,9 @@ def test_check_fails_on_a_stale_metafile(tmp_path, monkeypatch):
     stale.write_text(generate_zoo.generate().replace('mIoU: 42.5',
                                                      'mIoU: 45.0'))
     monkeypatch.setattr(generate_zoo, 'METAFILE', stale)
+    monkeypatch.setattr(generate_zoo, 'MODEL_ZOO', tmp_path / 'zoo.md')
+    (tmp_path / 'zoo.md').write_text(
+        (REPO / 'docs' / 'model_zoo.md').read_text())
     with pytest.raises(SystemExit, match='run python tools/misc/'):
         generate_zoo.main(['--check'])
 
@@ -84,3 +87,16 @@ def test_config_backbone_weights_are_its_records(config):
         assert not found
     else:
         assert set(found) <= {RECORDS[variant].backbone_weights}
+
+
+def test_check_fails_on_a_stale_model_zoo_table(tmp_path, monkeypatch):
+    doc = tmp_path / 'model_zoo.md'
+    doc.write_text((REPO / 'docs' / 'model_zoo.md').read_text().replace(
+        '| released | 79.9 |', '| released | 80.9 |'))
+    monkeypatch.setattr(generate_zoo, 'MODEL_ZOO', doc)
+    monkeypatch.setattr(generate_zoo, 'METAFILE', tmp_path / 'metafile.yml')
+    (tmp_path / 'metafile.yml').write_text(generate_zoo.generate())
+    with pytest.raises(SystemExit, match='model_zoo.md not what'):
+        generate_zoo.main(['--check'])
+    generate_zoo.main([])  # rewrites the table in tmp_path
+    assert doc.read_text() == (REPO / 'docs' / 'model_zoo.md').read_text()
