@@ -100,3 +100,14 @@ def test_check_fails_on_a_stale_model_zoo_table(tmp_path, monkeypatch):
         generate_zoo.main(['--check'])
     generate_zoo.main([])  # rewrites the table in tmp_path
     assert doc.read_text() == (REPO / 'docs' / 'model_zoo.md').read_text()
+
+
+def test_check_fails_on_a_stale_readme_zoo_table(tmp_path, monkeypatch):
+    readme = tmp_path / 'README.md'
+    readme.write_text((REPO / 'README.md').read_text().replace(
+        '| MobileMamba-B4 | 512 |', '| MobileMamba-B4 | 384 |'))
+    monkeypatch.setattr(generate_zoo, 'README', readme)
+    with pytest.raises(SystemExit, match='README.md not what'):
+        generate_zoo.main(['--check'])
+    assert '| MobileMamba-B4 | 512 |' in generate_zoo.render_readme(
+        readme.read_text())

@@ -1,8 +1,8 @@
-"""metafile.yml and the tables of docs/model_zoo.md from the variants'
-records (mmtinyvim.models.zoo.RECORDS) and the configs in configs/.
+"""metafile.yml, the tables of docs/model_zoo.md and the README's zoo
+table from the variants' records (mmtinyvim.models.zoo.RECORDS) and the configs in configs/.
 
-    python tools/misc/generate_zoo.py            # rewrite both
-    python tools/misc/generate_zoo.py --check    # exit 1 if either is stale
+    python tools/misc/generate_zoo.py            # rewrite all three
+    python tools/misc/generate_zoo.py --check    # exit 1 if one is stale
 
 One entry per config ``configs/[<method>_]<family>_<arch>_<rest>.py``: its
 variant's published result for that kind of config (the config name without
@@ -19,11 +19,12 @@ from pathlib import Path
 import yaml
 
 from mmtinyvim.models.zoo import (FAMILIES, RECORDS, REPOSITORIES,
-                                  parse_variant)
+                                  paper_resolution, parse_variant)
 
 REPO = Path(__file__).resolve().parents[2]
 METAFILE = REPO / 'metafile.yml'
 MODEL_ZOO = REPO / 'docs' / 'model_zoo.md'
+README = REPO / 'README.md'
 # docs/model_zoo.md: section -> (datasets, metric columns)
 TABLES = {'imagenet': ('ImageNet-1k', ('Top 1 Accuracy', )),
           'coco': ('COCO', ('box AP', 'mask AP')),
@@ -145,18 +146,44 @@ def zoo_table(models, section: str) -> str:
     return '\n'.join(lines)
 
 
+def variants_table() -> str:
+    """The README's zoo table: per variant, as published by its paper or
+    official README, and the official weights the configs load."""
+    lines = ['| variant | res | params (M, published) | FLOPs (G, '
+             'published) | top-1 300 ep (published) | top-1 long '
+             '(published) | official ImageNet weights |',
+             '|---|---|---|---|---|---|---|']
+    for name, record in RECORDS.items():
+        results = record.results
+        long = results.get('1000e_in1k') or results.get('kd1000e_in1k')
+        top1 = results['in1k'].metrics['Top 1 Accuracy']
+        weights = ', '.join(f'[`{w.file}`]({w.url})' for w in record.weights)
+        lines.append(
+            f'| {record.title} | {paper_resolution(name)} | '
+            f'{record.params_m} | {record.flops_g} | {top1} | '
+            f'{long.metrics["Top 1 Accuracy"] if long else ""} | {weights} |')
+    return '\n'.join(lines)
+
+
+def _replace_block(markdown: str, section: str, table: str, path) -> str:
+    start, end = f'<!-- zoo:{section} -->', f'<!-- /zoo:{section} -->'
+    if markdown.count(start) != 1 or markdown.count(end) != 1:
+        raise ValueError(f'{path} must hold {start} and {end} once each')
+    head, rest = markdown.split(start)
+    tail = rest.split(end)[1]
+    return f'{head}{start}\n{table}\n{end}{tail}'
+
+
+def render_readme(markdown: str) -> str:
+    return _replace_block(markdown, 'variants', variants_table(), README)
+
+
 def render_model_zoo(markdown: str, models) -> str:
     """``markdown`` with each ``<!-- zoo:SECTION -->`` ...
     ``<!-- /zoo:SECTION -->`` block replaced by its generated table."""
     for section in TABLES:
-        start, end = f'<!-- zoo:{section} -->', f'<!-- /zoo:{section} -->'
-        if markdown.count(start) != 1 or markdown.count(end) != 1:
-            raise ValueError(f'{MODEL_ZOO} must hold {start} and {end} '
-                             f'once each')
-        head, rest = markdown.split(start)
-        tail = rest.split(end)[1]
-        markdown = (f'{head}{start}\n{zoo_table(models, section)}\n{end}'
-                    f'{tail}')
+        markdown = _replace_block(markdown, section,
+                                  zoo_table(models, section), MODEL_ZOO)
     return markdown
 
 
@@ -170,9 +197,10 @@ def main(argv=None):
         text = generate()
         zoo = render_model_zoo(MODEL_ZOO.read_text(),
                                yaml.safe_load(text)['Models'])
+        readme = render_readme(README.read_text())
     except ValueError as err:
         sys.exit(f'error: {err}')
-    outputs = ((METAFILE, text), (MODEL_ZOO, zoo))
+    outputs = ((METAFILE, text), (MODEL_ZOO, zoo), (README, readme))
     if args.check:
         stale = [path.name for path, content in outputs
                  if path.read_text() != content]
