@@ -111,3 +111,25 @@ def test_check_fails_on_a_stale_readme_zoo_table(tmp_path, monkeypatch):
         generate_zoo.main(['--check'])
     assert '| MobileMamba-B4 | 512 |' in generate_zoo.render_readme(
         readme.read_text())
+
+
+@pytest.mark.parametrize(
+    'config', [p for p in CONFIGS if p.stem.endswith('_in1k')],
+    ids=lambda p: p.stem)
+def test_imagenet_config_resolution_and_drop_path_are_the_variants(config):
+    """The ImageNet configs train at the variant's resolution and with the
+    drop path its arch_zoo entry gives (where it gives one): derived from
+    the one home of each fact, not a list of numbers in the test."""
+    from mmengine.config import Config
+
+    from mmtinyvim.models.zoo import FAMILIES, paper_resolution
+    variant, _, _ = generate_zoo.parse_config_name(config.stem)
+    family, arch = variant.split('-')
+    cfg = Config.fromfile(str(config), import_custom_modules=False)
+    crops = [t['crop_size'] for t in cfg.test_dataloader.dataset.pipeline
+             if t['type'] == 'CenterCrop']
+    assert crops == [paper_resolution(variant)], crops
+    zoo_rate = FAMILIES[family].backbone.arch_zoo[arch].get('drop_path_rate')
+    rate = cfg.model.backbone.get('drop_path_rate')
+    if zoo_rate is not None and rate is not None:
+        assert rate == pytest.approx(zoo_rate), (rate, zoo_rate)
