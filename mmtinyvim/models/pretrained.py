@@ -13,47 +13,15 @@ from typing import Dict, Iterator, Optional, Tuple
 
 import torch.nn as nn
 
-TINYVIM_REPO = 'https://github.com/xwmaxwma/TinyViM'
-MOBILEMAMBA_REPO = 'https://github.com/lewandofskee/MobileMamba'
-_DRIVE_FOLDER = 'https://drive.google.com/drive/folders/'
-_DRIVE_FILE = 'https://drive.google.com/file/d/'
+from .zoo import REPOSITORIES, RECORDS, parse_variant
 
 #: file name -> (variant, link to the published file or folder, the
-#: repository whose README links it). Links as in the official READMEs'
-#: ImageNet tables.
+#: repository whose README links it), from the variants' records
+#: (:data:`mmtinyvim.models.zoo.RECORDS`).
 OFFICIAL_WEIGHTS: Dict[str, Tuple[str, str, str]] = {
-    # TinyViM-S: only the 1000-epoch weights have a link
-    'tinyvim_s_1000e.pth': ('TinyViM-S (1000 epochs)', _DRIVE_FOLDER +
-                            '1cLgX_Mlk9W5_nMtgwmLC71ap-RlvT7eW', TINYVIM_REPO),
-    'tinyvim_b_300e.pth': ('TinyViM-B (300 epochs)', _DRIVE_FOLDER +
-                           '1eo9RBT186E11pJFOO8uOi9S5GoR0PosS', TINYVIM_REPO),
-    'tinyvim_b_1000e.pth': ('TinyViM-B (1000 epochs)', _DRIVE_FOLDER +
-                            '1nZAz0nt8Ztk7YqXbrXW8BZyPZZ49HmVx', TINYVIM_REPO),
-    'tinyvim_l_300e.pth': ('TinyViM-L (300 epochs)', _DRIVE_FOLDER +
-                           '1BtxDPRyll8FVbZfbdjH-oDJU7dYKaSfY', TINYVIM_REPO),
-    'tinyvim_l_1000e.pth': ('TinyViM-L (1000 epochs)', _DRIVE_FOLDER +
-                            '1-nfZiEMix8Xd625M2UVFXrujIIV-K2_2', TINYVIM_REPO),
-    # MobileMamba: the 300-epoch weights without distillation (the rows
-    # without the dagger), as the official downstream configs use
-    'mobilemamba_t2.pth': ('MobileMamba-T2', _DRIVE_FILE +
-                           '1LXh5wjVEUu5Kj1foclC9zmlKsy7JpMQ-',
-                           MOBILEMAMBA_REPO),
-    'mobilemamba_t4.pth': ('MobileMamba-T4', _DRIVE_FILE +
-                           '17-5Q93_cEhBYMDzWTq4sDcc4_c_ezwpd',
-                           MOBILEMAMBA_REPO),
-    'mobilemamba_s6.pth': ('MobileMamba-S6', _DRIVE_FILE +
-                           '13en_zNB2wuHmnHKZMUQDe4KizlaTCHbP',
-                           MOBILEMAMBA_REPO),
-    'mobilemamba_b1.pth': ('MobileMamba-B1', _DRIVE_FILE +
-                           '1ODO1XM2luMfczbDLJxHrEl-ie7yUscAC',
-                           MOBILEMAMBA_REPO),
-    'mobilemamba_b2.pth': ('MobileMamba-B2', _DRIVE_FILE +
-                           '1tJJZqeP09D_IAKKFuQtJQOYm4eNGjr1r',
-                           MOBILEMAMBA_REPO),
-    'mobilemamba_b4.pth': ('MobileMamba-B4', _DRIVE_FILE +
-                           '1MiGLHSldK2JpbQEe-7VlmFsaCdugDnYR',
-                           MOBILEMAMBA_REPO),
-}
+    weights.file: (weights.description, weights.url,
+                   REPOSITORIES[parse_variant(name)[0]])
+    for name, record in RECORDS.items() for weights in record.weights}
 
 SCRATCH_OVERRIDE = '--cfg-options model.backbone.init_cfg=None'
 

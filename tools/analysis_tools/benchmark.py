@@ -63,9 +63,10 @@ or fast paths joined by ``+`` (applied to the ``eager`` network):
   convolutions used before the element-wise form became the default (for
   comparison; ``haar=elementwise`` is the default).
 
-Official numbers (``mmtinyvim.models.zoo.OFFICIAL_SPEED``, docs/benchmark.md:
-H100 80GB HBM3, torch 2.11.0+cu130, best of the official runs); a ratio is only meaningful on the
-same GPU kind, and every report also times the timm peers in the same run.
+The official code is not part of this repository: its numbers, and the
+ratios to them, are in docs/benchmark_h200.json / docs/benchmark.md, timed in
+the same device run as ours (a ratio is only meaningful on the same GPU kind
+in the same run); every report also times the timm peers.
 """
 import argparse
 import copy
@@ -92,8 +93,8 @@ from mmtinyvim.engine import (ClassifierLogits, CUDAGraphTrainingHook,
                               record_training_graphs,
                               switch_to_deploy, to_memory_format)
 from mmtinyvim.models.backbones.base import MambaBackboneBase
-from mmtinyvim.models.zoo import (FAMILIES, OFFICIAL_SPEED, VARIANTS,
-                                  build_classifier, parse_variant)
+from mmtinyvim.models.zoo import (FAMILIES, VARIANTS, build_classifier,
+                                  parse_variant)
 from mmtinyvim.ops.scan import BACKENDS, selective_scan
 from mmtinyvim.utils.progress import track
 
@@ -102,15 +103,6 @@ MODES = ('amp', 'fp32', 'train')
 FAST_PATHS = ('deploy', 'cl', 'cudnn', 'compile', 'graph', 'api', 'engine',
               'hook')
 
-# img/s of the official code (the variants: mmtinyvim.models.zoo) and of
-# the timm peers in the same runs, same protocol (docs/benchmark.md)
-OFFICIAL = {
-    **OFFICIAL_SPEED,
-    'resnet18': dict(amp=28439, fp32=18229, train=5848),
-    'efficientvit_m4': dict(amp=18031, fp32=15294, train=2278),
-    'repvit_m1_1': dict(amp=11602, fp32=7682, train=2284),
-}
-OFFICIAL_TRAIN_BATCH = 128
 
 
 def parse_config(text: str) -> dict:
@@ -298,19 +290,14 @@ def _amp_train_step(model, forward, x, autocast: dict):
 
 
 def _time_into(record, step, warmup, tic, args):
-    """Time ``step`` and add speed, memory, set-up time and the ratio to
-    the official number to ``record``."""
+    """Time ``step`` and add speed, memory and set-up time to ``record``."""
     seconds, iters = time_loop(step, warmup, args.min_time)
-    batch, mode = record['batch'], record['mode']
+    batch = record['batch']
     record.update(
         img_s=round(batch / seconds, 1), ms=round(seconds * 1e3, 3),
         iters=iters, peak_GiB=round(torch.cuda.max_memory_allocated() / 2**30,
                                     3),
         setup_s=round(time.perf_counter() - tic - seconds * iters, 1))
-    official = OFFICIAL.get(record['model'], {}).get(mode)
-    if official and (mode != 'train' or batch == OFFICIAL_TRAIN_BATCH):
-        record['official'] = official
-        record['ratio'] = round(record['img_s'] / official, 3)
     torch.backends.cudnn.benchmark = False
 
 
@@ -881,13 +868,13 @@ def bench_steps(config_path: str, args, device='cuda', height=None,
 
 
 def print_table(records):
-    header = ('model', 'mode', 'config', 'batch', 'img/s', 'official',
-              'ratio', 'peak GiB', 'deploy err')
+    header = ('model', 'mode', 'config', 'batch', 'img/s', 'peak GiB',
+              'deploy err')
     print('\n| ' + ' | '.join(header) + ' |')
     print('|' + '---|' * len(header))
     for r in records:
         values = (r['model'], r['mode'], r['config'], r['batch'], r['img_s'],
-                  r.get('official', ''), r.get('ratio', ''), r['peak_GiB'],
+                  r['peak_GiB'],
                   f"{r['deploy_err']:.1e}" if 'deploy_err' in r else '')
         print('| ' + ' | '.join(str(v) for v in values) + ' |')
 
