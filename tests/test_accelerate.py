@@ -499,7 +499,7 @@ def test_training_graphs_under_ddp_reduces_like_eager_ddp(gloo_group):
     DDP is built) with the dispatcher on ``ddp.module.backbone`` (what the
     hook does under ``tools/dist_train.sh``) sends every gradient through
     DDP's reduction and trains like eager DDP; the CUDA run on two GPUs is
-    in docs/benchmark.md (``docs/benchmark_runs/ddp_check.py``)."""
+    is in docs/benchmark.md."""
     from mmengine.model import MMDistributedDataParallel
 
     from mmtinyvim.engine import (TrainingGraphs,
