@@ -56,7 +56,13 @@ def fill_mim_dir():
 # The toolboxes come from one of two distributions with the same import
 # names; the metadata requires neither (mmtinyvim.stack names both when
 # mmengine/mmcv are missing). Pick one with the extras.
+# mmengine's `pkg::` config bases (`mmdet::`, `mmseg::`) import
+# pkg_resources, which setuptools 81 removed: pinned with the toolboxes, not
+# in install_requires, so a plain-PyTorch install keeps the user's setuptools
+# (torch 2.14 itself needs setuptools >= 77, which this range allows)
+PKG_RESOURCES = 'setuptools<81'
 OPENMMLAB = [
+    PKG_RESOURCES,
     'mmengine==0.10.7',
     # mmdet 3.3.0 and mmseg 1.2.2 refuse mmcv >= 2.2; PyPI has mmcv 2.1
     # only as source: see scripts/install_mmcv.sh for modern torch
@@ -66,6 +72,7 @@ OPENMMLAB = [
     'mmpretrain==1.2.0',
 ]
 ONEDL = [
+    PKG_RESOURCES,
     'onedl-mmengine~=0.10.12',
     # source only on PyPI: a wheel from ../shared/wheels/onedl or a build
     # with -std=c++20 (scripts/install_mmcv.sh with MMTINYVIM_STACK=onedl)
@@ -98,9 +105,6 @@ setup(
         'torchvision',
         'ftfy',  # imported by mmseg
         'regex',  # imported by mmseg
-        # pkg_resources (gone from setuptools 81) is needed by `mmdet::` config
-        # bases; torch 2.14 needs setuptools >= 77
-        'setuptools<81',
     ],
     extras_require={
         'openmmlab': OPENMMLAB,

@@ -135,3 +135,34 @@ def test_bad_inputs_are_refused(tmp_path, capsys):
     with pytest.raises(RuntimeError, match='does not fit .*Nothing was '
                        'loaded'):
         p2o.build_classifier_for_export('mobilemamba-t2', str(wrong))
+
+
+@pytest.mark.parametrize('how', ['same', 'symlink'])
+def test_out_naming_the_checkpoint_is_refused(tmp_path, how):
+    checkpoint = tmp_path / 'weights.pth'
+    torch.save(build_classifier('mobilemamba-t2')[0].state_dict(), checkpoint)
+    before = checkpoint.read_bytes()
+    out = checkpoint
+    if how == 'symlink':
+        out = tmp_path / 'model.onnx'
+        out.symlink_to(checkpoint)
+    with pytest.raises(ValueError, match='would destroy the --checkpoint'):
+        p2o.main(['mobilemamba-t2', '--classifier', '--checkpoint',
+                  str(checkpoint), '--shape', '64', '64', '--out', str(out)])
+    assert checkpoint.read_bytes() == before
+
+
+def test_failed_export_keeps_the_previous_file(tmp_path, monkeypatch):
+    out = tmp_path / 'old.onnx'
+    out.write_bytes(b'previous export')
+    model, names = p2o.build_backbone('mobilemamba-t2')
+
+    def broken(model, args, path, **kwargs):
+        with open(path, 'wb') as f:
+            f.write(b'half')
+        raise RuntimeError('exporter failed')
+    monkeypatch.setattr(p2o.torch.onnx, 'export', broken)
+    with pytest.raises(RuntimeError, match='exporter failed'):
+        p2o.export(model, names, str(out), (64, 64))
+    assert out.read_bytes() == b'previous export'
+    assert os.listdir(tmp_path) == ['old.onnx']

@@ -30,6 +30,7 @@ from mmtinyvim.models.zoo import (VARIANTS, backbone_class, build_classifier,
                                   paper_resolution, parse_variant)
 from mmtinyvim.utils.checkpoint import (safe_torch_load, strict_load,
                                         unwrap_state_dict)
+from mmtinyvim.utils.files import atomic_replace, refuse_same_file
 
 SCAN_BACKEND = 'torch'  # the only backend made of exportable operators
 DEFAULT_OPSET = 17
@@ -82,16 +83,16 @@ def export(model: nn.Module, output_names, out: str, shape=(224, 224),
                          f'{width}')
     model.eval()
     images = torch.randn(1, 3, height, width)
-    directory = os.path.dirname(os.path.abspath(out))
-    os.makedirs(directory, exist_ok=True)
     dynamic = {name: {0: 'batch'} for name in ['input', *output_names]}
     with warnings.catch_warnings():
         # shape-dependent Python branches are meant to be frozen in the graph
         warnings.simplefilter('ignore', torch.jit.TracerWarning)
         warnings.simplefilter('ignore', DeprecationWarning)
-        torch.onnx.export(model, (images, ), out, dynamo=False,
-                          opset_version=opset, input_names=['input'],
-                          output_names=output_names, dynamic_axes=dynamic)
+        # through a temporary file: a failed export keeps an older --out
+        atomic_replace(out, lambda tmp: torch.onnx.export(
+            model, (images, ), tmp, dynamo=False, opset_version=opset,
+            input_names=['input'], output_names=output_names,
+            dynamic_axes=dynamic))
     return out
 
 
@@ -164,6 +165,9 @@ def main(argv=None):
     if args.checkpoint and not os.path.isfile(args.checkpoint):
         raise FileNotFoundError(f'--checkpoint {args.checkpoint}: no such '
                                 'file')
+    out = args.out or (args.variant.replace('-', '_') +
+                       ('_cls' if args.classifier else '') + '.onnx')
+    refuse_same_file(args.checkpoint, out, '--out', '--checkpoint')
     if args.classifier:
         model, output_names = build_classifier_for_export(args.variant,
                                                           args.checkpoint)
@@ -173,8 +177,6 @@ def main(argv=None):
     if args.deploy:
         switch_to_deploy(model)
     shape = tuple(args.shape or (paper_resolution(args.variant), ) * 2)
-    out = args.out or (args.variant.replace('-', '_') +
-                       ('_cls' if args.classifier else '') + '.onnx')
     export(model, output_names, out, shape, args.opset)
     print(f'wrote {out} ({os.path.getsize(out) / 2**20:.1f} MiB): input '
           f'(N, 3, {shape[0]}, {shape[1]}), outputs {output_names}')

@@ -12,7 +12,6 @@ family is checked against the key names and, with ``--arch``, the variant
 against the tensor shapes, before anything is written.
 """
 import argparse
-import os
 import sys
 
 import torch
@@ -21,6 +20,7 @@ from mmtinyvim.models.checkpoint_family import (check_arch, check_family,
                                                describe, family_module)
 from mmtinyvim.models.zoo import FAMILIES
 from mmtinyvim.utils.checkpoint import safe_torch_load, unwrap_state_dict
+from mmtinyvim.utils.files import atomic_replace, refuse_same_file
 from mmtinyvim.utils.progress import Steps
 
 
@@ -32,6 +32,7 @@ def _convert(src, dst, family, arch=None, progress=None):
     """(the official state dict written, the zoo variants it fits);
     ``progress.done()`` after loading, checking and writing."""
     step = progress.done if progress else (lambda: None)
+    refuse_same_file(src, dst, 'output DST', 'checkpoint SRC')
     module = family_module(family)
     state_dict = unwrap_state_dict(safe_torch_load(src))
     step()
@@ -40,8 +41,8 @@ def _convert(src, dst, family, arch=None, progress=None):
     step()
     official = module.to_official_classifier(state_dict)
     out = {'model': official} if family == 'tinyvim' else official
-    os.makedirs(os.path.dirname(os.path.abspath(dst)), exist_ok=True)
-    torch.save(out, dst)
+    # never a half-written DST, even when it replaces an older file
+    atomic_replace(dst, lambda tmp: torch.save(out, tmp))
     step()
     return official, archs
 

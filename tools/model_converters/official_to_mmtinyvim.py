@@ -32,6 +32,7 @@ from mmtinyvim.models.checkpoint_family import (check_arch, check_family,
                                                describe, family_module)
 from mmtinyvim.models.zoo import FAMILIES
 from mmtinyvim.utils.checkpoint import safe_torch_load, unwrap_state_dict
+from mmtinyvim.utils.files import atomic_replace, refuse_same_file
 from mmtinyvim.utils.progress import Steps
 
 
@@ -45,6 +46,7 @@ def _convert(src, dst, family, to='classifier', ema=False, arch=None,
     """(what was written, the zoo variants the weights fit);
     ``progress.done()`` after loading, checking and writing."""
     step = progress.done if progress else (lambda: None)
+    refuse_same_file(src, dst, 'output DST', 'checkpoint SRC')
     module = family_module(family)
     state_dict = unwrap_state_dict(safe_torch_load(src), prefer_ema=ema)
     step()
@@ -64,8 +66,8 @@ def _convert(src, dst, family, to='classifier', ema=False, arch=None,
             raise ValueError(f'{src} holds no backbone weights')
     else:
         raise ValueError(f"to={to!r}; valid: 'classifier', 'backbone'")
-    os.makedirs(os.path.dirname(os.path.abspath(dst)), exist_ok=True)
-    torch.save(out, dst)
+    # never a half-written DST, even when it replaces an older file
+    atomic_replace(dst, lambda tmp: torch.save(out, tmp))
     step()
     return out, archs
 
