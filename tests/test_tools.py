@@ -12,6 +12,7 @@ from pathlib import Path
 import mmcv
 import mmdet
 import mmseg
+import numpy as np
 import pytest
 import torch
 
@@ -136,13 +137,22 @@ def test_mmdet_inferencer_takes_our_config(dist_run, data):
                                weights=str(work_dir / 'epoch_1.pth'),
                                device='cpu', show_progress=False)
     image = str(next((data / 'coco' / 'val2017').glob('*.jpg')))
+    plain = inferencer(image, no_save_vis=True)['predictions'][0]
+    # the one explicit fast path (for_inference's docstring example): the
+    # folded backbone takes the plain one's place, same detections
+    from mmtinyvim.engine import for_inference
+    inferencer.model.backbone = for_inference(
+        inferencer.model.backbone, torch.zeros(1, 3, 64, 64),
+        compile=False, cuda_graph=False)
     result = inferencer(image, return_vis=True, no_save_vis=True)
+    assert inferencer.model.backbone.network.deploy
     assert result['visualization'][0].shape[2] == 3
     assert set(result['predictions'][0]) >= {'labels', 'scores', 'bboxes',
                                             'masks'}
-    # mmdet's Inferencer gets the backbone's default inference path
-    from mmtinyvim.engine import inference_path_of
-    assert inference_path_of(inferencer.model.backbone).network.deploy
+    fast = result['predictions'][0]
+    assert len(fast['scores']) == len(plain['scores'])
+    assert np.allclose(sorted(fast['scores'])[-5:],
+                       sorted(plain['scores'])[-5:], atol=1e-3)
 
 
 def test_mmdet_own_train_tool_takes_our_config(data, tmp_path):
@@ -181,9 +191,6 @@ def test_mmseg_own_train_tool_and_inferencer_take_our_config(data,
     label = result['predictions']
     assert label.shape == result['visualization'].shape[:2]
     assert label.max() < 150
-    # so does mmseg's
-    from mmtinyvim.engine import inference_path_of
-    assert inference_path_of(inferencer.model.backbone).network.deploy
 
 
 def test_launchers_refuse_missing_arguments():
@@ -402,9 +409,10 @@ def test_test_tool_evaluates_a_checkpoint_of_the_model(data, tmp_path,
     assert result.returncode == 0, result.stderr[-3000:]
     log = result.stdout + result.stderr
     assert 'coco/bbox_mAP' in log
-    # a folded network is evaluated unless --no-deploy: a copy by default,
-    # the model itself with --deploy
-    assert ('default inference path' in log) == (extra != ['--no-deploy'])
+    # a folded network is evaluated unless --no-deploy: the config's
+    # DeployHook's copy by default, the model itself with --deploy
+    assert ('DeployHook: validation and testing run a folded copy' in log
+            ) == (extra == [])
     assert ('evaluated as trained' in log) == (extra == ['--no-deploy'])
     assert ('DeployHook: folded' in log) == (extra == ['--deploy'])
 
@@ -428,7 +436,7 @@ def test_deploy_hook_folds_after_loading_and_keeps_the_outputs():
         before = detector.extract_feat(x)
     runner = SimpleNamespace(model=torch.nn.DataParallel(detector),
                              logger=MMLogger.get_current_instance())
-    DeployHook().before_test(runner)
+    DeployHook(in_place=True).before_test(runner)
     assert detector.backbone.deploy
     with torch.no_grad():
         after = detector.extract_feat(x)
@@ -439,13 +447,14 @@ def test_deploy_hook_folds_after_loading_and_keeps_the_outputs():
     assert error < 1e-4
     with pytest.raises(RuntimeError, match='DeployHook: Linear has no '
                        'module with switch_to_deploy'):
-        DeployHook().before_test(SimpleNamespace(model=torch.nn.Linear(2, 2)))
+        DeployHook(in_place=True).before_test(
+            SimpleNamespace(model=torch.nn.Linear(2, 2)))
     # with EMA, whose weights are swapped into the unfolded model around
     # testing, folding in place is refused (the in1k configs have EMA)
     from mmengine.hooks import EMAHook
     with pytest.raises(RuntimeError, match='EMAHook swaps its averaged '
                        'weights'):
-        DeployHook().before_test(SimpleNamespace(
+        DeployHook(in_place=True).before_test(SimpleNamespace(
             model=detector, hooks=[EMAHook()]))
 
 
