@@ -63,7 +63,8 @@ def test_a_changed_scan_backend_is_seen_by_the_next_call(monkeypatch):
 def test_the_backbone_has_no_call_override_and_no_removed_switch():
     assert 'forward' not in vars(_backbone('tinyvim-s'))
     assert TinyViM.__call__ is nn.Module.__call__
-    with pytest.raises(ValueError, match='fast_inference was removed'):
+    # the switch of the removed hidden path is no argument any more
+    with pytest.raises(TypeError, match='fast_inference'):
         TinyViM('s', fast_inference=False)
 
 

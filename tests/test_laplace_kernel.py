@@ -218,8 +218,7 @@ def test_backbone_gradients_match_reference_path(monkeypatch):
     """A TinyViM-S training step with the kernels forced gives the reference
     path's output and parameter gradients (the kernel ran: counted)."""
     torch.manual_seed(0)
-    model = tinyvim.TinyViM('s', scan_backend='torch',
-                            fast_inference=False).to(DEVICE).double()
+    model = tinyvim.TinyViM('s', scan_backend='torch').to(DEVICE).double()
     x = torch.randn(1, 3, 64, 96, dtype=torch.float64, device=DEVICE)
     calls = []
     kernel = lk.laplace_upsample_residual_triton
@@ -259,7 +258,6 @@ def test_golden_logits_through_the_kernels(monkeypatch):
     model = build_classifier('S', scan_backend='torch')
     model.load_state_dict(tinyvim.convert_official_classifier(
         weights_for(g, 'manifest')), strict=True)
-    model.backbone.fast_inference = False
     model.eval().to(DEVICE)
     monkeypatch.setenv(lp.ENV_VAR, 'triton')
     calls = []

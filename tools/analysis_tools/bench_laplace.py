@@ -13,7 +13,7 @@ forward at ``--infer-batch`` in float16 and float32, and forward+backward at
 back-to-back calls; best of ``--rounds`` rounds, the two implementations
 alternating; plus the largest difference between them.
 
-(b) The whole backbone as built (``TinyViM(arch, fast_inference=False)``,
+(b) The whole backbone as built (``TinyViM(arch)``,
 ``eval()``, no graphs, no folding), inference img/s at ``--infer-batch``
 under AMP (float16 autocast) and in float32, and a forward+backward of the
 training-mode backbone at ``--train-batch`` under AMP; each with the kernel
@@ -180,7 +180,7 @@ def bench_ops(args, arch):
 
 def bench_backbone(args, arch):
     rows = []
-    model = TinyViM(arch, fast_inference=False).cuda()
+    model = TinyViM(arch).cuda()
     images = torch.randn(args.infer_batch, 3, args.resolution,
                          args.resolution, device='cuda')
     train_images = images[:args.train_batch]

@@ -65,18 +65,8 @@ class MambaBackboneBase(BaseModule):
                  norm_eval: bool,
                  drop_path_rate: Optional[float],
                  scan_backend: Optional[str],
-                 init_cfg: Optional[Union[dict, List[dict]]],
-                 fast_inference: bool = True):
+                 init_cfg: Optional[Union[dict, List[dict]]]):
         _check_init_cfg(init_cfg)
-        # The families still pass their old default through; the argument
-        # goes once their constructors drop it. Any other value was meant
-        # for the removed hidden inference path: say where it went.
-        if fast_inference is not True:
-            raise ValueError(
-                f'fast_inference was removed (got {fast_inference!r}): the '
-                'backbone always runs as built; validation and testing run '
-                "a folded copy through custom_hooks=[dict(type='DeployHook')]"
-                ', Python code through mmtinyvim.engine.for_inference')
         super().__init__(init_cfg=init_cfg)
         self.arch_name, self.arch_settings = self._parse_arch(arch)
         self.out_indices = self._parse_out_indices(out_indices)

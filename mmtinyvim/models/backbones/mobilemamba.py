@@ -441,11 +441,6 @@ class MobileMamba(MambaBackboneBase):
             checkpoint=..., prefix=...)`` loads an official (classification or
             dense) or mmtinyvim checkpoint strictly, see
             :func:`checkpoint_filter_fn`; other configs follow mmengine.
-        fast_inference (bool): inference calls (eval mode, gradients off)
-            run a folded copy of the network, channels-last on CUDA, with
-            repeated input shapes replayed as CUDA graphs
-            (:class:`mmtinyvim.engine.InferencePath`); False runs the
-            network as built. Training is never affected.
 
     Any H, W >= 32 is accepted; output i is ``ceil(H / stride_i) x
     ceil(W / stride_i)``. ``arch_zoo[name]['img_size']`` is the resolution
@@ -485,11 +480,9 @@ class MobileMamba(MambaBackboneBase):
                  norm_eval: bool = False,
                  drop_path_rate: Optional[float] = None,
                  scan_backend: Optional[str] = None,
-                 init_cfg: Optional[Union[dict, List[dict]]] = None,
-                 fast_inference: bool = True):
+                 init_cfg: Optional[Union[dict, List[dict]]] = None):
         super().__init__(arch, out_indices, frozen_stages, norm_eval,
-                         drop_path_rate, scan_backend, init_cfg,
-                         fast_inference)
+                         drop_path_rate, scan_backend, init_cfg)
         arch = self.arch_settings
         dims, depths = arch['embed_dims'], arch['depths']
         self.embed_dims, self.depths = tuple(dims), tuple(depths)

@@ -302,11 +302,6 @@ class TinyViM(MambaBackboneBase):
             checkpoint=..., prefix=...)`` loads an official (classification or
             dense) or mmtinyvim checkpoint strictly, see
             :func:`checkpoint_filter_fn`; other configs follow mmengine.
-        fast_inference (bool): inference calls (eval mode, gradients off)
-            run a folded copy of the network, channels-last on CUDA, with
-            repeated input shapes replayed as CUDA graphs
-            (:class:`mmtinyvim.engine.InferencePath`); False runs the
-            network as built. Training is never affected.
 
     Any H, W >= 32 is accepted: the input is zero-padded at the bottom/right
     to a multiple of 32 and each output is cropped to
@@ -335,11 +330,9 @@ class TinyViM(MambaBackboneBase):
                  norm_eval: bool = False,
                  drop_path_rate: float = 0.0,
                  scan_backend: Optional[str] = None,
-                 init_cfg: Optional[Union[dict, List[dict]]] = None,
-                 fast_inference: bool = True):
+                 init_cfg: Optional[Union[dict, List[dict]]] = None):
         super().__init__(arch, out_indices, frozen_stages, norm_eval,
-                         drop_path_rate, scan_backend, init_cfg,
-                         fast_inference)
+                         drop_path_rate, scan_backend, init_cfg)
         arch = self.arch_settings
         widths, depths = arch['widths'], arch['depths']
         self.widths, self.depths = tuple(widths), tuple(depths)
