@@ -13,14 +13,14 @@ from typing import Dict, Iterator, Optional, Tuple
 
 import torch.nn as nn
 
-from .zoo import REPOSITORIES, RECORDS, parse_variant
+from .variants import REPOSITORIES, RECORDS
 
 #: file name -> (variant, link to the published file or folder, the
 #: repository whose README links it), from the variants' records
-#: (:data:`mmtinyvim.models.zoo.RECORDS`).
+#: (:data:`mmtinyvim.models.variants.RECORDS`).
 OFFICIAL_WEIGHTS: Dict[str, Tuple[str, str, str]] = {
     weights.file: (weights.description, weights.url,
-                   REPOSITORIES[parse_variant(name)[0]])
+                   REPOSITORIES[name.partition('-')[0]])
     for name, record in RECORDS.items() for weights in record.weights}
 
 SCRATCH_OVERRIDE = '--cfg-options model.backbone.init_cfg=None'
