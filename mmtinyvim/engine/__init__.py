@@ -25,12 +25,15 @@ from .hooks import (CUDAGraphTrainingHook, DeployHook,
                     ResumableRandomnessHook, add_cuda_graph_hook,
                     add_deploy_hook, reseed_global_generators,
                     remove_cuda_graph_hook)
-from .safety import (CheckpointWriteError, NonFiniteGuardHook,
-                     NonFiniteLossError, SafeCheckpointHook,
-                     WorkDirClaimedError, WorkDirClaimHook, add_safety_hooks,
-                     claim_work_dir,
-                     guard_optim_wrapper, newest_intact_checkpoint,
-                     release_work_dir, teardown_distributed)
+from .atomic_io import atomic_write_text, commit_file
+from .checkpoint_hook import (CheckpointWriteError, SafeCheckpointHook,
+                              newest_intact_checkpoint)
+from .nonfinite import (NonFiniteGuardHook, NonFiniteLossError,
+                        guard_optim_wrapper)
+from .teardown import teardown_distributed
+from .training_defaults import add_safety_hooks
+from .work_dir import (WorkDirClaimedError, WorkDirClaimHook, claim_work_dir,
+                       release_work_dir)
 
 __all__ = ['MergedGroupsOptimWrapperConstructor', 'merge_param_groups',
            'TrainingGraphs', 'InferencePath', 'inference_path_of',
@@ -44,6 +47,7 @@ __all__ = ['MergedGroupsOptimWrapperConstructor', 'merge_param_groups',
            'ResumableRandomnessHook', 'add_cuda_graph_hook',
            'add_deploy_hook', 'reseed_global_generators',
            'remove_cuda_graph_hook',
+           'atomic_write_text', 'commit_file',
            'CheckpointWriteError', 'NonFiniteGuardHook',
            'NonFiniteLossError', 'SafeCheckpointHook',
            'WorkDirClaimedError', 'WorkDirClaimHook', 'add_safety_hooks',
