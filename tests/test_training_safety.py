@@ -530,3 +530,29 @@ def test_resumed_best_path_outside_the_work_dir_is_never_deleted(
     # the run's own previous best (of iteration 3) is still rotated
     assert not (work_dir / 'best_score_iter_3.pth').exists()
     assert (work_dir / 'best_score_iter_4.pth').exists()
+
+
+def test_misspelt_checkpoint_hook_argument_is_refused_at_construction():
+    with pytest.raises(TypeError) as caught:
+        SafeCheckpointHook(interval=1, max_keep_ckpt=2)
+    message = str(caught.value)
+    print(message)
+    assert message.startswith(
+        "SafeCheckpointHook: unknown argument(s) 'max_keep_ckpt' (did you "
+        "mean 'max_keep_ckpts'")
+    assert 'valid arguments: interval, by_epoch' in message
+
+
+def test_resume_in_an_empty_work_dir_warns(tmp_path):
+    _runner(tmp_path, max_iters=1, resume=True, claim=False).train()
+    assert (f'WARNING - Resume: no checkpoint in {tmp_path}; training '
+            'starts from scratch') in _log_text(str(tmp_path))
+
+
+def test_resume_from_a_missing_checkpoint_is_refused(tmp_path):
+    runner = _runner(tmp_path, max_iters=1, resume=True, claim=False)
+    runner._load_from = str(tmp_path / 'iter_7.pth')  # --resume PATH
+    with pytest.raises(FileNotFoundError,
+                       match=f'--resume {tmp_path / "iter_7.pth"}: no such '
+                       'checkpoint file'):
+        runner.train()

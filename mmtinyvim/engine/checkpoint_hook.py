@@ -2,6 +2,8 @@
 and the choice of an intact checkpoint to resume from."""
 import os
 import os.path as osp
+import difflib
+import inspect
 import re
 import shutil
 import warnings
@@ -190,8 +192,36 @@ class SafeCheckpointHook(CheckpointHook):
     warning). Arguments are those of ``CheckpointHook``.
     """
 
+    def __init__(self, *args, **kwargs):
+        # mmengine passes unknown keyword arguments on to
+        # Runner.save_checkpoint, which fails with a TypeError at the first
+        # save; an argument that neither takes is refused here instead
+        valid = [name for name in inspect.signature(
+            CheckpointHook.__init__).parameters
+            if name not in ('self', 'kwargs')]
+        unknown = sorted(set(kwargs) - set(valid))
+        if unknown:
+            hints = [f'{name!r} (did you mean '
+                     f'{", ".join(map(repr, close))}?)' if close else
+                     repr(name) for name in unknown
+                     for close in [difflib.get_close_matches(name, valid)]]
+            raise TypeError(
+                f'SafeCheckpointHook: unknown argument(s) {", ".join(hints)}; '
+                f'valid arguments: {", ".join(valid)}')
+        super().__init__(*args, **kwargs)
+
     def before_run(self, runner) -> None:
         super().before_run(runner)
+        # mmengine's Runner has no public accessor for resume / load_from;
+        # hooks' before_run runs before Runner.load_or_resume reads them
+        load_from = getattr(runner, '_load_from', None)
+        if (getattr(runner, '_resume', False) and load_from is not None
+                and '://' not in str(load_from)
+                and not osp.isfile(load_from)):
+            raise FileNotFoundError(
+                f'--resume {load_from}: no such checkpoint file. Give an '
+                'existing checkpoint, or --resume without a path to resume '
+                f'from the newest one in {runner.work_dir}')
         if is_main_process():
             for path in stale_temporary_files(runner.work_dir):
                 os.remove(path)
@@ -212,6 +242,10 @@ class SafeCheckpointHook(CheckpointHook):
                 f'Resume: last_checkpoint names {named or "nothing"}; '
                 f'resuming from the newest intact checkpoint {chosen}')
             runner._load_from = chosen  # load_or_resume() follows it
+        elif chosen is None and named is None:
+            runner.logger.warning(
+                f'Resume: no checkpoint in {runner.work_dir}; training '
+                'starts from scratch (iteration 0)')
         elif chosen is None and named is not None:
             raise RuntimeError(
                 f'Resume: no intact checkpoint in {runner.work_dir} '
