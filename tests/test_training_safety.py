@@ -556,3 +556,20 @@ def test_resume_from_a_missing_checkpoint_is_refused(tmp_path):
                        match=f'--resume {tmp_path / "iter_7.pth"}: no such '
                        'checkpoint file'):
         runner.train()
+
+
+def test_new_training_into_a_work_dir_with_checkpoints_is_refused(tmp_path):
+    _runner(tmp_path, max_iters=2).train()
+    before = (tmp_path / 'iter_2.pth').read_bytes()
+    with pytest.raises(RuntimeError) as caught:
+        _runner(tmp_path, max_iters=2, seed=1).train()  # no resume
+    message = str(caught.value)
+    print(message)
+    assert message == (
+        f'work_dir {tmp_path} holds checkpoints of an earlier run '
+        '(iter_2.pth); a new training would overwrite them. Continue that '
+        'run with --resume, train into another --work-dir, or move those '
+        'files away first.')
+    assert (tmp_path / 'iter_2.pth').read_bytes() == before
+    assert not (tmp_path / CLAIM_FILE).exists()
+    _runner(tmp_path, max_iters=3, resume=True).train()  # resuming is fine

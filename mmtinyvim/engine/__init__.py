@@ -32,7 +32,8 @@ from .nonfinite import (NonFiniteGuardHook, NonFiniteLossError,
                         guard_optim_wrapper)
 from .teardown import teardown_distributed
 from .training_defaults import add_safety_hooks
-from .work_dir import (WorkDirClaimedError, WorkDirClaimHook, claim_work_dir,
+from .work_dir import (WorkDirClaimedError, WorkDirClaimHook,
+                       WorkDirHasCheckpointsError, claim_work_dir,
                        release_work_dir)
 
 __all__ = ['MergedGroupsOptimWrapperConstructor', 'merge_param_groups',
@@ -50,7 +51,8 @@ __all__ = ['MergedGroupsOptimWrapperConstructor', 'merge_param_groups',
            'atomic_write_text', 'commit_file',
            'CheckpointWriteError', 'NonFiniteGuardHook',
            'NonFiniteLossError', 'SafeCheckpointHook',
-           'WorkDirClaimedError', 'WorkDirClaimHook', 'add_safety_hooks',
+           'WorkDirClaimedError', 'WorkDirClaimHook',
+           'WorkDirHasCheckpointsError', 'add_safety_hooks',
            'claim_work_dir',
            'guard_optim_wrapper', 'newest_intact_checkpoint',
            'release_work_dir', 'teardown_distributed']

@@ -2,6 +2,7 @@
 import json
 import os
 import os.path as osp
+import re
 import socket
 import time
 import warnings
@@ -13,6 +14,36 @@ from mmengine.registry import HOOKS
 from .atomic_io import _pid_alive, _process_start, atomic_write_text
 
 CLAIM_FILE = '.mmtinyvim_claim'
+_EARLIER_CHECKPOINT = re.compile(r'^(?:iter_\d+|epoch_\d+|best_.+)\.pth$')
+
+
+class WorkDirHasCheckpointsError(RuntimeError):
+    """A new (not resumed) training would overwrite an earlier run's
+    checkpoints."""
+
+
+def earlier_checkpoints(work_dir):
+    """The ``iter_*.pth`` / ``epoch_*.pth`` / ``best_*.pth`` files of an
+    earlier run in ``work_dir``, sorted."""
+    if not osp.isdir(work_dir):
+        return []
+    return sorted(name for name in os.listdir(work_dir)
+                  if _EARLIER_CHECKPOINT.match(name))
+
+
+def refuse_earlier_checkpoints(work_dir):
+    """Policy: a training that does not resume never writes into a
+    work_dir holding an earlier run's checkpoints (a cluster user's rerun
+    must not overwrite them); refused before anything is trained."""
+    found = earlier_checkpoints(work_dir)
+    if found:
+        shown = ', '.join(found[:8]) + (
+            f', … (+{len(found) - 8} more)' if len(found) > 8 else '')
+        raise WorkDirHasCheckpointsError(
+            f'work_dir {work_dir} holds checkpoints of an earlier run '
+            f'({shown}); a new training would overwrite them. Continue that '
+            'run with --resume, train into another --work-dir, or move '
+            'those files away first.')
 
 
 def describe_claim(claim):
@@ -118,6 +149,15 @@ class WorkDirClaimHook(Hook):
             return
         self._path = claim_work_dir(
             runner.work_dir, warn=lambda m: runner.logger.warning(m))
+        # mmengine's Runner has no public accessor for resume; hooks'
+        # before_run runs before Runner.load_or_resume
+        if not getattr(runner, '_resume', False):
+            try:
+                refuse_earlier_checkpoints(runner.work_dir)
+            except WorkDirHasCheckpointsError:
+                release_work_dir(self._path)
+                self._path = None
+                raise
         import atexit
         atexit.register(release_work_dir, self._path)
 
