@@ -1,5 +1,5 @@
 """Crash-safe checkpoints, the work_dir claim and the non-finite guard
-(mmtinyvim.engine.safety) on a toy mmengine Runner."""
+(mmtinyvim.engine: checkpoint_hook, work_dir, nonfinite) on a toy mmengine Runner."""
 import errno
 import glob
 import itertools
@@ -22,10 +22,11 @@ from mmengine.registry import DefaultScope
 from mmengine.runner import Runner
 
 import mmtinyvim  # noqa: F401  (registers the hooks)
-from mmtinyvim.engine.safety import (CLAIM_FILE, CheckpointWriteError,
-                                     NonFiniteLossError, SafeCheckpointHook,
-                                     WorkDirClaimedError, claim_work_dir,
-                                     release_work_dir)
+from mmtinyvim.engine.checkpoint_hook import (CheckpointWriteError,
+                                              SafeCheckpointHook)
+from mmtinyvim.engine.nonfinite import NonFiniteLossError
+from mmtinyvim.engine.work_dir import (CLAIM_FILE, WorkDirClaimedError,
+                                       claim_work_dir, release_work_dir)
 from mmtinyvim.utils.checkpoint import safe_torch_load
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -439,7 +440,7 @@ def test_fp16_scaler_skips_are_kept_and_counted():
     to the scaler (step() runs, it skips); the skip is counted and logged."""
     from mmengine.optim import OptimWrapper
 
-    from mmtinyvim.engine.safety import guard_optim_wrapper
+    from mmtinyvim.engine.nonfinite import guard_optim_wrapper
 
     class _Scaler:
         scales = [65536.0, 32768.0]
@@ -495,3 +496,80 @@ def test_partial_files_of_a_killed_save_are_removed(tmp_path):
     assert not partial.exists() and alive.exists()
     assert f'Removed {partial}: a partial checkpoint of a killed run' in \
         _log_text(str(tmp_path))
+
+
+@pytest.mark.parametrize('kind', ['file', 'directory'])
+def test_resumed_best_path_outside_the_work_dir_is_never_deleted(
+        kind, tmp_path):
+    """A resumed checkpoint's hook state names the previous best; when it
+    names a file outside this run's folder (or a directory), a new best
+    leaves it as it is, with one warning."""
+    _RisingScore.calls = 0
+    work_dir = tmp_path / 'run'
+    _runner(work_dir, max_iters=2, claim=False, val=True,
+            checkpoint=dict(save_best='score', rule='greater')).train()
+    outside = tmp_path / 'precious'
+    if kind == 'file':
+        outside.write_text('not yours')
+    else:
+        outside.mkdir()
+        (outside / 'data.txt').write_text('not yours')
+    last = _last_checkpoint(work_dir)
+    checkpoint = safe_torch_load(last)
+    checkpoint['message_hub']['runtime_info']['best_ckpt'] = str(outside)
+    torch.save(checkpoint, last)
+    resumed = _runner(work_dir, max_iters=4, resume=True, claim=False,
+                      val=True, checkpoint=dict(save_best='score',
+                                                rule='greater'))
+    resumed.train()
+    assert outside.exists()
+    if kind == 'directory':
+        assert (outside / 'data.txt').read_text() == 'not yours'
+    log = _log_text(str(work_dir))
+    assert log.count(f'Not removing {outside}') == 1
+    # the run's own previous best (of iteration 3) is still rotated
+    assert not (work_dir / 'best_score_iter_3.pth').exists()
+    assert (work_dir / 'best_score_iter_4.pth').exists()
+
+
+def test_misspelt_checkpoint_hook_argument_is_refused_at_construction():
+    with pytest.raises(TypeError) as caught:
+        SafeCheckpointHook(interval=1, max_keep_ckpt=2)
+    message = str(caught.value)
+    print(message)
+    assert message.startswith(
+        "SafeCheckpointHook: unknown argument(s) 'max_keep_ckpt' (did you "
+        "mean 'max_keep_ckpts'")
+    assert 'valid arguments: interval, by_epoch' in message
+
+
+def test_resume_in_an_empty_work_dir_warns(tmp_path):
+    _runner(tmp_path, max_iters=1, resume=True, claim=False).train()
+    assert (f'WARNING - Resume: no checkpoint in {tmp_path}; training '
+            'starts from scratch') in _log_text(str(tmp_path))
+
+
+def test_resume_from_a_missing_checkpoint_is_refused(tmp_path):
+    runner = _runner(tmp_path, max_iters=1, resume=True, claim=False)
+    runner._load_from = str(tmp_path / 'iter_7.pth')  # --resume PATH
+    with pytest.raises(FileNotFoundError,
+                       match=f'--resume {tmp_path / "iter_7.pth"}: no such '
+                       'checkpoint file'):
+        runner.train()
+
+
+def test_new_training_into_a_work_dir_with_checkpoints_is_refused(tmp_path):
+    _runner(tmp_path, max_iters=2).train()
+    before = (tmp_path / 'iter_2.pth').read_bytes()
+    with pytest.raises(RuntimeError) as caught:
+        _runner(tmp_path, max_iters=2, seed=1).train()  # no resume
+    message = str(caught.value)
+    print(message)
+    assert message == (
+        f'work_dir {tmp_path} holds checkpoints of an earlier run '
+        '(iter_2.pth); a new training would overwrite them. Continue that '
+        'run with --resume, train into another --work-dir, or move those '
+        'files away first.')
+    assert (tmp_path / 'iter_2.pth').read_bytes() == before
+    assert not (tmp_path / CLAIM_FILE).exists()
+    _runner(tmp_path, max_iters=3, resume=True).train()  # resuming is fine

@@ -29,12 +29,16 @@ from .inference import (InferenceFunction, InferencePath, for_inference,
                         plain_inference)
 from .optim import MergedGroupsOptimWrapperConstructor, merge_param_groups
 from .quiet import quiet_logger, quiet_run
-from .safety import (CheckpointWriteError, NonFiniteGuardHook,
-                     NonFiniteLossError, SafeCheckpointHook,
-                     WorkDirClaimedError, WorkDirClaimHook, add_safety_hooks,
-                     claim_work_dir,
-                     guard_optim_wrapper, newest_intact_checkpoint,
-                     release_work_dir, teardown_distributed)
+from .atomic_io import atomic_write_text, commit_file
+from .checkpoint_hook import (CheckpointWriteError, SafeCheckpointHook,
+                              newest_intact_checkpoint)
+from .nonfinite import (NonFiniteGuardHook, NonFiniteLossError,
+                        guard_optim_wrapper)
+from .teardown import teardown_distributed
+from .training_defaults import add_safety_hooks
+from .work_dir import (WorkDirClaimedError, WorkDirClaimHook,
+                       WorkDirHasCheckpointsError, claim_work_dir,
+                       release_work_dir)
 from .training_graphs import (TrainingGraphs, for_training,
                               record_training_graphs)
 
@@ -50,9 +54,11 @@ __all__ = ['MergedGroupsOptimWrapperConstructor', 'merge_param_groups',
            'add_cuda_graph_hook', 'add_deploy_hook',
            'reseed_global_generators', 'remove_cuda_graph_hook',
            'remove_deploy_hook', 'quiet_logger', 'quiet_run',
+           'atomic_write_text', 'commit_file',
            'CheckpointWriteError', 'NonFiniteGuardHook',
            'NonFiniteLossError', 'SafeCheckpointHook',
-           'WorkDirClaimedError', 'WorkDirClaimHook', 'add_safety_hooks',
+           'WorkDirClaimedError', 'WorkDirClaimHook',
+           'WorkDirHasCheckpointsError', 'add_safety_hooks',
            'claim_work_dir',
            'guard_optim_wrapper', 'newest_intact_checkpoint',
            'release_work_dir', 'teardown_distributed']

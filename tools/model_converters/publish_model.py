@@ -24,7 +24,7 @@ import sys
 
 import torch
 
-from mmtinyvim.engine.safety import nonfinite_entries
+from mmtinyvim.engine.checkpoint_hook import nonfinite_entries
 from mmtinyvim.utils.checkpoint import safe_torch_load
 from mmtinyvim.utils.files import (atomic_replace, refuse_same_file,
                                    temporary_name)
