@@ -46,8 +46,11 @@ IMPLS = ('triton', 'reference')
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('variants', nargs='*', default=['s', 'b', 'l'],
-                        choices=sorted(TinyViM.arch_zoo))
+    # argparse checks a nargs='*' default list against choices as one value,
+    # so the default is filled in after parsing
+    parser.add_argument('variants', nargs='*',
+                        choices=sorted(TinyViM.arch_zoo),
+                        help='TinyViM variants (default: all)')
     parser.add_argument('--resolution', type=int, default=224)
     parser.add_argument('--infer-batch', type=int, default=256)
     parser.add_argument('--train-batch', type=int, default=128)
@@ -61,7 +64,9 @@ def parse_args():
                         '(inductor, AMP inference): the custom op against '
                         "inductor's own fusion of the composition")
     parser.add_argument('--out', help='write the results as JSON here')
-    return parser.parse_args()
+    args = parser.parse_args()
+    args.variants = args.variants or sorted(TinyViM.arch_zoo)
+    return args
 
 
 def timed(step, min_time: float) -> float:
