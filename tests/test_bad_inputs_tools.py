@@ -140,8 +140,8 @@ def test_misspelt_top_level_key_is_refused_with_the_close_names(capsys):
     ('optim_wrapper.clip_gard.max_norm=1',
      "optim_wrapper: AmpOptimWrapper has no argument 'clip_gard'. Did you "
      "mean 'clip_grad'? "),
-    ('custom_hooks.2.momentun=0.1',
-     "custom_hooks.2: EMAHook has no argument 'momentun'. Did you mean "
+    ('custom_hooks.4.momentun=0.1',  # the EMAHook
+     "custom_hooks.4: EMAHook has no argument 'momentun'. Did you mean "
      "'momentum'? EMAHook takes: begin_epoch, begin_iter, device, "),
     ('default_hooks.logger.type=LogerHook',
      "default_hooks.logger: type 'LogerHook' is not a registered hook "

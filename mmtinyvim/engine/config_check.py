@@ -159,14 +159,15 @@ def _check_arguments(where, component, registry, scope, extra=(),
                         'self', 'kwargs'} | ema_arguments - {'model'})
     if accepted is None:
         return
-    accepted = (accepted | {'type', *extra}) - set(set_by_builder)
+    # '_scope_': the registry scope mmengine's pkg:: bases tag a dict with
+    accepted = (accepted | {'type', '_scope_', *extra}) - set(set_by_builder)
     for key in component:
         if key in accepted or key in ignore:
             continue
         raise ConfigCheckError(
             f'{where}: {cls.__name__} has no argument {key!r}. '
             f'{_close(key, accepted)}{cls.__name__} takes: '
-            f'{", ".join(sorted(accepted - {"type"}))}. Fix the key in the '
+            f'{", ".join(sorted(accepted - {"type", "_scope_"}))}. Fix the key in the '
             'config or in --cfg-options.')
 
 

@@ -23,7 +23,7 @@ from mmtinyvim.engine import switch_to_deploy
 from mmtinyvim.models.zoo import VARIANTS, paper_resolution
 from mmtinyvim.utils.files import atomic_replace, refuse_same_file
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+# run as a script, its own folder is on the path (as for tools/test.py)
 from pytorch2onnx import build_classifier_for_export  # noqa: E402
 
 
