@@ -2,7 +2,7 @@
 # The onedl stack (onedl-mmengine/-mmcv/-mmdetection/-mmsegmentation/
 # -mmpretrain) in .venv-onedl: set up (idempotent), then one training step
 # + evaluation per task (det, seg, cls on generated data) and the golden
-# parity tests. Extra arguments go to pytest.
+# parity tests, and that importing the package changes nothing outside it. Extra arguments go to pytest.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 export MMTINYVIM_STACK=onedl
@@ -15,5 +15,5 @@ assert stack_name() == 'onedl', v(); print('[smoke_onedl]', v())"
     "tests/test_configs.py::test_config_trains_and_evaluates[maskrcnn_tinyvim_s_coco]" \
     "tests/test_configs.py::test_config_trains_and_evaluates[fpn_mobilemamba_t2_ade20k]" \
     "tests/test_configs.py::test_config_trains_and_evaluates[mobilemamba_t2_in1k]" \
-    tests/test_tinyvim.py tests/test_mobilemamba.py \
-    -k "trains_and_evaluates or parity or official_manifest" "$@"
+    tests/test_tinyvim.py tests/test_mobilemamba.py tests/test_import_purity.py \
+    -k "trains_and_evaluates or parity or official_manifest or changes_nothing or snapshot_sees" "$@"
