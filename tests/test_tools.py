@@ -485,7 +485,8 @@ def test_train_tool_cuda_graph_adds_one_hook(monkeypatch):
     monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
     train = sys.modules[_train_main().__module__]
     cfg = train.load_config(DET_CONFIG)
-    shapes = cfg.custom_hooks[-1]['batch_shapes']  # the config's own hook
+    shapes = [h for h in cfg.custom_hooks  # the config's own hook
+              if h['type'] == 'CUDAGraphTrainingHook'][0]['batch_shapes']
     train.add_cuda_graph_hook(cfg, compile=True)
     graph_hooks = [h for h in cfg.custom_hooks
                    if h['type'] == 'CUDAGraphTrainingHook']
