@@ -15,9 +15,7 @@ model = dict(
         pool_scales=(1, 2, 3, 6),
         dropout_ratio=0.1,
         num_classes=150,
-        # the replaced head's norm: the top-level norm_cfg of mmseg's base
-        # carries a _scope_ mark that the norm layer does not take
-        norm_cfg={{_base_.model.decode_head.norm_cfg}},
+        norm_cfg={{_base_.norm_cfg}},
         align_corners=False,
         loss_decode=dict(
             type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0)))

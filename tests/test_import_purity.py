@@ -68,13 +68,14 @@ SNAPSHOT = textwrap.dedent('''
     import importlib
     # what the package imports from other libraries (toolboxes, scipy...)
     # is imported first: their own import-time filters are not ours
-    for name in json.loads(sys.argv[1]):
+    # the libraries come on stdin: their list can exceed the argv limit
+    for name in json.loads(sys.stdin.read()):
         try:
             importlib.import_module(name)
         except Exception:
             pass
     before = snapshot()
-    for name in sys.argv[2:]:
+    for name in sys.argv[1:]:
         importlib.import_module(name)
     after = snapshot()
     changed = {}
@@ -120,7 +121,7 @@ def changes_of_importing(*modules):
     assert listed.returncode == 0, listed.stderr[-3000:]
     others = listed.stdout.strip().splitlines()[-1]
     result = subprocess.run(
-        [sys.executable, '-c', SNAPSHOT, others, *modules], cwd=REPO,
+        [sys.executable, '-c', SNAPSHOT, *modules], cwd=REPO, input=others,
         capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout.strip().splitlines()[-1])

@@ -1,8 +1,10 @@
-# Runtime shared by the semantic segmentation configs (mmseg 1.x): mmseg's
-# own runtime (scope, environment, visualizer, log processor, TTA model) plus
-# the hooks (mmseg keeps them in its schedules, which we do not inherit) and
+# Restates mmseg's own base rather than inheriting `mmseg::`: mmengine finds
+# `mmseg::` bases by the distribution name mmsegmentation, which the onedl
+# stack (onedl-mmsegmentation) does not have, so such configs fail there.
+# Runtime shared by the semantic segmentation configs (mmseg 1.x).
 # the graph-safe DDP wrapper (model_wrapper_cfg)
-_base_ = ['mmseg::_base_/default_runtime.py', './graph_safe_ddp.py']
+_base_ = ['./graph_safe_ddp.py']
+default_scope = 'mmseg'
 custom_imports = dict(
     imports=['mmtinyvim', 'mmtinyvim.datasets.ade'],
     allow_failed_imports=False)
@@ -41,3 +43,16 @@ custom_hooks = [
     # loader (torch weights_only) also from the toolboxes' own tools
     dict(type='SafeLoadingHook'),
 ]
+
+env_cfg = dict(
+    cudnn_benchmark=True,
+    mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
+    dist_cfg=dict(backend='nccl'))
+
+vis_backends = [dict(type='LocalVisBackend')]
+visualizer = dict(
+    type='SegLocalVisualizer', vis_backends=vis_backends, name='visualizer')
+log_processor = dict(by_epoch=False)
+log_level = 'INFO'
+load_from = None
+resume = False

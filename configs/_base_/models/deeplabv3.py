@@ -1,14 +1,40 @@
-# DeepLabv3 (mmseg's deeplabv3_r50-d8 without its backbone and its ImageNet
-# weights): ASPP decode head with 256 channels (MobileMamba's released
-# config, docs/recipes.md#seg-mobilemamba) and an FCN auxiliary head,
-# ADE20K's 150 classes and 512x512 crops; the leaf configs set in_channels /
-# in_index.
-_base_ = ['mmseg::_base_/models/deeplabv3_r50-d8.py']
-
-data_preprocessor = dict(size=(512, 512))
+# Restates mmseg's own base rather than inheriting `mmseg::`: mmengine finds
+# `mmseg::` bases by the distribution name mmsegmentation, which the onedl
+# stack (onedl-mmsegmentation) does not have, so such configs fail there.
+# DeepLabv3 (mmseg deeplabv3_r50-d8 without its backbone): ASPP decode head
+# and an FCN auxiliary head; the leaf configs set in_channels / in_index.
+norm_cfg = dict(type='SyncBN', requires_grad=True)
+data_preprocessor = dict(
+    type='SegDataPreProcessor',
+    mean=[123.675, 116.28, 103.53],
+    std=[58.395, 57.12, 57.375],
+    bgr_to_rgb=True,
+    pad_val=0,
+    seg_pad_val=255,
+    size=(512, 512))
 model = dict(
+    type='EncoderDecoder',
     data_preprocessor=data_preprocessor,
-    pretrained=None,
-    backbone=dict(_delete_=True),
-    decode_head=dict(channels=256, num_classes=150),
-    auxiliary_head=dict(num_classes=150))
+    decode_head=dict(
+        type='ASPPHead',
+        channels=256,
+        dilations=(1, 12, 24, 36),
+        dropout_ratio=0.1,
+        num_classes=150,
+        norm_cfg=norm_cfg,
+        align_corners=False,
+        loss_decode=dict(
+            type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0)),
+    auxiliary_head=dict(
+        type='FCNHead',
+        channels=256,
+        num_convs=1,
+        concat_input=False,
+        dropout_ratio=0.1,
+        num_classes=150,
+        norm_cfg=norm_cfg,
+        align_corners=False,
+        loss_decode=dict(
+            type='CrossEntropyLoss', use_sigmoid=False, loss_weight=0.4)),
+    train_cfg=dict(),
+    test_cfg=dict(mode='whole'))
