@@ -16,11 +16,13 @@ from mmengine.registry import DefaultScope
 from mmengine.runner import Runner
 from mmengine.runner.checkpoint import _load_checkpoint
 
-import mmtinyvim  # noqa: F401  (routes mmengine's loader through ours)
+import mmtinyvim  # noqa: F401  (registers the modules)
 from mmtinyvim.models.backbones import MobileMamba, TinyViM
 from mmtinyvim.models.checkpoint_family import family_module
 from mmtinyvim.models.zoo import build_classifier
-from mmtinyvim.utils.checkpoint import (safe_torch_load, strict_load,
+from mmtinyvim.utils.checkpoint import (restore_mmengine_loaders,
+                                        use_safe_loader_in_mmengine,
+                                        safe_torch_load, strict_load,
                                         unwrap_state_dict)
 
 from tests.modules import load_file
@@ -85,8 +87,18 @@ def test_mmengine_checkpoint_needs_the_allow_list(mmengine_checkpoint):
         torch.load(mmengine_checkpoint, weights_only=True)
 
 
+@pytest.fixture
+def safe_mmengine_loading():
+    # the documented opt-in (the configs' SafeLoadingHook, our tools):
+    # importing the package no longer does it
+    previous = use_safe_loader_in_mmengine()
+    yield
+    restore_mmengine_loaders(previous)
+
+
 def test_mmengine_loader_goes_through_safe_load(mmengine_checkpoint,
-                                                tmp_path):
+                                                tmp_path,
+                                                safe_mmengine_loading):
     checkpoint = _load_checkpoint(mmengine_checkpoint, map_location='cpu')
     assert checkpoint['meta']['iter'] == 2
     truncated = _truncate(mmengine_checkpoint, tmp_path)

@@ -5,17 +5,9 @@ import os
 import os.path as osp
 import re
 
-def _fsync_dir(folder):
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:  # e.g. platforms without directory fds
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+# one temporary-name rule and folder fsync for every writer of the package
+# (tools' outputs too), so that stale_temporary_files finds all leftovers
+from ..utils.files import _fsync_dir, temporary_name
 
 
 def _fsync_file(path):
@@ -24,11 +16,6 @@ def _fsync_file(path):
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def _temp_name(path):
-    folder, name = osp.split(path)
-    return osp.join(folder, f'.{name}.tmp-{os.getpid()}')
 
 
 def commit_file(tmp_path, path):
@@ -42,7 +29,7 @@ def commit_file(tmp_path, path):
 def atomic_write_text(path, text):
     """Write ``text`` to ``path`` so that a reader sees the old or the new
     content, never a part (temporary file, flush, fsync, rename)."""
-    tmp = _temp_name(path)
+    tmp = temporary_name(path)
     try:
         with open(tmp, 'w') as f:
             f.write(text)

@@ -16,8 +16,8 @@ from mmengine.hooks import CheckpointHook
 from mmengine.registry import HOOKS
 
 from ..utils.checkpoint import safe_torch_load
-
-from .atomic_io import (_temp_name, atomic_write_text, commit_file,
+from ..utils.files import temporary_name
+from .atomic_io import (atomic_write_text, commit_file,
                         stale_temporary_files)
 
 _CKPT_NAME = re.compile(r'^(?:iter|epoch)_(\d+)\.pth$')
@@ -326,7 +326,7 @@ class SafeCheckpointHook(CheckpointHook):
             runner.save_checkpoint(out_dir, filename, *args, **kwargs)
             return
         final = osp.join(out_dir, filename)
-        tmp_name = osp.basename(_temp_name(final))
+        tmp_name = osp.basename(temporary_name(final))
         try:
             runner.save_checkpoint(out_dir, tmp_name, *args, **kwargs)
             commit_file(osp.join(out_dir, tmp_name), final)
