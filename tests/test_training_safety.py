@@ -27,7 +27,20 @@ from mmtinyvim.engine.checkpoint_hook import (CheckpointWriteError,
 from mmtinyvim.engine.nonfinite import NonFiniteLossError
 from mmtinyvim.engine.work_dir import (CLAIM_FILE, WorkDirClaimedError,
                                        claim_work_dir, release_work_dir)
-from mmtinyvim.utils.checkpoint import safe_torch_load
+from mmtinyvim.utils.checkpoint import (restore_mmengine_loaders,
+                                        safe_torch_load,
+                                        use_safe_loader_in_mmengine)
+
+
+@pytest.fixture(autouse=True)
+def safe_mmengine_loading():
+    # these runners resume mmengine checkpoints as the shipped configs do,
+    # whose SafeLoadingHook opts mmengine into the safe loader; the import
+    # no longer does it
+    previous = use_safe_loader_in_mmengine()
+    yield
+    restore_mmengine_loaders(previous)
+
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _names = itertools.count()
