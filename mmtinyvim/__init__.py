@@ -19,3 +19,12 @@ from . import engine  # noqa: F401,E402  (registers the hooks)
 from .datasets import size_limit  # noqa: F401,E402  (CheckMaxImageSize)
 from .config_path import (configs_dir, get_config_path,  # noqa: E402,F401
                           list_configs, tools_dir)
+
+# mmpretrain model names (list_models / get_model / inference_model) for the
+# ImageNet configs: a registration in mmpretrain's ModelHub, only when
+# mmpretrain is installed
+import importlib.util  # noqa: E402
+
+if importlib.util.find_spec('mmpretrain') is not None:
+    from .integrations.mmpretrain_hub import register_mmpretrain_models
+    register_mmpretrain_models()

@@ -56,9 +56,10 @@ def test_metafile_entries_mark_results_published_and_name_weights(tmp_path):
         else:
             assert model['Results'] == 'not published'
             assert meta['Recipe'] == 'adapted'
-        if 'Weights' in model:
+        if 'Weights Source' in meta:
             with_weights += 1
-            assert any(w.url == model['Weights'] for w in record.weights)
+            assert any(w.url == meta['Weights Source']
+                       for w in record.weights)
     assert with_weights == sum(len(r.weights) for r in RECORDS.values())
 
 
@@ -73,7 +74,7 @@ def test_mim_reads_the_metafile():
     table = convert2df(index)
     assert len(table) == len(CONFIGS)
     row = table.loc['mobilemamba_b1_in1k']
-    assert row['weight'].startswith('https://drive.google.com/')
+    assert 'https://drive.google.com/' in row['weight']
 
 
 @pytest.mark.parametrize('config', CONFIGS, ids=lambda p: p.stem)
