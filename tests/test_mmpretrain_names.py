@@ -190,3 +190,44 @@ def test_mim_download_finds_the_converted_file_in_dest(mim_download):
         assert (dest / f'{config}.py').is_file()
     assert (dest / 'tinyvim_s_1000e_in1k.pth').read_bytes() == b'converted'
 
+
+
+def test_the_converted_official_file_by_name_is_the_official_network(
+        tmp_path):
+    """The route the Weights line gives: an official-format TinyViM-S file
+    (generated from the golden manifest), the converter, then
+    get_model(name, pretrained=<converted>): the official logits."""
+    from tests.golden import load_golden, make_input, rel_err, weights_for
+    from tests.modules import load_file
+    golden = load_golden('tinyvim_S')
+    official = tmp_path / 'tinyvim_s_1000e.pth'
+    torch.save(dict(model=weights_for(golden)), official)
+    converted = tmp_path / 'tinyvim_s_1000e_in1k.pth'
+    load_file(CONVERTER).main(['--family', 'tinyvim', '--arch', 's',
+                               str(official), str(converted)])
+    model = mmpretrain.get_model('tinyvim_s_1000e_in1k',
+                                 pretrained=str(converted))
+    x = make_input(golden['cls_input_spec'])
+    with torch.no_grad():
+        err = rel_err(model(x, mode='tensor'), golden['cls_logits'])
+    assert err <= 1e-3, err
+    assert model._dataset_meta['classes'][0] == 'tench, Tinca tinca'
+
+
+def test_readme_speed_column_is_the_benchmark_json(tmp_path):
+    """The README's zoo table shows the benchmark's measured numbers, and
+    its stale mark where the JSON says they predate the current code."""
+    import json
+    from tests.modules import load_file
+    generate_zoo = load_file('tools/misc/generate_zoo.py')
+    data = json.loads((REPO / 'docs' / 'benchmark_h200.json').read_text())
+    row = data['inference']['rows'][0]
+    row['amp']['mmtinyvim_api'] = 12345
+    data['stale'] = {'columns': [], 'reason': 'none'}
+    changed = tmp_path / 'bench.json'
+    changed.write_text(json.dumps(data))
+    table = generate_zoo.variants_table(changed)
+    line = next(li for li in table.splitlines()
+                if li.startswith(f'| {row["variant"]} |'))
+    assert f'| {row["amp"]["official"]} / 12345 |' in line
+    assert f'| {row["amp"]["official"]} / 12345‡ |' not in line

@@ -1,6 +1,7 @@
 """metafile.yml, model-index-mmpretrain.yml, the tables of
 docs/model_zoo.md and the README's zoo table from the variants' records
-(mmtinyvim.models.zoo.RECORDS) and the configs in configs/.
+(mmtinyvim.models.zoo.RECORDS) and the configs in configs/ (the README's
+table also shows the measured speed of docs/benchmark_h200.json).
 
     python tools/misc/generate_zoo.py            # rewrite all four
     python tools/misc/generate_zoo.py --check    # exit 1 if one is stale
@@ -26,6 +27,7 @@ without it they build the classifier and warn that no checkpoint is
 defined, and ``pretrained=<converted file>`` loads one.
 """
 import argparse
+import importlib.util
 import re
 import sys
 from pathlib import Path
@@ -41,6 +43,14 @@ MMPRETRAIN_INDEX = REPO / 'model-index-mmpretrain.yml'
 CONVERTER = 'tools/model_converters/official_to_mmtinyvim.py'
 MODEL_ZOO = REPO / 'docs' / 'model_zoo.md'
 README = REPO / 'README.md'
+# the measured speed in the README's table: the benchmark's JSON, read and
+# checked by the benchmark table's own script (tools/ is not a package)
+BENCHMARK = REPO / 'docs' / 'benchmark_h200.json'
+_spec = importlib.util.spec_from_file_location(
+    'benchmark_table',
+    REPO / 'tools' / 'analysis_tools' / 'benchmark_table.py')
+_benchmark_table = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_benchmark_table)
 # docs/model_zoo.md: section -> (datasets, metric columns)
 TABLES = {'imagenet': ('ImageNet-1k', ('Top 1 Accuracy', )),
           'coco': ('COCO', ('box AP', 'mask AP')),
@@ -208,13 +218,32 @@ def zoo_table(models, section: str) -> str:
     return '\n'.join(lines)
 
 
-def variants_table() -> str:
+def measured_speed(benchmark=BENCHMARK) -> dict:
+    """variant title -> 'official / mmtinyvim' inference images/s (AMP) of
+    the benchmark, mmtinyvim's number marked where the benchmark says the
+    current code has not re-measured it."""
+    data = _benchmark_table.load_benchmark(str(benchmark))
+    stale = data.get('stale', {}).get('columns', ())
+    mark = _benchmark_table.STALE_MARK
+    speed = {}
+    for row in data['inference']['rows']:
+        amp = row['amp']
+        ours = f'{amp["mmtinyvim_api"]}' + (
+            mark if 'mmtinyvim_api' in stale else '')
+        speed[row['variant']] = f'{amp["official"]} / {ours}'
+    return speed
+
+
+def variants_table(benchmark=BENCHMARK) -> str:
     """The README's zoo table: per variant, as published by its paper or
-    official README, and the official weights the configs load."""
+    official README, the inference speed measured by the benchmark
+    (docs/benchmark.md) and the official weights the configs load."""
+    speed = measured_speed(benchmark)
     lines = ['| variant | res | params (M, published) | FLOPs (G, '
              'published) | top-1 300 ep (published) | top-1 long '
-             '(published) | official ImageNet weights |',
-             '|---|---|---|---|---|---|---|']
+             '(published) | img/s official / mmtinyvim (measured) | '
+             'official ImageNet weights |',
+             '|---|---|---|---|---|---|---|---|']
     for name, record in RECORDS.items():
         results = record.results
         long = results.get('1000e_in1k') or results.get('kd1000e_in1k')
@@ -223,7 +252,8 @@ def variants_table() -> str:
         lines.append(
             f'| {record.title} | {paper_resolution(name)} | '
             f'{record.params_m} | {record.flops_g} | {top1} | '
-            f'{long.metrics["Top 1 Accuracy"] if long else ""} | {weights} |')
+            f'{long.metrics["Top 1 Accuracy"] if long else ""} | '
+            f'{speed.get(record.title, "not measured")} | {weights} |')
     return '\n'.join(lines)
 
 
