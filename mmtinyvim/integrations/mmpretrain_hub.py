@@ -10,10 +10,13 @@ shipped configs (the clone's, or ``mmtinyvim/.mim`` of a wheel).
 """
 import os.path as osp
 
+import yaml
 from mmpretrain.apis import ModelHub
-from modelindex.load_model_index import load
 
 from ..config_path import mim_root
+
+# libyaml's parser where PyYAML has it: the names are read at every import
+_LOADER = getattr(yaml, 'CSafeLoader', yaml.SafeLoader)
 
 MODEL_INDEX = 'model-index-mmpretrain.yml'
 
@@ -32,7 +35,8 @@ def register_mmpretrain_models() -> bool:
         return False
     # the first name stands for the file: ModelHub registers a whole file
     # or raises on its first known name
-    first = load(index).models[0].name
+    with open(index) as f:
+        first = yaml.load(f, Loader=_LOADER)['Models'][0]['Name']
     if ModelHub.has(first.lower()):
         return False
     ModelHub.register_model_index(index, config_prefix=root)
