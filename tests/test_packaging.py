@@ -167,10 +167,10 @@ def test_wheel_installed_elsewhere_trains_tests_and_searches(installed):
     # mmpretrain's names resolve to the installed configs; mim's download
     # stops with the metafile's line, or finds the file named there in --dest
     out = _run([python, '-c', 'import mmtinyvim; from mmpretrain.apis '
-                "import ModelHub; print(ModelHub.get('tinyvim_s_in1k')"
-                '.config.filename)'], run, env)
-    assert out.strip().splitlines()[-1] == str(
-        site / 'mmtinyvim' / '.mim' / 'configs' / 'tinyvim_s_in1k.py')
+                "import ModelHub; print('config:', ModelHub.get("
+                "'tinyvim_s_in1k').config.filename)"], run, env)
+    assert 'config: ' + str(site / 'mmtinyvim' / '.mim' / 'configs' /
+                            'tinyvim_s_in1k.py') + '\n' in out, out[-3000:]
     weights = next(m['Weights'] for m in models if m['Name'] == NAME)
     proc = subprocess.run([python, '-m', 'mim', 'download', 'mmtinyvim',
                            '--config', NAME, '--dest', 'ckpt'], cwd=run,
