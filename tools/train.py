@@ -24,7 +24,7 @@ from mmtinyvim.engine.config_check import (CfgOptionsAction,
 from mmtinyvim.engine.config_check import load_config as load_checked_config
 from mmtinyvim.models.pretrained import (MissingPretrainedError,
                                          check_pretrained_files)
-from mmtinyvim.utils.checkpoint import use_safe_loader_in_mmengine
+from mmtinyvim.utils.checkpoint import safe_loading_in_mmengine
 
 
 def parse_args(argv=None):
@@ -146,7 +146,10 @@ def init_cpu_process_group(cfg):
 
 
 def main(argv=None):
-    with quiet_run():  # the unactionable third-party warnings, this run only
+    # this run only: the unactionable third-party warnings hidden, and
+    # resume / load_from of runner checkpoints under torch's weights_only
+    # (mmengine's loaders are put back when main ends)
+    with quiet_run(), safe_loading_in_mmengine():
         _main(argv)
 
 
@@ -190,8 +193,6 @@ def _main(argv=None):
         cfg.resume = True
         cfg.load_from = args.resume
 
-    # resume / load_from of runner checkpoints under torch's weights_only
-    use_safe_loader_in_mmengine()
     init_cpu_process_group(cfg)
     runner, finished = None, False
     try:

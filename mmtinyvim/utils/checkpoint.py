@@ -39,6 +39,7 @@ toolbox's own tools.
 """
 import argparse
 import collections
+import contextlib
 import os
 import pickle
 import re
@@ -368,6 +369,19 @@ def restore_mmengine_loaders(previous: dict) -> None:
     for prefix, loader in previous.items():
         CheckpointLoader.register_scheme(prefixes=prefix, loader=loader,
                                          force=True)
+
+
+@contextlib.contextmanager
+def safe_loading_in_mmengine():
+    """:func:`use_safe_loader_in_mmengine` for the ``with`` block only:
+    mmengine's loaders as they were are put back when it ends, also on an
+    error, so that a tool's ``main`` called in-process (a test, a notebook)
+    leaves mmengine as it found it."""
+    previous = use_safe_loader_in_mmengine()
+    try:
+        yield
+    finally:
+        restore_mmengine_loaders(previous)
 
 
 def unwrap_state_dict(checkpoint, prefer_ema=False):
