@@ -198,6 +198,45 @@ def test_cfg_options_without_equals_is_one_usage_error(tool, argv, capsys):
         '11]") so that the shell keeps it one argument.')
 
 
+# ------------------------------------------- data preprocessor mean / std --
+
+@pytest.mark.parametrize('config,option,value,expected', [
+    (DET_CONFIG, 'model.data_preprocessor.std', '[58.395,0,57.375]',
+     'model.data_preprocessor.std=[58.395, 0, 57.375]: entry 1 (0) is not '
+     'a finite number > 0. The data preprocessor divides each channel by its '
+     'std: a zero std makes the channel inf or NaN (all NaN for a constant '
+     'image), a non-finite one NaN, a negative one inverts it, and training '
+     'would run on NaN or on inverted images. Give a finite number > 0 per '
+     'image channel, in pixel units (ImageNet statistics of 0-255 images: '
+     'std=[58.395, 57.12, 57.375]), or leave out both mean and std to feed '
+     'the pixels unnormalised.'),
+    # the classifier configs' top-level data_preprocessor, which mmengine
+    # gives to a model without one
+    (CLS_CONFIG, 'data_preprocessor.std', '[1,-2.5,inf]',
+     'data_preprocessor.std=[1, -2.5, inf]: entries 1 (-2.5), 2 (inf) are '
+     'not finite numbers > 0. '),
+    (DET_CONFIG, 'model.data_preprocessor.mean', '[nan,1,1]',
+     'model.data_preprocessor.mean=[nan, 1, 1]: entry 0 (nan) is not a '
+     "finite number. The data preprocessor subtracts each channel's mean: "
+     'a non-finite one makes the channel NaN or inf, and training would run '
+     'on NaN. Give a finite number per image channel'),
+])
+def test_normalisation_that_makes_inputs_nonfinite_is_refused(
+        config, option, value, expected, tmp_path):
+    """Before: trained (and evaluated) on inf / NaN inputs without a word."""
+    with pytest.raises(ConfigCheckError) as err:
+        train.main([config, '--work-dir', str(tmp_path / 'wd'),
+                    '--cfg-options', f'{option}={value}'])
+    print(f'\n{err.value}')
+    assert str(err.value).startswith(expected)
+    assert not (tmp_path / 'wd').exists()
+    with pytest.raises(ConfigCheckError, match='is not a finite number|are '
+                       'not finite numbers'):
+        load_config(config, {option: train.parse_args(
+            [config, '--cfg-options', f'{option}={value}']).cfg_options[
+                option]})
+
+
 # ---------------------------------------------------------------- work_dir --
 
 def test_work_dir_that_is_a_file_is_one_clear_error(tmp_path):
