@@ -168,7 +168,7 @@ def check_resume(runner, cfg, config_path):
     (mmengine's ``Runner.resume`` fails with ``KeyError: 'epoch'`` on a
     file of weights alone, and loads another model's weights non-strictly
     with a warning)."""
-    path = resume_source(cfg, runner.work_dir)
+    path = resume_source(cfg, osp.abspath(cfg.work_dir))
     if path is None:
         return
     model = runner.model.module if is_model_wrapper(
