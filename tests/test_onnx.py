@@ -1,6 +1,8 @@
 """ONNX export through the pure-PyTorch scan, checked with onnxruntime."""
 import os
 
+import cv2
+import mmcv
 import onnx
 import pytest
 import torch
@@ -176,6 +178,14 @@ SEM_FPN = os.path.join(ROOT, 'configs', 'fpn_mobilemamba_t2_ade20k.py')
 SHAPE = (128, 128)  # small: each export stays within seconds on a CPU
 
 
+def _preprocessed(model, image):
+    """The input the model's own data preprocessor makes of ``image``
+    resized to SHAPE (channel order and normalisation as in training)."""
+    resized = cv2.resize(mmcv.imread(image), SHAPE[::-1])
+    batch = dict(inputs=[torch.from_numpy(resized).permute(2, 0, 1)])
+    return model.data_preprocessor(batch, False)['inputs']
+
+
 @pytest.fixture(scope='module')
 def demo_image(tmp_path_factory):
     """A real (demo data set) image: shapes painted on a textured
@@ -216,6 +226,7 @@ def test_detector_export_matches_pytorch_on_an_image(tmp_path, demo_image,
     # --verify has compared every output (it exits beyond --tolerance)
     exported = model  # the checkpoint's weights
     images = p2o.image_batch(exported, demo_image, SHAPE)
+    assert torch.allclose(images, _preprocessed(model, demo_image))
     session = onnxruntime.InferenceSession(
         out, providers=['CPUExecutionProvider'])
     maps = session.run(None, {'input': images.numpy()})
@@ -242,6 +253,9 @@ def test_segmentor_export_gives_logits_at_input_size(tmp_path, demo_image):
     path = p2o.export(model, names, str(tmp_path / 'fpn.onnx'), SHAPE)
     assert _only_standard_ops(path)
     images = p2o.image_batch(model, demo_image, SHAPE)
+    # mmseg's own preprocessing (no padding at test time without a
+    # test_cfg size)
+    assert torch.allclose(images, _preprocessed(model, demo_image))
     errors = p2o.compare_with_onnxruntime(model, path, SHAPE, images=images)
     print(f'\nSemantic FPN MobileMamba-T2 ONNX vs PyTorch: {errors}')
     assert max(errors.values()) < TOLERANCE

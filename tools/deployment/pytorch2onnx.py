@@ -220,7 +220,10 @@ def image_batch(model: nn.Module, path: str, shape) -> torch.Tensor:
     image = cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
     batch = torch.from_numpy(image).permute(2, 0, 1)[None].float()
     preprocessor = getattr(model, 'data_preprocessor', None)
-    if getattr(preprocessor, '_channel_conversion', False):
+    # mmengine's (and mmdet's) preprocessors name the swap
+    # _channel_conversion, mmseg's channel_conversion
+    if (getattr(preprocessor, '_channel_conversion', False)
+            or getattr(preprocessor, 'channel_conversion', False)):
         batch = batch.flip(1)
     if getattr(preprocessor, '_enable_normalize', False):
         batch = (batch - preprocessor.mean) / preprocessor.std
