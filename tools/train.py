@@ -20,9 +20,9 @@ from mmtinyvim.engine import (add_cuda_graph_hook, add_safety_hooks,
                               quiet_logger, quiet_run,
                               remove_cuda_graph_hook,
                               teardown_distributed)
+from mmtinyvim.engine.checkpoint_hook import newest_intact_checkpoint
 from mmtinyvim.engine.config_check import (CfgOptionsAction,
                                            ConfigCheckError, check_work_dir)
-from mmtinyvim.engine.checkpoint_hook import newest_intact_checkpoint
 from mmtinyvim.engine.config_check import load_config as load_checked_config
 from mmtinyvim.models.pretrained import (MissingPretrainedError,
                                          check_pretrained_files)
