@@ -90,17 +90,31 @@ def test_config_backbone_weights_are_its_records(config):
         assert set(found) <= {RECORDS[variant].backbone_weights}
 
 
+def _stamps():
+    """(size, mtime) of the repository's generated files."""
+    return {name: ((REPO / name).stat().st_size,
+                   (REPO / name).stat().st_mtime_ns)
+            for name in ('metafile.yml', 'docs/model_zoo.md', 'README.md')}
+
+
 def test_check_fails_on_a_stale_model_zoo_table(tmp_path, monkeypatch):
+    before = _stamps()
     doc = tmp_path / 'model_zoo.md'
     doc.write_text((REPO / 'docs' / 'model_zoo.md').read_text().replace(
         '| released | 79.9 |', '| released | 80.9 |'))
     monkeypatch.setattr(generate_zoo, 'MODEL_ZOO', doc)
     monkeypatch.setattr(generate_zoo, 'METAFILE', tmp_path / 'metafile.yml')
+    # the run below rewrites all three outputs: each one a copy in tmp_path
+    readme = tmp_path / 'README.md'
+    readme.write_text((REPO / 'README.md').read_text())
+    monkeypatch.setattr(generate_zoo, 'README', readme)
     (tmp_path / 'metafile.yml').write_text(generate_zoo.generate())
     with pytest.raises(SystemExit, match='model_zoo.md not what'):
         generate_zoo.main(['--check'])
     generate_zoo.main([])  # rewrites the table in tmp_path
     assert doc.read_text() == (REPO / 'docs' / 'model_zoo.md').read_text()
+    assert readme.read_text() == (REPO / 'README.md').read_text()
+    assert _stamps() == before  # nothing of the repository written
 
 
 def test_check_fails_on_a_stale_readme_zoo_table(tmp_path, monkeypatch):
