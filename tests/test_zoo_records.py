@@ -94,7 +94,8 @@ def _stamps():
     """(size, mtime) of the repository's generated files."""
     return {name: ((REPO / name).stat().st_size,
                    (REPO / name).stat().st_mtime_ns)
-            for name in ('metafile.yml', 'docs/model_zoo.md', 'README.md')}
+            for name in ('metafile.yml', 'model-index-mmpretrain.yml',
+                         'docs/model_zoo.md', 'README.md')}
 
 
 def test_check_fails_on_a_stale_model_zoo_table(tmp_path, monkeypatch):
@@ -108,6 +109,8 @@ def test_check_fails_on_a_stale_model_zoo_table(tmp_path, monkeypatch):
     readme = tmp_path / 'README.md'
     readme.write_text((REPO / 'README.md').read_text())
     monkeypatch.setattr(generate_zoo, 'README', readme)
+    monkeypatch.setattr(generate_zoo, 'MMPRETRAIN_INDEX',
+                        tmp_path / 'model-index-mmpretrain.yml')
     (tmp_path / 'metafile.yml').write_text(generate_zoo.generate())
     with pytest.raises(SystemExit, match='model_zoo.md not what'):
         generate_zoo.main(['--check'])
