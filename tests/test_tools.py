@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from mmtinyvim.datasets.make_demo_data import make_demo_data
-from mmtinyvim.utils.checkpoint import use_safe_loader_in_mmengine
+from mmtinyvim.utils.checkpoint import safe_loading_in_mmengine
 from tests.golden import load_golden, plain_network, weights_for
 
 REPO = Path(__file__).resolve().parents[1]
@@ -91,6 +91,14 @@ def dist_run(data, tmp_path_factory):
     return work_dir, result.stdout + result.stderr
 
 
+@pytest.fixture
+def safe_loader():
+    """mmengine's loaders under the safe loader for one test, as the
+    configs' SafeLoadingHook does for a run; put back afterwards."""
+    with safe_loading_in_mmengine():
+        yield
+
+
 def test_dist_train_two_cpu_processes(dist_run):
     work_dir, output = dist_run
     assert output.count('No CUDA device: distributed backend nccl -> '
@@ -129,9 +137,8 @@ def test_image_demo_draws_predictions(dist_run, data, tmp_path):
     assert (painted.astype(int) - original).any()
 
 
-def test_mmdet_inferencer_takes_our_config(dist_run, data):
+def test_mmdet_inferencer_takes_our_config(dist_run, data, safe_loader):
     from mmdet.apis import DetInferencer
-    use_safe_loader_in_mmengine()
     work_dir, _ = dist_run
     inferencer = DetInferencer(model=str(REPO / DET_CONFIG),
                                weights=str(work_dir / 'epoch_1.pth'),
@@ -163,8 +170,8 @@ def test_mmdet_own_train_tool_takes_our_config(data, tmp_path):
     assert 'coco/segm_mAP' in result.stdout + result.stderr
 
 
-def test_mmseg_own_train_tool_and_inferencer_take_our_config(data,
-                                                             tmp_path):
+def test_mmseg_own_train_tool_and_inferencer_take_our_config(
+        safe_loader, data, tmp_path):
     mmseg_train = Path(mmseg.__file__).parent / '.mim' / 'tools' / 'train.py'
     root = data / 'ade' / 'ADEChallengeData2016'
     options = [
@@ -182,7 +189,6 @@ def test_mmseg_own_train_tool_and_inferencer_take_our_config(data,
     assert 'mIoU' in result.stdout + result.stderr
 
     from mmseg.apis import MMSegInferencer
-    use_safe_loader_in_mmengine()
     inferencer = MMSegInferencer(model=str(REPO / SEG_CONFIG),
                                  weights=str(tmp_path / 'iter_1.pth'),
                                  device='cpu')
