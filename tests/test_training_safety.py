@@ -100,9 +100,11 @@ def _runner(work_dir, max_iters=4, nan_at=(), checkpoint=None, resume=False,
                                       by_epoch=False, max_keep_ckpts=1),
                                  **(checkpoint or {})),
                  logger=dict(type='LoggerHook', interval=1))
+    optim = optim or dict(optimizer=dict(type='SGD', lr=0.1))
     if guard:
-        hooks['nonfinite_guard'] = dict(type='NonFiniteGuardHook',
-                                        max_consecutive_skips=3)
+        hooks['nonfinite_guard'] = dict(type='NonFiniteGuardHook')
+        optim = dict(dict(type='NonFiniteGuardOptimWrapper',
+                          max_consecutive_skips=3), **optim)
     if claim:
         hooks['work_dir_claim'] = dict(type='WorkDirClaimHook')
     extra = {}
@@ -122,7 +124,7 @@ def _runner(work_dir, max_iters=4, nan_at=(), checkpoint=None, resume=False,
                               collate_fn=dict(type='default_collate')),
         train_cfg=dict(by_epoch=False, max_iters=max_iters,
                        val_interval=1),
-        optim_wrapper=optim or dict(optimizer=dict(type='SGD', lr=0.1)),
+        optim_wrapper=optim,
         default_hooks=hooks, resume=resume, randomness=dict(seed=seed),
         **extra)
 
@@ -450,10 +452,9 @@ def test_train_tool_adds_the_safety_hooks_to_any_config():
 
 def test_fp16_scaler_skips_are_kept_and_counted():
     """With a loss scaler (AmpOptimWrapper), overflowing gradients are left
-    to the scaler (step() runs, it skips); the skip is counted and logged."""
-    from mmengine.optim import OptimWrapper
-
-    from mmtinyvim.engine.nonfinite import guard_optim_wrapper
+    to the scaler (step() runs, it skips); the skip is counted and
+    reported."""
+    from mmtinyvim.engine import NonFiniteGuardOptimWrapper
 
     class _Scaler:
         scales = [65536.0, 32768.0]
@@ -462,25 +463,20 @@ def test_fp16_scaler_skips_are_kept_and_counted():
             return self.scales.pop(0) if len(self.scales) > 1 else \
                 self.scales[0]
 
-    class _Logger:
-        messages = []
-
-        def warning(self, message):
-            self.messages.append(message)
-
     model = nn.Linear(2, 1)
-    wrapper = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1))
+    wrapper = NonFiniteGuardOptimWrapper(
+        torch.optim.SGD(model.parameters(), lr=0.1))
     wrapper.loss_scaler = _Scaler()
     steps = []
     wrapper.step = lambda **kwargs: steps.append(1)
-    guard_optim_wrapper(wrapper, logger=_Logger())
-    wrapper._guard_iter = 7
+    reports = wrapper.collect_reports()
+    wrapper.initialize_count_status(model, 6, 10)  # iteration 7 comes next
     # a finite loss whose (scaled) gradients overflow
     model.weight.register_hook(lambda grad: grad * float('inf'))
     wrapper.update_params(model(torch.ones(1, 2)).sum())
     assert steps == [1]
     assert wrapper.skipped_by_scaler == 1 and wrapper.skipped_nonfinite == 0
-    assert _Logger.messages == [
+    assert [r.message() for r in reports] == [
         'Iteration 7: fp16 loss scaler skipped the step (scaled gradients '
         'overflowed; scale 65536 -> 32768); 1 such steps skipped so far']
 

@@ -17,10 +17,13 @@ default_hooks = dict(
     param_scheduler=dict(type='ParamSchedulerHook'),
     checkpoint=dict(type='SafeCheckpointHook', by_epoch=False, interval=8000),
     sampler_seed=dict(type='DistSamplerSeedHook'),
-    # mmtinyvim.engine.safety (registered by custom_imports' mmtinyvim):
-    # one training per work_dir, and no optimizer step on NaN/inf
+    # mmtinyvim.engine (registered by custom_imports' mmtinyvim): one
+    # training per work_dir; the configs' optimizer wrappers
+    # (NonFiniteGuard(Amp)OptimWrapper) take no step on NaN/inf and this hook
+    # says which iteration, loss terms and images it was (it refuses a plain
+    # OptimWrapper)
     work_dir_claim=dict(type='WorkDirClaimHook'),
-    nonfinite_guard=dict(type='NonFiniteGuardHook', max_consecutive_skips=10),
+    nonfinite_guard=dict(type='NonFiniteGuardHook'),
     # draw=False (the default): tools/test.py --show/--show-dir (ours and
     # mmseg's) switch it on; mmseg's warning about draw=False is silenced by
     # mmtinyvim.engine.quiet, as no setting avoids it
