@@ -6,7 +6,8 @@ from mmengine.hooks import Hook
 from mmengine.optim import OptimWrapperDict
 from mmengine.registry import HOOKS
 
-from .optim_wrappers import (GUARDED, NonFiniteGuardMixin,
+from .optim_wrappers import (GUARDED, NONFINITE_REASONS,
+                             NonFiniteGuardMixin,
                              NonFiniteLossError, SkipReport)
 
 __all__ = ['NonFiniteGuardHook', 'NonFiniteLossError']
@@ -150,11 +151,15 @@ class NonFiniteGuardHook(Hook):
         self._seen[runner.iter + 1] = (
             f'NaN/inf in the inputs of {_sample_names(data_batch, bad)}')
 
-    def _describe_loss(self, outputs, data_batch):
-        terms = [name for name, value in (outputs or {}).items()
-                 if name != 'loss' and torch.is_tensor(value)
-                 and not bool(torch.isfinite(value).all())]
-        what = f'non-finite {", ".join(terms or ["loss"])}'
+    @staticmethod
+    def _describe(reason, outputs, data_batch):
+        if reason == 'loss':
+            terms = [name for name, value in (outputs or {}).items()
+                     if name != 'loss' and torch.is_tensor(value)
+                     and not bool(torch.isfinite(value).all())]
+            what = f'non-finite {", ".join(terms or ["loss"])}'
+        else:
+            what = NONFINITE_REASONS[reason]
         indices = range(_batch_size(data_batch))
         if any(_image_path(data_batch, index) for index in indices):
             what += f' in the batch of {_sample_names(data_batch, indices)}'
@@ -167,14 +172,15 @@ class NonFiniteGuardHook(Hook):
         for wrapper in self._wrappers:
             reports += [(wrapper, report) for report in wrapper.reports]
             wrapper.reports.clear()
-        flagged = {it for wrapper in self._wrappers
-                   for it, reason in wrapper.pending_nonfinite
-                   if reason == 'loss'}
-        flagged |= {it for _, report in reports
-                    if isinstance(report, SkipReport)
-                    for it, reason in report.bad if reason == 'loss'}
-        if iteration in flagged and iteration not in self._seen:
-            self._seen[iteration] = self._describe_loss(outputs, data_batch)
+        flagged = {it: reason for wrapper in self._wrappers
+                   for it, reason in wrapper.pending_nonfinite}
+        flagged.update((it, reason) for _, report in reports
+                       if isinstance(report, SkipReport)
+                       for it, reason in report.bad)
+        if flagged.get(iteration) in ('loss', 'buffers') and \
+                iteration not in self._seen:
+            self._seen[iteration] = self._describe(
+                flagged[iteration], outputs, data_batch)
 
         def describe(it, reason):
             return self._seen.get(it)

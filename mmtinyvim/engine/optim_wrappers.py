@@ -21,7 +21,9 @@ class NonFiniteLossError(RuntimeError):
 
 
 # what a skipped iteration had, when nothing names it more precisely
-_REASONS = {'loss': 'non-finite loss', 'inputs': 'NaN/inf in the inputs'}
+NONFINITE_REASONS = {'loss': 'non-finite loss', 'inputs': 'NaN/inf in the inputs',
+            'buffers': 'non-finite buffers (BatchNorm statistics) after the '
+                       'forward pass'}
 
 
 @dataclass
@@ -44,7 +46,7 @@ class SkipReport:
         images) or return None."""
         describe = describe or (lambda iteration, reason: None)
         parts = [f'iteration {it}: '
-                 f'{describe(it, reason) or _REASONS[reason]}'
+                 f'{describe(it, reason) or NONFINITE_REASONS[reason]}'
                  for it, reason in self.bad]
         if not parts:
             where = ('non-finite gradients' if self.gradients else
@@ -89,6 +91,7 @@ class _BufferSnapshot:
 
     def __init__(self, model):
         groups = {}
+        self._floating = [b for b in model.buffers() if b.is_floating_point()]
         for buffer in model.buffers():
             groups.setdefault((buffer.dtype, buffer.device),
                               []).append(buffer)
@@ -97,6 +100,14 @@ class _BufferSnapshot:
                 (buffers, torch.cat([b.detach().reshape(-1)
                                      for b in buffers]))
                 for buffers in groups.values()]
+
+    def largest(self):
+        """The largest |entry| of the floating-point buffers now (a 0-dim
+        tensor; NaN/inf propagate into it), without a sync."""
+        if not self._floating:
+            return None
+        return torch.nn.utils.get_total_norm(self._floating,
+                                             norm_type=float('inf'))
 
     def restore(self):
         with torch.no_grad():
@@ -111,8 +122,9 @@ class NonFiniteGuardMixin:
 
     Mixed into mmengine's wrappers by :class:`NonFiniteGuardOptimWrapper`
     and :class:`NonFiniteGuardAmpOptimWrapper`. When the loss (or, without
-    fp16 loss scaling, any gradient) is NaN/inf, or
-    :meth:`mark_nonfinite_inputs` was called for the batch,
+    fp16 loss scaling, any gradient) is NaN/inf, the forward pass left a
+    buffer (a BatchNorm statistic) NaN/inf, or :meth:`mark_nonfinite_inputs`
+    was called for the batch,
     ``optimizer.step()`` is not called and the gradients are cleared; the
     model's buffers (BatchNorm statistics) are put back as they were before
     that batch's forward pass. With ``accumulative_counts`` a non-finite
@@ -201,22 +213,37 @@ class NonFiniteGuardMixin:
         dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
         return bool(tensor.item())
 
+    def _nonfinite_forward(self, loss):
+        """'loss' or 'buffers' where the forward pass made them NaN/inf
+        (one sync for both), else None."""
+        checks = [torch.isfinite(loss.detach()).all()]
+        largest = (self._buffers.largest() if self._buffers is not None
+                   else None)
+        if largest is not None:
+            checks.append(torch.isfinite(largest).to(checks[0].device))
+        finite = torch.stack(checks).tolist()
+        if not finite[0]:
+            return 'loss'
+        return None if all(finite) else 'buffers'
+
     def update_params(self, loss, step_kwargs=None, zero_kwargs=None):
         step_kwargs = {} if step_kwargs is None else step_kwargs
         zero_kwargs = {} if zero_kwargs is None else zero_kwargs
         iteration = self.inner_count + 1
         reason = 'inputs' if self._inputs_bad else None
-        if reason is None and not bool(torch.isfinite(loss.detach()).all()):
-            reason = 'loss'
+        if reason is None:
+            reason = self._nonfinite_forward(loss)
         self._inputs_bad = False
-        if reason is not None:
-            self.pending_nonfinite.append((iteration, reason))
-            if self._buffers is not None:
-                self._buffers.restore()
-        self._buffers = None
         # backward also when the loss is not finite: distributed ranks
         # must take part in the gradient all-reduce
         self.backward(self.scale_loss(loss))
+        if reason is not None:
+            self.pending_nonfinite.append((iteration, reason))
+            # after backward: BatchNorm's backward checks that its running
+            # statistics are the versions its forward saw
+            if self._buffers is not None:
+                self._buffers.restore()
+        self._buffers = None
         if not self.should_update():
             return
         amp = hasattr(self, 'loss_scaler')
