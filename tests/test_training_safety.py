@@ -805,3 +805,27 @@ def test_amp_flag_keeps_the_guard_and_amp_check_knows_subclasses(
     with pytest.raises(RuntimeError, match='optim_wrapper.type=Non'
                        'FiniteGuardOptimWrapper'):
         train.check_amp_device(cfg, 'x.py', by_flag=False)
+
+
+def test_checkpoint_hook_uses_public_extension_points_only(tmp_path):
+    """Issue 18: SafeCheckpointHook overrides no private method of
+    mmengine's CheckpointHook (those differ between mmengine releases and
+    forks); its atomic writes come from the registered file backend that
+    its backend_args name."""
+    from mmengine.hooks import CheckpointHook
+
+    from mmtinyvim.engine.atomic_io import AtomicLocalBackend
+    private = [name for name in vars(SafeCheckpointHook)
+               if name.startswith('_') and not name.startswith('__')
+               and hasattr(CheckpointHook, name)]
+    assert private == []
+    hook = SafeCheckpointHook(interval=1)
+    assert hook.backend_args == dict(backend='atomic_local')
+    runner = _runner(tmp_path, max_iters=1, claim=False)
+    runner.train()
+    checkpoint_hook = next(h for h in runner.hooks
+                           if isinstance(h, SafeCheckpointHook))
+    assert isinstance(checkpoint_hook.file_backend, AtomicLocalBackend)
+    # a remote out_dir keeps mmengine's own choice of backend
+    assert SafeCheckpointHook(
+        interval=1, out_dir='s3://bucket/run').backend_args is None
