@@ -6,8 +6,9 @@ custom_imports = dict(
     imports=['mmtinyvim', 'mmtinyvim.datasets.imagenet'],
     allow_failed_imports=False)
 
-# checkpoint: SafeCheckpointHook (mmtinyvim.engine.safety) writes through a
-# temporary file + rename and deletes old checkpoints only afterwards
+# checkpoint: SafeCheckpointHook (mmtinyvim.engine.checkpoint_hook) writes
+# through a temporary file + rename (its atomic_local file backend) and
+# deletes old checkpoints only afterwards
 default_hooks = dict(
     checkpoint=dict(type='SafeCheckpointHook', max_keep_ckpts=3,
                     save_best='auto'),

@@ -9,8 +9,9 @@ custom_imports = dict(
     imports=['mmtinyvim', 'mmtinyvim.datasets.ade'],
     allow_failed_imports=False)
 
-# checkpoint: SafeCheckpointHook (mmtinyvim.engine.safety) writes through a
-# temporary file + rename and deletes old checkpoints only afterwards
+# checkpoint: SafeCheckpointHook (mmtinyvim.engine.checkpoint_hook) writes
+# through a temporary file + rename (its atomic_local file backend) and
+# deletes old checkpoints only afterwards
 default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=False),
