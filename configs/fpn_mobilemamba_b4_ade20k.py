@@ -31,7 +31,7 @@ auto_scale_lr = dict(enable=False, base_batch_size=32)
 # lr_mult 10 reaches every decode_head.* parameter (1.2e-3); 'norm' matches
 # only the SS2D out_norm LayerNorms. No gradient clipping.
 optim_wrapper = dict(
-    type='OptimWrapper',
+    type='NonFiniteGuardOptimWrapper',  # no step on NaN/inf
     # equal per-parameter groups merged (mmtinyvim.engine.optim)
     constructor='MergedGroupsOptimWrapperConstructor',
     optimizer=dict(

@@ -29,7 +29,7 @@ train_dataloader = dict(batch_size=2, num_workers=2)
 auto_scale_lr = dict(enable=False, base_batch_size=16)
 
 optim_wrapper = dict(
-    type='OptimWrapper',
+    type='NonFiniteGuardOptimWrapper',  # no step on NaN/inf
     optimizer=dict(
         type='AdamW', lr=2e-4, betas=(0.9, 0.999), weight_decay=0.05))
 

@@ -128,7 +128,7 @@ test_evaluator = val_evaluator
 # all but 1-D tensors (biases, norms); AMP. deviation: timm's adaptive gradient
 # clipping (AGC, factor 0.02) has no mmengine equivalent and is left out.
 optim_wrapper = dict(
-    type='AmpOptimWrapper',
+    type='NonFiniteGuardAmpOptimWrapper',  # AMP, no step on NaN/inf
     # equal per-parameter groups merged (mmtinyvim.engine.optim)
     constructor='MergedGroupsOptimWrapperConstructor',
     optimizer=dict(

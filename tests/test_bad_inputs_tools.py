@@ -138,7 +138,8 @@ def test_misspelt_top_level_key_is_refused_with_the_close_names(capsys):
      "optim_wrapper.optimizer: AdamW has no argument 'lrr'. Did you mean "
      "'lr'? AdamW takes: amsgrad, betas, "),
     ('optim_wrapper.clip_gard.max_norm=1',
-     "optim_wrapper: AmpOptimWrapper has no argument 'clip_gard'. Did you "
+     "optim_wrapper: NonFiniteGuardAmpOptimWrapper has no argument "
+     "'clip_gard'. Did you "
      "mean 'clip_grad'? "),
     ('custom_hooks.4.momentun=0.1',  # the EMAHook
      "custom_hooks.4: EMAHook has no argument 'momentun'. Did you mean "

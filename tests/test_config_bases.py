@@ -28,9 +28,13 @@ CHANGED = [
     ('*', 'custom_hooks', 'DeployHook added to the runtimes\' hooks'),
     ('*', 'custom_hooks[[]*', 'DeployHook added to the runtimes\' hooks'),
     ('*', 'optim_wrapper.type',
-     'NonFiniteGuard(Amp)OptimWrapper replaces the NonFiniteGuardHook'),
+     'NonFiniteGuard(Amp)OptimWrapper: the guard is the optimizer wrapper '
+     'instead of a class swapped in by NonFiniteGuardHook'),
+    ('*', 'optim_wrapper.max_consecutive_skips',
+     "the guard's limit is the guarded optimizer wrapper's argument"),
     ('*', 'default_hooks.nonfinite_guard*',
-     'NonFiniteGuard(Amp)OptimWrapper replaces the NonFiniteGuardHook'),
+     'NonFiniteGuardHook only reports (max_consecutive_skips moved to the '
+     'optimizer wrapper)'),
     # mmengine marks every dict that comes from a pkg:: base with the scope
     # of its package (the registry its type is looked up in); our types are
     # registered in those same registries

@@ -4,7 +4,7 @@ Accuracy) on the generated demo data, on CPU at small image sizes.
 
 Only what makes the run small is overridden: data roots, image sizes, batch
 size 2 with 4 training images (2 iterations), no pretrained weights, no
-checkpoints, plain OptimWrapper instead of AMP (CPU), fewer RoIs per image in
+checkpoints, the float32 optimizer wrapper instead of AMP (CPU), fewer RoIs per image in
 two-stage detectors, score thresholds of 0 so that an untrained detector
 still yields boxes for CocoMetric to score, and a tiny mmpretrain ResNet as
 the distillation teacher (the configs' timm teachers are large and need timm).
@@ -20,6 +20,8 @@ from mmengine.hooks import Hook
 from mmengine.runner import Runner
 
 from mmtinyvim.datasets.make_demo_data import make_demo_data
+from mmtinyvim.engine.optim_wrappers import (float32_optim_wrapper_type,
+                                             is_amp_optim_wrapper)
 from mmtinyvim.models.zoo import (FAMILIES, VARIANTS, classifier_cfg,
                                   paper_resolution, parse_variant)
 
@@ -140,8 +142,9 @@ def shrink(cfg, roots, work_dir, teacher_checkpoint=None):
     if cfg.model.type == 'DistillationImageClassifier':
         cfg.model.teacher = TINY_TEACHER
         cfg.model.teacher_checkpoint = teacher_checkpoint
-    if cfg.optim_wrapper.type == 'AmpOptimWrapper':
-        cfg.optim_wrapper.type = 'OptimWrapper'
+    if is_amp_optim_wrapper(cfg.optim_wrapper.type):
+        cfg.optim_wrapper.type = float32_optim_wrapper_type(
+            cfg.optim_wrapper.type)
         cfg.optim_wrapper.pop('loss_scale', None)
 
     for loader in (cfg.train_dataloader, cfg.val_dataloader,

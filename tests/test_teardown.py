@@ -65,9 +65,8 @@ SCRIPT = '''
 import multiprocessing, os, sys
 import torch
 import torch.distributed as dist
-from mmengine.optim import OptimWrapper
 from torch.utils.data import DataLoader
-from mmtinyvim.engine import guard_optim_wrapper, teardown_distributed
+from mmtinyvim.engine import NonFiniteGuardOptimWrapper, teardown_distributed
 
 backend = sys.argv[1]
 dist.init_process_group(backend)
@@ -87,8 +86,8 @@ assert multiprocessing.active_children(), 'persistent workers expected'
 # rank (the ranks agree), so their weights stay equal
 model = torch.nn.Linear(2, 1).to(device)
 torch.nn.init.constant_(model.weight, 1.0)
-wrapper = guard_optim_wrapper(
-    OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1)))
+wrapper = NonFiniteGuardOptimWrapper(
+    torch.optim.SGD(model.parameters(), lr=0.1))
 loss = model(torch.ones(1, 2, device=device)).sum()
 wrapper.update_params(loss * float('nan') if rank == 0 else loss)
 assert wrapper.skipped_nonfinite == 1, wrapper.skipped_nonfinite

@@ -567,12 +567,14 @@ def test_config_with_amp_without_gpu_says_how_to_train_in_fp32(
         train.check_amp_device(cfg, config, by_flag=False)
     print(f'\n{err.value}')
     assert str(err.value).startswith(
-        f"{config} (optim_wrapper.type='AmpOptimWrapper'): mixed-precision "
-        'training needs a CUDA GPU')
-    fix = '--cfg-options optim_wrapper.type=OptimWrapper'
+        f"{config} (optim_wrapper.type='NonFiniteGuardAmpOptimWrapper'): "
+        'mixed-precision training needs a CUDA GPU')
+    # the float32 counterpart keeps the non-finite guard
+    fix = '--cfg-options optim_wrapper.type=NonFiniteGuardOptimWrapper'
     assert f'On CPU, train in float32 with {fix}.' in str(err.value)
     # the fix the message gives is accepted
-    fixed = train.load_config(config, {'optim_wrapper.type': 'OptimWrapper'})
+    fixed = train.load_config(
+        config, {'optim_wrapper.type': 'NonFiniteGuardOptimWrapper'})
     train.check_amp_device(fixed, config, by_flag=False)
 
 

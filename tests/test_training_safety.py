@@ -100,9 +100,11 @@ def _runner(work_dir, max_iters=4, nan_at=(), checkpoint=None, resume=False,
                                       by_epoch=False, max_keep_ckpts=1),
                                  **(checkpoint or {})),
                  logger=dict(type='LoggerHook', interval=1))
+    optim = optim or dict(optimizer=dict(type='SGD', lr=0.1))
     if guard:
-        hooks['nonfinite_guard'] = dict(type='NonFiniteGuardHook',
-                                        max_consecutive_skips=3)
+        hooks['nonfinite_guard'] = dict(type='NonFiniteGuardHook')
+        optim = dict(dict(type='NonFiniteGuardOptimWrapper',
+                          max_consecutive_skips=3), **optim)
     if claim:
         hooks['work_dir_claim'] = dict(type='WorkDirClaimHook')
     extra = {}
@@ -122,7 +124,7 @@ def _runner(work_dir, max_iters=4, nan_at=(), checkpoint=None, resume=False,
                               collate_fn=dict(type='default_collate')),
         train_cfg=dict(by_epoch=False, max_iters=max_iters,
                        val_interval=1),
-        optim_wrapper=optim or dict(optimizer=dict(type='SGD', lr=0.1)),
+        optim_wrapper=optim,
         default_hooks=hooks, resume=resume, randomness=dict(seed=seed),
         **extra)
 
@@ -450,10 +452,9 @@ def test_train_tool_adds_the_safety_hooks_to_any_config():
 
 def test_fp16_scaler_skips_are_kept_and_counted():
     """With a loss scaler (AmpOptimWrapper), overflowing gradients are left
-    to the scaler (step() runs, it skips); the skip is counted and logged."""
-    from mmengine.optim import OptimWrapper
-
-    from mmtinyvim.engine.nonfinite import guard_optim_wrapper
+    to the scaler (step() runs, it skips); the skip is counted and
+    reported."""
+    from mmtinyvim.engine import NonFiniteGuardOptimWrapper
 
     class _Scaler:
         scales = [65536.0, 32768.0]
@@ -462,25 +463,20 @@ def test_fp16_scaler_skips_are_kept_and_counted():
             return self.scales.pop(0) if len(self.scales) > 1 else \
                 self.scales[0]
 
-    class _Logger:
-        messages = []
-
-        def warning(self, message):
-            self.messages.append(message)
-
     model = nn.Linear(2, 1)
-    wrapper = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1))
+    wrapper = NonFiniteGuardOptimWrapper(
+        torch.optim.SGD(model.parameters(), lr=0.1))
     wrapper.loss_scaler = _Scaler()
     steps = []
     wrapper.step = lambda **kwargs: steps.append(1)
-    guard_optim_wrapper(wrapper, logger=_Logger())
-    wrapper._guard_iter = 7
+    reports = wrapper.collect_reports()
+    wrapper.initialize_count_status(model, 6, 10)  # iteration 7 comes next
     # a finite loss whose (scaled) gradients overflow
     model.weight.register_hook(lambda grad: grad * float('inf'))
     wrapper.update_params(model(torch.ones(1, 2)).sum())
     assert steps == [1]
     assert wrapper.skipped_by_scaler == 1 and wrapper.skipped_nonfinite == 0
-    assert _Logger.messages == [
+    assert [r.message() for r in reports] == [
         'Iteration 7: fp16 loss scaler skipped the step (scaled gradients '
         'overflowed; scale 65536 -> 32768); 1 such steps skipped so far']
 
@@ -586,3 +582,250 @@ def test_new_training_into_a_work_dir_with_checkpoints_is_refused(tmp_path):
     assert (tmp_path / 'iter_2.pth').read_bytes() == before
     assert not (tmp_path / CLAIM_FILE).exists()
     _runner(tmp_path, max_iters=3, resume=True).train()  # resuming is fine
+
+
+# ------------------------------------- non-finite batches (issues 18, 20) --
+
+class _Images(torch.utils.data.Dataset):
+    """Float images (a float pipeline) with an ``img_path``; the images at
+    ``bad`` get one inf (or NaN) pixel."""
+
+    def __init__(self, bad=(), value=float('inf'), side=32):
+        self.bad, self.value, self.side = set(bad), value, side
+
+    def __len__(self):
+        return 8
+
+    def __getitem__(self, index):
+        from mmpretrain.structures import DataSample
+        generator = torch.Generator().manual_seed(index)
+        image = torch.rand(3, self.side, self.side,
+                           generator=generator) * 255
+        if index in self.bad:
+            image[0, 3, 4] = self.value
+        sample = DataSample(metainfo=dict(
+            img_path=f'/data/img_{index}.tiff')).set_gt_label(index % 4)
+        return dict(inputs=image, data_samples=sample)
+
+
+def _classifier_runner(work_dir, bad=(), max_iters=4):
+    """A TinyViM-S classifier (BatchNorm everywhere) on 32 px float
+    images, a checkpoint every 2 iterations, as the shipped configs train."""
+    return Runner(
+        model=dict(
+            type='mmpretrain.ImageClassifier',
+            backbone=dict(type='TinyViM', arch='s'),
+            neck=dict(type='mmpretrain.GlobalAveragePooling'),
+            head=dict(type='mmpretrain.LinearClsHead', num_classes=4,
+                      in_channels=224,
+                      loss=dict(type='mmpretrain.CrossEntropyLoss')),
+            data_preprocessor=dict(type='mmpretrain.ClsDataPreprocessor',
+                                   mean=[128] * 3, std=[64] * 3)),
+        work_dir=str(work_dir), experiment_name=f'cls_{next(_names)}',
+        train_dataloader=dict(dataset=_Images(bad), batch_size=2,
+                              sampler=dict(type='DefaultSampler',
+                                           shuffle=False),
+                              collate_fn=dict(type='pseudo_collate')),
+        train_cfg=dict(by_epoch=False, max_iters=max_iters,
+                       val_interval=100),
+        optim_wrapper=dict(type='NonFiniteGuardOptimWrapper',
+                           optimizer=dict(type='SGD', lr=0.01)),
+        default_hooks=dict(
+            checkpoint=dict(type='SafeCheckpointHook', interval=2,
+                            by_epoch=False),
+            logger=dict(type='LoggerHook', interval=1),
+            nonfinite_guard=dict(type='NonFiniteGuardHook')))
+
+
+def _nonfinite_buffers(model):
+    return [name for name, buffer in model.named_buffers()
+            if buffer.is_floating_point()
+            and not bool(torch.isfinite(buffer).all())]
+
+
+def test_one_inf_image_is_a_named_skip_not_a_traceback(tmp_path):
+    """Issue 20: one inf pixel in one image of a batch (float pipeline)
+    used to end training at the next checkpoint (NaN BatchNorm statistics
+    refused) after the skip warning; now the step is skipped, the warning
+    names the image, and training goes on with finite weights and
+    buffers."""
+    torch.manual_seed(0)
+    runner = _classifier_runner(tmp_path, bad=(2, ))
+    runner.train()
+    assert runner.iter == 4
+    assert not _nonfinite_buffers(runner.model)
+    log = _log_text(str(tmp_path))
+    assert ('Skipped the optimizer step (iteration 2: NaN/inf in the inputs '
+            'of /data/img_2.tiff); the weights are unchanged.') in log
+    assert runner.message_hub.get_info('skipped_nonfinite_steps') == 1
+    state = safe_torch_load(str(tmp_path / 'iter_4.pth'))['state_dict']
+    assert all(torch.isfinite(v).all() for v in state.values()
+               if v.is_floating_point())
+
+
+class _InputsToy(BaseModel):
+    """A model on ``inputs`` that reads only their first feature (a NaN
+    elsewhere never reaches its loss), with BatchNorm statistics."""
+
+    def __init__(self):
+        super().__init__()
+        self.linear = nn.Linear(1, 1)
+        self.norm = nn.BatchNorm1d(1)
+
+    def forward(self, inputs, data_samples=None, mode='loss'):
+        x = torch.stack(inputs)[:, :1]
+        if mode == 'loss':
+            return dict(loss=self.norm(self.linear(x)).pow(2).mean())
+        return [self.linear(x).sum().detach()]
+
+
+class _Features(torch.utils.data.Dataset):
+    """Samples of 2 features with an ``img_path``; those at ``bad`` hold
+    ``value`` in their second feature (or, ``first=True``, the first)."""
+
+    def __init__(self, bad=(), value=float('nan'), first=False):
+        self.bad, self.value, self.first = set(bad), value, first
+
+    def __len__(self):
+        return 8
+
+    def __getitem__(self, index):
+        from mmengine.structures import BaseDataElement
+        x = torch.tensor([index / 8, 1.0])
+        if index in self.bad:
+            x[0 if self.first else 1] = self.value
+        return dict(inputs=x, data_samples=BaseDataElement(
+            metainfo=dict(img_path=f'/data/{index}.npy')))
+
+
+def _features_runner(work_dir, bad=(), value=float('nan'), first=False,
+                     max_iters=4, optim_type='NonFiniteGuardOptimWrapper'):
+    torch.manual_seed(0)  # the model is built here, not by the runner
+    return Runner(
+        model=_InputsToy(), work_dir=str(work_dir),
+        experiment_name=f'features_{next(_names)}',
+        train_dataloader=dict(dataset=_Features(bad, value, first),
+                              batch_size=2,
+                              sampler=dict(type='DefaultSampler',
+                                           shuffle=False),
+                              collate_fn=dict(type='pseudo_collate')),
+        train_cfg=dict(by_epoch=False, max_iters=max_iters),
+        optim_wrapper=dict(type=optim_type,
+                           optimizer=dict(type='SGD', lr=0.1)),
+        default_hooks=dict(
+            checkpoint=dict(type='SafeCheckpointHook', interval=1,
+                            by_epoch=False, max_keep_ckpts=1),
+            logger=dict(type='LoggerHook', interval=1),
+            nonfinite_guard=dict(type='NonFiniteGuardHook')))
+
+
+def test_nonfinite_inputs_are_named_and_their_step_skipped(tmp_path):
+    """Issue 20: NaN inputs whose loss stays finite used to be trained on
+    without a word; now the warning names the images and the step (the
+    weights) is skipped."""
+    clean = _features_runner(tmp_path / 'a', max_iters=1)
+    clean.train()
+    runner = _features_runner(tmp_path / 'b', bad=(3, ), max_iters=2)
+    runner.train()
+    log = _log_text(str(tmp_path / 'b'))
+    assert ('Skipped the optimizer step (iteration 2: NaN/inf in the inputs '
+            'of /data/3.npy)') in log
+    for a, b in zip(_weights(clean), _weights(runner)):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_a_skipped_step_leaves_batchnorm_statistics_as_they_were(tmp_path):
+    """A finite but huge input overflows BatchNorm's variance (inf running
+    statistics) and the loss: the skip also puts the buffers back, so the
+    next checkpoint is written (it used to be refused)."""
+    runner = _features_runner(tmp_path, bad=(3, ), value=3e38, first=True)
+    runner.train()
+    assert runner.iter == 4
+    assert not _nonfinite_buffers(runner.model)
+    assert re.search(r'Skipped the optimizer step \(iteration 2: non-finite '
+                     r'(loss|buffers .BatchNorm statistics. after the forward '
+                     r'pass) in the batch of /data/2.npy, /data/3.npy\)',
+                     _log_text(str(tmp_path)))
+    assert (tmp_path / 'iter_4.pth').exists()
+
+
+def test_guard_hook_refuses_an_unguarded_optimizer_wrapper(tmp_path):
+    runner = _features_runner(tmp_path, optim_type='OptimWrapper')
+    with pytest.raises(TypeError) as caught:
+        runner.train()
+    message = str(caught.value)
+    print(message)
+    assert message.startswith(
+        'NonFiniteGuardHook: the optimizer wrapper is OptimWrapper, which '
+        'takes the optimizer step also on a NaN/inf loss')
+    assert "Set optim_wrapper.type='NonFiniteGuardOptimWrapper'" in message
+    assert not glob.glob(str(tmp_path / 'iter_*.pth'))
+
+
+def test_guard_changes_no_class_or_method_of_the_runner(tmp_path):
+    """The guard is the configured wrapper class itself: no class swapped
+    at run time, no method of the model replaced."""
+    from mmtinyvim.engine import NonFiniteGuardOptimWrapper
+    runner = _runner(tmp_path, max_iters=2, nan_at=(1, ), claim=False)
+    runner.train()
+    assert type(runner.optim_wrapper) is NonFiniteGuardOptimWrapper
+    assert 'parse_losses' not in vars(runner.model)
+    assert runner.message_hub.get_info('skipped_nonfinite_steps') == 1
+
+
+def test_hook_argument_moved_to_the_wrapper_is_named():
+    from mmtinyvim.engine import NonFiniteGuardHook
+    with pytest.raises(TypeError, match='max_consecutive_skips is an '
+                       'argument of the optimizer wrapper'):
+        NonFiniteGuardHook(max_consecutive_skips=3)
+
+
+def test_amp_flag_keeps_the_guard_and_amp_check_knows_subclasses(
+        monkeypatch):
+    """tools/train.py --amp turns a guarded wrapper into the guarded AMP
+    one; the no-GPU check recognises AmpOptimWrapper subclasses."""
+    from mmtinyvim.engine.optim_wrappers import (
+        amp_optim_wrapper_type, float32_optim_wrapper_type,
+        guarded_optim_wrapper_type)
+    assert amp_optim_wrapper_type('NonFiniteGuardOptimWrapper') == \
+        'NonFiniteGuardAmpOptimWrapper'
+    assert amp_optim_wrapper_type('OptimWrapper') == 'AmpOptimWrapper'
+    assert float32_optim_wrapper_type('NonFiniteGuardAmpOptimWrapper') == \
+        'NonFiniteGuardOptimWrapper'
+    assert guarded_optim_wrapper_type('AmpOptimWrapper') == \
+        'NonFiniteGuardAmpOptimWrapper'
+    sys.path.insert(0, os.path.join(ROOT, 'tools'))
+    try:
+        import train
+    finally:
+        sys.path.remove(os.path.join(ROOT, 'tools'))
+    monkeypatch.setattr(train, 'has_amp_device', lambda: False)
+    cfg = Config(dict(optim_wrapper=dict(
+        type='NonFiniteGuardAmpOptimWrapper', optimizer=dict(type='SGD'))))
+    with pytest.raises(RuntimeError, match='optim_wrapper.type=Non'
+                       'FiniteGuardOptimWrapper'):
+        train.check_amp_device(cfg, 'x.py', by_flag=False)
+
+
+def test_checkpoint_hook_uses_public_extension_points_only(tmp_path):
+    """Issue 18: SafeCheckpointHook overrides no private method of
+    mmengine's CheckpointHook (those differ between mmengine releases and
+    forks); its atomic writes come from the registered file backend that
+    its backend_args name."""
+    from mmengine.hooks import CheckpointHook
+
+    from mmtinyvim.engine.atomic_io import AtomicLocalBackend
+    private = [name for name in vars(SafeCheckpointHook)
+               if name.startswith('_') and not name.startswith('__')
+               and hasattr(CheckpointHook, name)]
+    assert private == []
+    hook = SafeCheckpointHook(interval=1)
+    assert hook.backend_args == dict(backend='atomic_local')
+    runner = _runner(tmp_path, max_iters=1, claim=False)
+    runner.train()
+    checkpoint_hook = next(h for h in runner.hooks
+                           if isinstance(h, SafeCheckpointHook))
+    assert isinstance(checkpoint_hook.file_backend, AtomicLocalBackend)
+    # a remote out_dir keeps mmengine's own choice of backend
+    assert SafeCheckpointHook(
+        interval=1, out_dir='s3://bucket/run').backend_args is None

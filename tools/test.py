@@ -26,15 +26,15 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 from mmtinyvim.datasets.size_limit import MAX_SIDE, bound_image_size
-from mmtinyvim.engine import (add_deploy_hook, quiet_logger, quiet_run,
-                              remove_deploy_hook)
+from mmtinyvim.engine import (add_deploy_hook, init_cpu_process_group,
+                              quiet_logger, quiet_run, remove_deploy_hook)
 from mmtinyvim.engine.config_check import (CfgOptionsAction,
                                            ConfigCheckError, check_work_dir)
 from mmtinyvim.utils.checkpoint import (NonFiniteWeightsError,
                                         require_finite, require_fit,
                                         safe_loading_in_mmengine,
                                         safe_torch_load, unwrap_state_dict)
-from train import init_cpu_process_group, load_config
+from train import load_config
 
 
 def parse_args(argv=None):

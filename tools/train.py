@@ -17,13 +17,16 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 from mmtinyvim.engine import (add_cuda_graph_hook, add_safety_hooks,
-                              quiet_logger, quiet_run,
-                              remove_cuda_graph_hook,
+                              init_cpu_process_group, quiet_logger,
+                              quiet_run, remove_cuda_graph_hook,
                               teardown_distributed)
 from mmtinyvim.engine.checkpoint_hook import newest_intact_checkpoint
 from mmtinyvim.engine.config_check import (CfgOptionsAction,
                                            ConfigCheckError, check_work_dir)
 from mmtinyvim.engine.config_check import load_config as load_checked_config
+from mmtinyvim.engine.optim_wrappers import (amp_optim_wrapper_type,
+                                             float32_optim_wrapper_type,
+                                             is_amp_optim_wrapper)
 from mmtinyvim.models.pretrained import (MissingPretrainedError,
                                          check_pretrained_files)
 from mmtinyvim.utils.checkpoint import (ResumeCheckpointError,
@@ -110,21 +113,24 @@ def has_amp_device():
 
 
 def check_amp_device(cfg, config_path, by_flag):
-    """One clear error where mmengine's AmpOptimWrapper would fail: on a
-    machine without a GPU (mmengine 0.10.7 offers no CPU autocast for
-    training, float16 or bfloat16)."""
+    """One clear error where mmengine's AmpOptimWrapper (or a subclass, such
+    as NonFiniteGuardAmpOptimWrapper) would fail: on a machine without a GPU
+    (mmengine 0.10.7 offers no CPU autocast for training, float16 or
+    bfloat16)."""
     wrapper = cfg.get('optim_wrapper') or {}
-    if wrapper.get('type') != 'AmpOptimWrapper' or has_amp_device():
+    type_ = wrapper.get('type', 'OptimWrapper')
+    if not is_amp_optim_wrapper(type_) or has_amp_device():
         return
+    name = getattr(type_, '__name__', type_)
     source = ('--amp' if by_flag else
-              f"{config_path} (optim_wrapper.type='AmpOptimWrapper')")
+              f"{config_path} (optim_wrapper.type='{name}')")
     if by_flag:
         fix = 'On CPU, train in float32: leave out --amp.'
     else:
         extra = [k for k in ('loss_scale', 'dtype', 'use_fsdp')
                  if k in wrapper]
         fix = ('On CPU, train in float32 with --cfg-options '
-               'optim_wrapper.type=OptimWrapper' +
+               f'optim_wrapper.type={float32_optim_wrapper_type(name)}' +
                (f' after removing optim_wrapper keys {extra} from the config'
                 if extra else '') + '.')
     raise RuntimeError(
@@ -136,17 +142,6 @@ def check_amp_device(cfg, config_path, by_flag):
         'that a config stays finite under bfloat16 autocast on CPU, run '
         'python tools/analysis_tools/amp_check.py CONFIG --dtype bfloat16 '
         '--device cpu --demo-data.')
-
-
-def init_cpu_process_group(cfg):
-    """mmengine 0.10.7 binds every process started by torchrun to a CUDA
-    device, which fails without one. On such a machine the gloo process
-    group is started here, from torchrun's environment, and the Runner
-    finds it ready."""
-    if (cfg.launcher == 'pytorch' and not torch.cuda.is_available()
-            and not torch.distributed.is_initialized()):
-        torch.distributed.init_process_group(
-            backend=cfg.env_cfg.dist_cfg.get('backend', 'gloo'))
 
 
 def resume_source(cfg, work_dir):
@@ -196,10 +191,12 @@ def _main(argv=None):
     check_work_dir(cfg.work_dir)
 
     if args.amp:
-        if cfg.optim_wrapper.get('type') == 'AmpOptimWrapper':
+        current = cfg.optim_wrapper.get('type', 'OptimWrapper')
+        if is_amp_optim_wrapper(current):
             print('AMP is already enabled in the config')
         else:
-            cfg.optim_wrapper.type = 'AmpOptimWrapper'
+            # a guarded wrapper becomes the guarded AMP one
+            cfg.optim_wrapper.type = amp_optim_wrapper_type(current)
             cfg.optim_wrapper.loss_scale = 'dynamic'
 
     check_amp_device(cfg, args.config, args.amp)

@@ -6,14 +6,18 @@ custom_imports = dict(
     imports=['mmtinyvim', 'mmtinyvim.datasets.coco'],
     allow_failed_imports=False)
 
-# checkpoint: SafeCheckpointHook (mmtinyvim.engine.safety) writes through a
-# temporary file + rename and deletes old checkpoints only afterwards
+# checkpoint: SafeCheckpointHook (mmtinyvim.engine.checkpoint_hook) writes
+# through a temporary file + rename (its atomic_local file backend) and
+# deletes old checkpoints only afterwards
 default_hooks = dict(
     checkpoint=dict(type='SafeCheckpointHook'),
-    # mmtinyvim.engine.safety (registered by custom_imports' mmtinyvim):
-    # one training per work_dir, and no optimizer step on NaN/inf
+    # mmtinyvim.engine (registered by custom_imports' mmtinyvim): one
+    # training per work_dir; the configs' optimizer wrappers
+    # (NonFiniteGuard(Amp)OptimWrapper) take no step on NaN/inf and this hook
+    # says which iteration, loss terms and images it was (it refuses a plain
+    # OptimWrapper)
     work_dir_claim=dict(type='WorkDirClaimHook'),
-    nonfinite_guard=dict(type='NonFiniteGuardHook', max_consecutive_skips=10),
+    nonfinite_guard=dict(type='NonFiniteGuardHook'),
     visualization=dict(type='DetVisualizationHook'))
 
 # re-seeds python / numpy / torch from (seed, iteration or epoch), so that

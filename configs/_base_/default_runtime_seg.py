@@ -9,18 +9,22 @@ custom_imports = dict(
     imports=['mmtinyvim', 'mmtinyvim.datasets.ade'],
     allow_failed_imports=False)
 
-# checkpoint: SafeCheckpointHook (mmtinyvim.engine.safety) writes through a
-# temporary file + rename and deletes old checkpoints only afterwards
+# checkpoint: SafeCheckpointHook (mmtinyvim.engine.checkpoint_hook) writes
+# through a temporary file + rename (its atomic_local file backend) and
+# deletes old checkpoints only afterwards
 default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=False),
     param_scheduler=dict(type='ParamSchedulerHook'),
     checkpoint=dict(type='SafeCheckpointHook', by_epoch=False, interval=8000),
     sampler_seed=dict(type='DistSamplerSeedHook'),
-    # mmtinyvim.engine.safety (registered by custom_imports' mmtinyvim):
-    # one training per work_dir, and no optimizer step on NaN/inf
+    # mmtinyvim.engine (registered by custom_imports' mmtinyvim): one
+    # training per work_dir; the configs' optimizer wrappers
+    # (NonFiniteGuard(Amp)OptimWrapper) take no step on NaN/inf and this hook
+    # says which iteration, loss terms and images it was (it refuses a plain
+    # OptimWrapper)
     work_dir_claim=dict(type='WorkDirClaimHook'),
-    nonfinite_guard=dict(type='NonFiniteGuardHook', max_consecutive_skips=10),
+    nonfinite_guard=dict(type='NonFiniteGuardHook'),
     # draw=False (the default): tools/test.py --show/--show-dir (ours and
     # mmseg's) switch it on; mmseg's warning about draw=False is silenced by
     # mmtinyvim.engine.quiet, as no setting avoids it

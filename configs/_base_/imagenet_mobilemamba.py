@@ -118,7 +118,11 @@ test_evaluator = val_evaluator
 # 1.5e-3, docs/recipes.md#mobilemamba-disagreements item 1); weight decay 0.05
 # on all but 1-D tensors; gradient norm clipped at 5; AMP.
 optim_wrapper = dict(
-    type='AmpOptimWrapper',
+    # AMP with the non-finite guard (mmtinyvim.engine.optim_wrappers): no
+    # step on a NaN/inf loss, input or gradient; training stops after
+    # max_consecutive_skips skipped steps in a row
+    type='NonFiniteGuardAmpOptimWrapper',
+    max_consecutive_skips=10,
     # equal per-parameter groups merged (mmtinyvim.engine.optim)
     constructor='MergedGroupsOptimWrapperConstructor',
     optimizer=dict(

@@ -3,8 +3,10 @@ explicit fast paths, the runner hooks and the mixed-precision check.
 
 Importing this package only registers the hooks with mmengine
 (:class:`ResumableRandomnessHook`, :class:`CUDAGraphTrainingHook`,
-:class:`DeployHook`, :class:`SafeLoadingHook` and the safety hooks); the
-shipped configs list them in ``custom_hooks``. Nothing outside the package
+:class:`DeployHook`, :class:`SafeLoadingHook` and the safety hooks), the
+guarded optimizer wrappers (:class:`NonFiniteGuardOptimWrapper`,
+:class:`NonFiniteGuardAmpOptimWrapper`) and the atomic local file backend
+of :class:`SafeCheckpointHook`; the shipped configs name them. Nothing outside the package
 is changed by the import.
 
 * :mod:`.graphs`: CUDA-graph capture and the steps the fast paths share;
@@ -32,9 +34,10 @@ from .quiet import quiet_logger, quiet_run
 from .atomic_io import atomic_write_text, commit_file
 from .checkpoint_hook import (CheckpointWriteError, SafeCheckpointHook,
                               newest_intact_checkpoint)
-from .nonfinite import (NonFiniteGuardHook, NonFiniteLossError,
-                        guard_optim_wrapper)
-from .teardown import teardown_distributed
+from .nonfinite import NonFiniteGuardHook, NonFiniteLossError
+from .optim_wrappers import (NonFiniteGuardAmpOptimWrapper,
+                             NonFiniteGuardOptimWrapper)
+from .teardown import init_cpu_process_group, teardown_distributed
 from .training_defaults import add_safety_hooks
 from .work_dir import (WorkDirClaimedError, WorkDirClaimHook,
                        WorkDirHasCheckpointsError, claim_work_dir,
@@ -60,5 +63,6 @@ __all__ = ['MergedGroupsOptimWrapperConstructor', 'merge_param_groups',
            'WorkDirClaimedError', 'WorkDirClaimHook',
            'WorkDirHasCheckpointsError', 'add_safety_hooks',
            'claim_work_dir',
-           'guard_optim_wrapper', 'newest_intact_checkpoint',
+           'NonFiniteGuardOptimWrapper', 'NonFiniteGuardAmpOptimWrapper',
+           'newest_intact_checkpoint', 'init_cpu_process_group',
            'release_work_dir', 'teardown_distributed']

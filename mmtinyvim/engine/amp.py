@@ -23,6 +23,10 @@ from typing import List, Optional
 
 import torch
 
+from .optim_wrappers import (amp_optim_wrapper_type,
+                             float32_optim_wrapper_type,
+                             is_amp_optim_wrapper)
+
 DTYPES = {'float16': torch.float16, 'bfloat16': torch.bfloat16}
 
 
@@ -66,11 +70,13 @@ def amp_config(cfg, dtype: str, device: str):
             raise ValueError('float16 training needs loss scaling, which '
                              "mmengine's AmpOptimWrapper offers on CUDA only; "
                              'use bfloat16 on CPU')
-        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        cfg.optim_wrapper.type = amp_optim_wrapper_type(
+            cfg.optim_wrapper.get('type', 'OptimWrapper'))
         cfg.optim_wrapper.dtype = 'float16'
         cfg.optim_wrapper.loss_scale = 'dynamic'
-    elif cfg.optim_wrapper.get('type', 'OptimWrapper') == 'AmpOptimWrapper':
-        cfg.optim_wrapper.type = 'OptimWrapper'
+    elif is_amp_optim_wrapper(cfg.optim_wrapper.get('type', 'OptimWrapper')):
+        cfg.optim_wrapper.type = float32_optim_wrapper_type(
+            cfg.optim_wrapper.type)
         for key in ('dtype', 'loss_scale'):
             cfg.optim_wrapper.pop(key, None)
     return cfg

@@ -7,17 +7,15 @@ import inspect
 import re
 import shutil
 import warnings
-from collections import deque
 
 import torch
 from mmengine.dist import is_main_process
-from mmengine.fileio import LocalBackend, get_file_backend
 from mmengine.hooks import CheckpointHook
 from mmengine.registry import HOOKS
 
 from ..utils.checkpoint import safe_torch_load
-from ..utils.files import temporary_name
-from .atomic_io import (atomic_write_text, commit_file,
+from .atomic_io import (AtomicLocalBackend, AtomicWriteError,
+                        atomic_write_text, is_own_file,
                         stale_temporary_files)
 
 _CKPT_NAME = re.compile(r'^(?:iter|epoch)_(\d+)\.pth$')
@@ -123,74 +121,34 @@ def _write_failure(runner, path, err):
             f'{err.strerror or err} ({free} in {folder}). {state}')
 
 
-class _AtomicSavingRunner:
-    """The runner as ``CheckpointHook`` sees it, with ``save_checkpoint``
-    writing through a temporary file and a rename."""
-
-    def __init__(self, runner, hook):
-        self.__dict__['_runner'] = runner
-        self.__dict__['_hook'] = hook
-
-    def __getattr__(self, name):
-        return getattr(self._runner, name)
-
-    def __setattr__(self, name, value):
-        setattr(self._runner, name, value)
-
-    def save_checkpoint(self, out_dir, filename, *args, **kwargs):
-        self._hook._write_checkpoint(self._runner, out_dir, filename,
-                                     *args, **kwargs)
-
-
-class _DeferredRemovals:
-    """``file_backend`` proxy that records removals instead of doing them."""
-
-    def __init__(self, backend):
-        self._backend = backend
-        self.pending = []
-
-    def __getattr__(self, name):
-        return getattr(self._backend, name)
-
-    def remove(self, path):
-        self.pending.append(('remove', path))
-
-    def rmtree(self, path):
-        self.pending.append(('rmtree', path))
-
-    def flush(self, folders, warn):
-        """Do the recorded removals of checkpoint files directly inside one
-        of ``folders`` (this run's checkpoint folder and work_dir). A path
-        from elsewhere (a resumed checkpoint's hook state names the previous
-        best) or a directory is left as it is, with ``warn(message)``: a
-        file named by a checkpoint must never make training delete data
-        outside its own run."""
-        own = {osp.realpath(folder) for folder in folders}
-        for _, path in self.pending:
-            path = str(path)
-            inside = osp.realpath(osp.dirname(osp.abspath(path))) in own
-            if inside and osp.isfile(path) and not osp.islink(path):
-                self._backend.remove(path)
-            elif osp.lexists(path):
-                warn(f'Not removing {path}: the previous best checkpoint '
-                     'named by the resumed training state is not a '
-                     'checkpoint file of this run\'s folder '
-                     f'({", ".join(sorted(own))}); it is left as it is')
-        self.pending = []
+def _not_removing(path, folders):
+    own = sorted({osp.realpath(str(folder)) for folder in folders})
+    return (f'Not removing {path}: the previous best checkpoint named by the '
+            'resumed training state is not a checkpoint file of this run\'s '
+            f'folder ({", ".join(own)}); it is left as it is')
 
 
 @HOOKS.register_module()
 class SafeCheckpointHook(CheckpointHook):
     """``CheckpointHook`` whose saves survive a crash at any moment.
 
-    Order of a save: write ``.NAME.tmp-PID`` in the checkpoint folder, fsync,
-    ``os.replace`` to ``NAME``; replace ``last_checkpoint`` atomically; only
-    then delete the checkpoints beyond ``max_keep_ckpts`` (and, for
-    ``save_best``, the previous best). A checkpoint whose weights hold
-    NaN/inf is refused with a ``RuntimeError``. With ``resume=True`` and no
-    ``load_from``, the newest intact checkpoint is resumed (a truncated file
-    or a ``last_checkpoint`` naming a missing file is skipped with a
-    warning). Arguments are those of ``CheckpointHook``.
+    Built on mmengine's public extension points only: for a local
+    ``out_dir`` without ``backend_args`` the files go through the registered
+    file backend ``atomic_local`` (:class:`AtomicLocalBackend`: write
+    ``.NAME.tmp-PID`` in the checkpoint folder, fsync, ``os.replace`` to
+    ``NAME``), whose removals are deferred; after each hook method that may
+    save (``after_train_iter``, ``after_train_epoch``, ``after_val_epoch``,
+    mmengine's, then this) ``last_checkpoint`` is replaced atomically and
+    only then are the checkpoints beyond ``max_keep_ckpts`` (and, for
+    ``save_best``, the previous best) deleted. A failed write stops training
+    with :class:`CheckpointWriteError`, nothing saved before changed. A best
+    checkpoint named by a resumed training state that is not a checkpoint
+    file of this run's folder is forgotten in ``before_train`` (warned
+    once), so nothing outside the run is ever deleted. A checkpoint whose
+    weights hold NaN/inf is refused with a ``RuntimeError``. With
+    ``resume=True`` and no ``load_from``, the newest intact checkpoint is
+    resumed (a truncated file or a ``last_checkpoint`` naming a missing file
+    is skipped with a warning). Arguments are those of ``CheckpointHook``.
     """
 
     def __init__(self, *args, **kwargs):
@@ -209,7 +167,16 @@ class SafeCheckpointHook(CheckpointHook):
             raise TypeError(
                 f'SafeCheckpointHook: unknown argument(s) {", ".join(hints)}; '
                 f'valid arguments: {", ".join(valid)}')
-        super().__init__(*args, **kwargs)
+        bound = inspect.signature(CheckpointHook.__init__).bind(
+            self, *args, **kwargs)
+        given = bound.arguments
+        if (given.get('backend_args') is None
+                and given.get('file_client_args') is None
+                and '://' not in str(given.get('out_dir') or '')):
+            # mmengine's own file-backend choice, for local folders: every
+            # checkpoint file goes through a temporary file and a rename
+            given['backend_args'] = dict(backend='atomic_local')
+        super().__init__(*bound.args[1:], **bound.kwargs)
 
     def before_run(self, runner) -> None:
         super().before_run(runner)
@@ -254,55 +221,77 @@ class SafeCheckpointHook(CheckpointHook):
                 'or give a checkpoint with --resume PATH')
 
     def before_train(self, runner) -> None:
-        """mmengine's ``CheckpointHook.before_train`` without its unused
-        ``FileClient``.
+        """mmengine's ``before_train`` (which may rotate checkpoints), then: removals deferred (see
+        :class:`AtomicLocalBackend`), and a best checkpoint named by the
+        resumed training state forgotten unless it is a checkpoint file of
+        this run's folder, so that a new best never deletes anything else
+        (warned once)."""
+        super().before_train(runner)
+        if isinstance(self.file_backend, AtomicLocalBackend):
+            self.file_backend.defer_removals()
+        if self.save_best is not None and len(self.key_indicators) == 1:
+            self.best_ckpt_path = self._own_best(runner, self.best_ckpt_path)
+        elif self.save_best is not None:
+            for key, path in self.best_ckpt_path_dict.items():
+                self.best_ckpt_path_dict[key] = self._own_best(runner, path)
 
-        mmengine 0.10.7 builds ``self.file_client = FileClient.infer_client(
-        ...)`` even when ``file_client_args`` is None, only "to avoid breaking
-        backward compatibility" (nothing reads it then); building it logs two
-        deprecation warnings ("FileClient" and "HardDiskBackend") that the
-        user cannot act on. Without ``file_client_args`` (every shipped
-        config) this does the rest of mmengine's method as it is, with
-        ``get_file_backend`` only; with ``file_client_args`` (deprecated, the
-        user's own choice) mmengine's method runs unchanged.
-        """
-        if self.file_client_args is not None:
-            return super().before_train(runner)
-        if self.out_dir is None:
-            self.out_dir = runner.work_dir
-        self.file_client = None  # mmengine's attribute, unused without args
-        self.file_backend = get_file_backend(
-            self.out_dir, backend_args=self.backend_args)
-        # from here on mmengine 0.10.7's before_train, unchanged
-        if self.out_dir != runner.work_dir:
-            basename = osp.basename(runner.work_dir.rstrip(osp.sep))
-            self.out_dir = self.file_backend.join_path(self.out_dir, basename)
-        runner.logger.info(f'Checkpoints will be saved to {self.out_dir}.')
-        info = runner.message_hub.runtime_info
-        if self.save_best is not None:
-            if len(self.key_indicators) == 1:
-                self.best_ckpt_path = (runner.message_hub.get_info(
-                    'best_ckpt') if 'best_ckpt' in info else None)
-            else:
-                for key_indicator in self.key_indicators:
-                    name = f'best_ckpt_{key_indicator}'
-                    self.best_ckpt_path_dict[key_indicator] = (
-                        runner.message_hub.get_info(name)
-                        if name in info else None)
-        if self.max_keep_ckpts > 0:
-            keep_ckpt_ids = []
-            if 'keep_ckpt_ids' in info:
-                keep_ckpt_ids = runner.message_hub.get_info('keep_ckpt_ids')
-            while len(keep_ckpt_ids) > self.max_keep_ckpts:
-                step = keep_ckpt_ids.pop(0)
-                if is_main_process():
-                    path = self.file_backend.join_path(
-                        self.out_dir, self.filename_tmpl.format(step))
-                    if self.file_backend.isfile(path):
-                        self.file_backend.remove(path)
-                    elif self.file_backend.isdir(path):
-                        self.file_backend.rmtree(path)
-            self.keep_ckpt_ids = deque(keep_ckpt_ids, self.max_keep_ckpts)
+    def _folders(self, runner):
+        return [self.out_dir, runner.work_dir]
+
+    def _own_best(self, runner, path):
+        if not path or is_own_file(path, self._folders(runner)):
+            return path
+        if osp.lexists(str(path)):
+            runner.logger.warning(_not_removing(path, self._folders(runner)))
+        return None
+
+    def _commit(self, runner):
+        """After mmengine's saves: ``last_checkpoint`` replaced atomically
+        and on disk (mmengine writes it in place), then the deferred
+        removals done."""
+        saved, self._saved = getattr(self, '_saved', False), False
+        # (validation alone, without before_train: no backend)
+        backend = getattr(self, 'file_backend', None)
+        if not isinstance(backend, AtomicLocalBackend) or \
+                not is_main_process():
+            return
+        if saved and self.last_ckpt is not None:
+            atomic_write_text(osp.join(runner.work_dir, 'last_checkpoint'),
+                              str(self.last_ckpt))
+        warned = self.__dict__.setdefault('_warned', set())
+
+        def warn_once(message):
+            if message not in warned:
+                warned.add(message)
+                runner.logger.warning(message)
+
+        backend.commit_removals(
+            self._folders(runner),
+            lambda path: warn_once(_not_removing(path, self._folders(runner))))
+
+    def _saving(self, runner, save):
+        """Run mmengine's ``save()`` (a hook method that may save); a write
+        failure becomes :class:`CheckpointWriteError`."""
+        try:
+            save()
+        except AtomicWriteError as err:
+            raise CheckpointWriteError(
+                _write_failure(runner, err.filename, err)) from err
+        self._commit(runner)
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None,
+                         outputs=None) -> None:
+        self._saving(runner, lambda: super(
+            SafeCheckpointHook, self).after_train_iter(
+                runner, batch_idx, data_batch, outputs))
+
+    def after_train_epoch(self, runner) -> None:
+        self._saving(runner, lambda: super(
+            SafeCheckpointHook, self).after_train_epoch(runner))
+
+    def after_val_epoch(self, runner, metrics=None) -> None:
+        self._saving(runner, lambda: super(
+            SafeCheckpointHook, self).after_val_epoch(runner, metrics))
 
     def before_save_checkpoint(self, runner, checkpoint) -> None:
         bad, count = nonfinite_entries(checkpoint.get('state_dict', {}))
@@ -312,84 +301,5 @@ class SafeCheckpointHook(CheckpointHook):
                 f'{count} weight tensors hold NaN/inf (e.g. '
                 f'{", ".join(bad)}). Training diverged; the last intact '
                 f'checkpoint in {runner.work_dir} is kept.')
-
-    def _is_local(self):
-        backend = getattr(self, 'file_backend', None)
-        backend = getattr(backend, '_backend', backend)  # _DeferredRemovals
-        return isinstance(backend, LocalBackend)
-
-    def _write_checkpoint(self, runner, out_dir, filename, *args, **kwargs):
-        if not self._is_local():
-            runner.save_checkpoint(out_dir, filename, *args, **kwargs)
-            return
-        if not is_main_process():  # runner.save_checkpoint is master-only
-            runner.save_checkpoint(out_dir, filename, *args, **kwargs)
-            return
-        final = osp.join(out_dir, filename)
-        tmp_name = osp.basename(temporary_name(final))
-        try:
-            runner.save_checkpoint(out_dir, tmp_name, *args, **kwargs)
-            commit_file(osp.join(out_dir, tmp_name), final)
-        except OSError as err:  # a full disk, a quota, a lost mount
-            raise CheckpointWriteError(
-                _write_failure(runner, final, err)) from err
-        finally:
-            if osp.exists(osp.join(out_dir, tmp_name)):
-                os.remove(osp.join(out_dir, tmp_name))
-
-    def _save_checkpoint_with_step(self, runner, step, meta):
-        runner = getattr(runner, '_runner', runner)
-        outdated = []
-        if self.max_keep_ckpts > 0 and not (
-                self.keep_ckpt_ids and self.keep_ckpt_ids[-1] == step):
-            while len(self.keep_ckpt_ids) >= self.max_keep_ckpts:
-                outdated.append(self.keep_ckpt_ids.popleft())
-            self.keep_ckpt_ids.append(step)
-            runner.message_hub.update_info('keep_ckpt_ids',
-                                           list(self.keep_ckpt_ids))
-        ckpt_filename = self.filename_tmpl.format(step)
-        self.last_ckpt = self.file_backend.join_path(self.out_dir,
-                                                     ckpt_filename)
-        runner.message_hub.update_info('last_ckpt', self.last_ckpt)
-        self._write_checkpoint(
-            runner, self.out_dir, ckpt_filename, self.file_client_args,
-            save_optimizer=self.save_optimizer,
-            save_param_scheduler=self.save_param_scheduler, meta=meta,
-            by_epoch=self.by_epoch, backend_args=self.backend_args,
-            **self.args)
-        if not is_main_process():
-            return
-        atomic_write_text(osp.join(runner.work_dir, 'last_checkpoint'),
-                          self.last_ckpt)
-        for old in outdated:  # only now that the new one is complete
-            path = self.file_backend.join_path(self.out_dir,
-                                               self.filename_tmpl.format(old))
-            if self.file_backend.isfile(path):
-                self.file_backend.remove(path)
-            elif self.file_backend.isdir(path):
-                self.file_backend.rmtree(path)
-
-    def _save_best_checkpoint(self, runner, metrics) -> None:
-        # mmengine removes the previous best before writing the new one:
-        # its removals are recorded and done once the new best is written
-        if not self.save_best:
-            return
-        backend = self.file_backend
-        deferred = _DeferredRemovals(backend)
-        self.file_backend = deferred
-        try:
-            super()._save_best_checkpoint(_AtomicSavingRunner(runner, self),
-                                          metrics)
-        finally:
-            self.file_backend = backend
-        folders = [self.out_dir, runner.work_dir]
-        warned = self.__dict__.setdefault('_warned_foreign', set())
-
-        def warn_once(message):
-            if message not in warned:
-                warned.add(message)
-                runner.logger.warning(message)
-
-        deferred.flush(folders, warn_once)
-
+        self._saved = True
 

@@ -1,199 +1,196 @@
-"""No optimizer step on a non-finite loss or gradient
-(:class:`NonFiniteGuardHook`)."""
-import warnings
-from collections import OrderedDict
-
+"""What a skipped non-finite step was (:class:`NonFiniteGuardHook`): the
+guard itself is the optimizer wrapper's
+(:mod:`mmtinyvim.engine.optim_wrappers`)."""
 import torch
-from mmengine.model import is_model_wrapper
-from mmengine.optim import OptimWrapper, OptimWrapperDict
-from mmengine.registry import HOOKS
 from mmengine.hooks import Hook
+from mmengine.optim import OptimWrapperDict
+from mmengine.registry import HOOKS
+
+from .optim_wrappers import (GUARDED, NONFINITE_REASONS,
+                             NonFiniteGuardMixin,
+                             NonFiniteLossError, SkipReport)
+
+__all__ = ['NonFiniteGuardHook', 'NonFiniteLossError']
+
+# images named in one message at most
+_MAX_NAMED = 4
 
 
-class NonFiniteLossError(RuntimeError):
-    """Too many consecutive training steps had a non-finite loss or
-    gradient."""
+def _wrappers(optim_wrapper):
+    if isinstance(optim_wrapper, OptimWrapperDict):
+        return list(optim_wrapper.values())
+    return [optim_wrapper]
 
 
-class _NonFiniteGuard:
-    """Mixed into the runner's optimizer wrapper class by
-    :class:`NonFiniteGuardHook`; see there."""
-
-    def _guard_init(self, max_consecutive_skips, logger):
-        self._guard_max = max_consecutive_skips
-        self._guard_logger = logger
-        self._guard_iter = 0
-        self._guard_terms = {}
-        self._guard_window_bad = []
-        self._guard_consecutive = 0
-        self.skipped_nonfinite = 0
-        self.skipped_by_scaler = 0
-
-    def _guard_warn(self, message):
-        if self._guard_logger is not None:
-            self._guard_logger.warning(message)
-        else:
-            warnings.warn(message)
-
-    def _grads_finite(self):
-        # the largest |entry| over all gradients (torch's fused multi-tensor
-        # norm: a few launches and one sync per step, not a check per
-        # parameter); NaN and inf propagate into it, large finite values
-        # cannot overflow it as a 2-norm could
-        grads = [param.grad for group in self.optimizer.param_groups
-                 for param in group['params'] if param.grad is not None]
-        if not grads:
-            return True
-        return bool(torch.isfinite(
-            torch.nn.utils.get_total_norm(grads, norm_type=float('inf'))))
-
-    def _agree(self, flag, device):
-        """Whether any rank saw a non-finite value (ranks must agree on
-        skipping, or their weights drift apart)."""
-        dist = torch.distributed
-        if not (dist.is_available() and dist.is_initialized()):
-            return flag
-        if dist.get_backend() == 'nccl' and torch.cuda.is_available():
-            device = torch.device('cuda', torch.cuda.current_device())
-        else:
-            device = torch.device('cpu')
-        tensor = torch.tensor([float(flag)], device=device)
-        dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
-        return bool(tensor.item())
-
-    def update_params(self, loss, step_kwargs=None, zero_kwargs=None):
-        if step_kwargs is None:
-            step_kwargs = {}
-        if zero_kwargs is None:
-            zero_kwargs = {}
-        loss_finite = bool(torch.isfinite(loss.detach()).all())
-        if not loss_finite:
-            terms = [name for name, value in self._guard_terms.items()
-                     if not bool(torch.isfinite(value).all())]
-            self._guard_window_bad.append(
-                (self._guard_iter, terms or ['loss']))
-        # backward also when the loss is not finite: distributed ranks
-        # must take part in the gradient all-reduce
-        self.backward(self.scale_loss(loss))
-        if not self.should_update():
-            return
-        amp = hasattr(self, 'loss_scaler')
-        bad = bool(self._guard_window_bad)
-        grads_bad = not amp and not self._grads_finite()
-        if self._agree(bad or grads_bad, loss.device):
-            self.zero_grad(**zero_kwargs)
-            self._record_skip(grads_bad)
-            return
-        scale = self.loss_scaler.get_scale() if amp else None
-        self.step(**step_kwargs)
-        self.zero_grad(**zero_kwargs)
-        self._guard_consecutive = 0
-        if amp and self.loss_scaler.get_scale() < scale:
-            self.skipped_by_scaler += 1
-            self._guard_warn(
-                f'Iteration {self._guard_iter}: fp16 loss scaler skipped the '
-                f'step (scaled gradients overflowed; scale {scale:g} -> '
-                f'{self.loss_scaler.get_scale():g}); '
-                f'{self.skipped_by_scaler} such steps skipped so far')
-
-    def _record_skip(self, grads_bad):
-        self.skipped_nonfinite += 1
-        self._guard_consecutive += 1
-        if self._guard_window_bad:
-            what = '; '.join(
-                f'iteration {it}: non-finite {", ".join(terms)}'
-                for it, terms in self._guard_window_bad)
-        else:
-            what = f'iteration {self._guard_iter}: non-finite gradients'
-        self._guard_window_bad = []
-        message = (f'Skipped the optimizer step ({what}); the weights are '
-                   f'unchanged. {self._guard_consecutive} consecutive, '
-                   f'{self.skipped_nonfinite} in all.')
-        self._guard_warn(message)
-        if self._guard_max and self._guard_consecutive >= self._guard_max:
-            raise NonFiniteLossError(
-                f'Training stopped: {self._guard_consecutive} consecutive '
-                f'optimizer steps had a non-finite loss or gradient (last '
-                f'{what}). Lower the learning rate, enable gradient '
-                'clipping, or check the data; the checkpoints written so '
-                'far hold finite weights.')
-
-
-_GUARDED_CLASSES = {}
-
-
-def guard_optim_wrapper(wrapper, max_consecutive_skips=10, logger=None):
-    """Give ``wrapper`` (an ``OptimWrapper`` or subclass, or each wrapper of
-    an ``OptimWrapperDict``) the non-finite guard, in place."""
-    if isinstance(wrapper, OptimWrapperDict):
-        return [guard_optim_wrapper(w, max_consecutive_skips, logger)
-                for w in wrapper.values()]
-    if not isinstance(wrapper, OptimWrapper):
-        raise TypeError('NonFiniteGuardHook needs an mmengine OptimWrapper, '
-                        f'got {type(wrapper).__name__}')
+def _unguarded_message(wrapper):
     cls = type(wrapper)
-    if not issubclass(cls, _NonFiniteGuard):
-        if cls not in _GUARDED_CLASSES:
-            _GUARDED_CLASSES[cls] = type(f'NonFiniteGuarded{cls.__name__}',
-                                         (_NonFiniteGuard, cls), {})
-        wrapper.__class__ = _GUARDED_CLASSES[cls]
-    wrapper._guard_init(max_consecutive_skips, logger)
-    return wrapper
+    counterpart = next((name for base, name in GUARDED.items()
+                        if cls is base), None)
+    fix = (f"optim_wrapper.type='{counterpart}'" if counterpart else
+           "optim_wrapper.type='NonFiniteGuardOptimWrapper' (mixed "
+           "precision: 'NonFiniteGuardAmpOptimWrapper')")
+    return (f'NonFiniteGuardHook: the optimizer wrapper is {cls.__name__}, '
+            'which takes the optimizer step also on a NaN/inf loss; the hook '
+            'only reports what the guarded wrappers NonFiniteGuardOptimWrapper '
+            'and NonFiniteGuardAmpOptimWrapper skip. Set '
+            f'{fix}, or remove default_hooks.nonfinite_guard to train without '
+            'the guard.')
+
+
+def _image_path(data_batch, index):
+    samples = data_batch.get('data_samples') if isinstance(
+        data_batch, dict) else None
+    if isinstance(samples, (list, tuple)) and index < len(samples):
+        metainfo = getattr(samples[index], 'metainfo', None) or {}
+        name = metainfo.get('img_path') or metainfo.get('filename')
+        return str(name) if name else None
+    return None
+
+
+def _sample_names(data_batch, indices):
+    """``img_path`` of the batch's data samples at ``indices`` (or
+    ``sample i of the batch`` where a sample has none), a few at most."""
+    names = [_image_path(data_batch, index) or f'sample {index} of the batch'
+             for index in indices]
+    shown = ', '.join(names[:_MAX_NAMED])
+    if len(names) > _MAX_NAMED:
+        shown += f' and {len(names) - _MAX_NAMED} more'
+    return shown
+
+
+def _batch_size(data_batch):
+    inputs = data_batch.get('inputs') if isinstance(data_batch,
+                                                    dict) else None
+    if isinstance(inputs, (list, tuple)):
+        return len(inputs)
+    if torch.is_tensor(inputs) and inputs.dim():
+        return len(inputs)
+    samples = data_batch.get('data_samples') if isinstance(
+        data_batch, dict) else None
+    return len(samples) if isinstance(samples, (list, tuple)) else 0
+
+
+def nonfinite_samples(inputs):
+    """Indices of the samples of a batch's ``inputs`` (a tensor with the
+    batch first, or a list of per-sample tensors) whose floating-point
+    values hold NaN/inf; integer images (uint8) cannot."""
+    if torch.is_tensor(inputs):
+        if not inputs.is_floating_point() or not inputs.dim():
+            return []
+        if bool(torch.isfinite(inputs).all()):  # one sync for a clean batch
+            return []
+        finite = torch.isfinite(inputs.reshape(len(inputs), -1)).all(1)
+        return [i for i, ok in enumerate(finite.tolist()) if not ok]
+    if isinstance(inputs, (list, tuple)):
+        floats = [(i, t) for i, t in enumerate(inputs)
+                  if torch.is_tensor(t) and t.is_floating_point()]
+        if not floats:
+            return []
+        finite = torch.stack([torch.isfinite(t).all() for _, t in floats])
+        return [i for (i, _), ok in zip(floats, finite.tolist()) if not ok]
+    return []
+
+
+def _make_finite(inputs, indices):
+    # a sample of a batch tensor is a view of it: changed in place either way
+    for index in indices:
+        inputs[index].nan_to_num_(0.0, 0.0, 0.0)
 
 
 @HOOKS.register_module()
 class NonFiniteGuardHook(Hook):
-    """Keep non-finite losses and gradients away from the weights.
+    """Say what a skipped non-finite step was, and stop non-finite inputs.
 
-    Before training, the runner's optimizer wrapper gets a guarded
-    ``update_params``: when the loss (or, without fp16 loss scaling, any
-    gradient) is NaN/inf, ``optimizer.step()`` is not called, the gradients
-    are cleared and a warning names the iteration and the non-finite loss
-    terms. ``max_consecutive_skips`` skipped steps in a row (0: never) stop
-    training with :class:`NonFiniteLossError`. Works with gradient clipping
-    and ``accumulative_counts`` (a non-finite loss anywhere in an
-    accumulation window skips the window's step). With ``AmpOptimWrapper``
-    the loss scaler's own skips are kept, counted and logged.
+    Needs a guarded optimizer wrapper (``optim_wrapper.type`` of
+    ``NonFiniteGuardOptimWrapper`` or ``NonFiniteGuardAmpOptimWrapper``, as
+    in the shipped configs; another wrapper is refused before the first
+    iteration). Before each iteration a batch whose floating-point
+    ``inputs`` hold NaN/inf (float pipelines) has those values set to 0 (the
+    forward and backward still run: distributed ranks take part in the
+    gradient all-reduce) and its step skipped. After each iteration the
+    wrapper's skips are logged as warnings naming the iteration, the
+    non-finite loss terms (from the step's ``log_vars``) and the batch's
+    images (``img_path`` of its data samples); the wrapper's
+    ``max_consecutive_skips`` consecutive skips stop training with
+    :class:`NonFiniteLossError`. The counts go to the message hub
+    (``skipped_nonfinite_steps``, ``amp_skipped_steps``).
     """
 
     priority = 'VERY_HIGH'
 
-    def __init__(self, max_consecutive_skips: int = 10):
-        self.max_consecutive_skips = max_consecutive_skips
+    def __init__(self, max_consecutive_skips=None):
+        if max_consecutive_skips is not None:
+            raise TypeError(
+                'NonFiniteGuardHook: max_consecutive_skips is an argument of '
+                'the optimizer wrapper: optim_wrapper=dict(type='
+                "'NonFiniteGuardOptimWrapper', max_consecutive_skips="
+                f'{max_consecutive_skips!r}, ...) (or '
+                "'NonFiniteGuardAmpOptimWrapper'); the hook takes none")
         self._wrappers = []
+        self._seen = {}  # iteration -> what was non-finite, in words
 
     def before_train(self, runner) -> None:
-        wrappers = guard_optim_wrapper(
-            runner.optim_wrapper, self.max_consecutive_skips, runner.logger)
-        self._wrappers = wrappers if isinstance(wrappers, list) else [
-            wrappers]
-        model = runner.model.module if is_model_wrapper(
-            runner.model) else runner.model
-        if getattr(model, '_mmtinyvim_guarded', False) or not hasattr(
-                model, 'parse_losses'):
-            return
-        parse_losses = model.parse_losses
-        hook = self
-
-        def recording_parse_losses(losses):
-            loss, log_vars = parse_losses(losses)
-            terms = OrderedDict(
-                (name, value.detach()) for name, value in log_vars.items()
-                if name != 'loss' and torch.is_tensor(value))
-            for wrapper in hook._wrappers:
-                wrapper._guard_terms = terms
-            return loss, log_vars
-
-        model.parse_losses = recording_parse_losses
-        model._mmtinyvim_guarded = True
+        wrappers = _wrappers(runner.optim_wrapper)
+        for wrapper in wrappers:
+            if not isinstance(wrapper, NonFiniteGuardMixin):
+                raise TypeError(_unguarded_message(wrapper))
+        for wrapper in wrappers:
+            wrapper.collect_reports()
+        self._wrappers = wrappers
+        self._seen = {}
 
     def before_train_iter(self, runner, batch_idx, data_batch=None) -> None:
+        inputs = data_batch.get('inputs') if isinstance(data_batch,
+                                                        dict) else None
+        bad = nonfinite_samples(inputs)
+        if not bad:
+            return
+        _make_finite(inputs, bad)
         for wrapper in self._wrappers:
-            wrapper._guard_iter = runner.iter + 1
-            wrapper._guard_terms = {}
+            wrapper.mark_nonfinite_inputs()
+        self._seen[runner.iter + 1] = (
+            f'NaN/inf in the inputs of {_sample_names(data_batch, bad)}')
+
+    @staticmethod
+    def _describe(reason, outputs, data_batch):
+        if reason == 'loss':
+            terms = [name for name, value in (outputs or {}).items()
+                     if name != 'loss' and torch.is_tensor(value)
+                     and not bool(torch.isfinite(value).all())]
+            what = f'non-finite {", ".join(terms or ["loss"])}'
+        else:
+            what = NONFINITE_REASONS[reason]
+        indices = range(_batch_size(data_batch))
+        if any(_image_path(data_batch, index) for index in indices):
+            what += f' in the batch of {_sample_names(data_batch, indices)}'
+        return what
 
     def after_train_iter(self, runner, batch_idx, data_batch=None,
                          outputs=None) -> None:
+        iteration = runner.iter + 1
+        reports = []
+        for wrapper in self._wrappers:
+            reports += [(wrapper, report) for report in wrapper.reports]
+            wrapper.reports.clear()
+        flagged = {it: reason for wrapper in self._wrappers
+                   for it, reason in wrapper.pending_nonfinite}
+        flagged.update((it, reason) for _, report in reports
+                       if isinstance(report, SkipReport)
+                       for it, reason in report.bad)
+        if flagged.get(iteration) in ('loss', 'buffers') and \
+                iteration not in self._seen:
+            self._seen[iteration] = self._describe(
+                flagged[iteration], outputs, data_batch)
+
+        def describe(it, reason):
+            return self._seen.get(it)
+
+        for wrapper, report in reports:
+            runner.logger.warning(report.message(describe))
+            if wrapper.limit_reached(report):
+                raise NonFiniteLossError(report.limit_message(describe))
+        if any(wrapper.should_update() for wrapper in self._wrappers):
+            self._seen = {}  # the accumulation window is over
         skipped = sum(w.skipped_nonfinite for w in self._wrappers)
         by_scaler = sum(w.skipped_by_scaler for w in self._wrappers)
         runner.message_hub.update_info('skipped_nonfinite_steps', skipped)
@@ -208,5 +205,3 @@ class NonFiniteGuardHook(Hook):
                 f'Training skipped {skipped} optimizer steps for non-finite '
                 f'losses/gradients and the fp16 loss scaler skipped '
                 f'{by_scaler}')
-
-

@@ -5,8 +5,7 @@ importing the package changes no warning filter and no logger.
 
 Each filter below names one message of one module; every other warning,
 from these modules too, is shown as before. The warnings that *could* be
-avoided are avoided at their source instead (``SafeCheckpointHook``'s
-``before_train`` no longer builds mmengine's deprecated ``FileClient``).
+avoided are avoided at their source instead.
 
 * setuptools (< 81, pinned because mmengine's package lookups for
   ``pkg::`` configs and mim need it) warns on every import of
@@ -25,8 +24,8 @@ avoided are avoided at their source instead (``SafeCheckpointHook``'s
   (ours and mmseg's) switches it on, and a drawing hook would write
   pictures during every validation.
 * mmengine's ``save_checkpoint`` logs the ``FileClient`` and
-  ``HardDiskBackend`` deprecations on every checkpoint save (see
-  ``_LOGGED``).
+  ``HardDiskBackend`` deprecations on every checkpoint save, and
+  ``CheckpointHook.before_train`` once (see ``_LOGGED``).
 * mmengine's ``BaseMetric`` logs "The prefix is not set in metric class
   IoUMetric." because mmseg's ``IoUMetric`` has no ``default_prefix``;
   setting one would rename ``mIoU`` (etc.) in the logs and for
@@ -50,10 +49,10 @@ _WARNINGS = (  # (message regex, module regex)
 _LOGGED = (
     'The prefix is not set in metric class IoUMetric.',
     # mmengine.runner.checkpoint.save_checkpoint, which Runner.save_checkpoint
-    # calls on every save, builds a FileClient (a HardDiskBackend on local
-    # disk) even without file_client_args, then writes with
-    # get_file_backend's backend; only re-implementing Runner.save_checkpoint
-    # would avoid it. A config that does set the deprecated file_client_args
+    # calls on every save, and CheckpointHook.before_train build a FileClient
+    # (a HardDiskBackend on local disk) even without file_client_args, then
+    # use get_file_backend's backend; only re-implementing them would avoid
+    # it. A config that does set the deprecated file_client_args
     # still gets mmengine's own '"file_client_args" will be deprecated'.
     '"FileClient" will be deprecated in future. Please use io functions in '
     'https://mmengine.readthedocs.io/en/latest/api/fileio.html#file-io',

@@ -1,6 +1,18 @@
-"""An orderly end of a (distributed) run: DataLoader workers joined, ranks
-met, process group destroyed."""
+"""The process group of a distributed run on CPU, and an orderly end of a
+(distributed) run: DataLoader workers joined, ranks met, process group
+destroyed."""
 import torch
+
+
+def init_cpu_process_group(cfg):
+    """mmengine 0.10.7 binds every process started by torchrun to a CUDA
+    device, which fails without one. On such a machine the gloo process
+    group is started here, from torchrun's environment, and the Runner
+    finds it ready (``tools/train.py``, ``tools/test.py``)."""
+    if (cfg.launcher == 'pytorch' and not torch.cuda.is_available()
+            and not torch.distributed.is_initialized()):
+        torch.distributed.init_process_group(
+            backend=cfg.env_cfg.dist_cfg.get('backend', 'gloo'))
 
 
 def _worker_iterators(runner):

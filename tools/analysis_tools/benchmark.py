@@ -766,6 +766,10 @@ def build_step_optim_wrapper(cfg, model, device='cuda'):
     from mmengine.optim import build_optim_wrapper
     from mmengine.registry import DefaultScope
     wrapper_cfg = copy.deepcopy(cfg.optim_wrapper)
+    # mmengine's own wrappers: the step as the model costs it, without the
+    # configs' non-finite guard (NonFiniteGuard(Amp)OptimWrapper) and its
+    # argument
+    wrapper_cfg.pop('max_consecutive_skips', None)
     if torch.device(device).type == 'cuda':
         wrapper_cfg.update(type='AmpOptimWrapper', dtype='float16')
         wrapper_cfg.setdefault('loss_scale', 'dynamic')

@@ -7,7 +7,11 @@
 # constructor, then the per-parameter groups that paramwise_cfg makes merged
 # where their options are equal: the same updates in a few launches.
 optim_wrapper = dict(
-    type='OptimWrapper',
+    # the non-finite guard (mmtinyvim.engine.optim_wrappers): no step on a
+    # NaN/inf loss, input or gradient; training stops after
+    # max_consecutive_skips skipped steps in a row
+    type='NonFiniteGuardOptimWrapper',
+    max_consecutive_skips=10,
     constructor='MergedGroupsOptimWrapperConstructor',
     optimizer=dict(
         type='AdamW', lr=None, betas=(0.9, 0.999), weight_decay=0.05),
