@@ -163,29 +163,53 @@ def test_half_inputs(dtype, layout):
     assert out.dtype == torch.float32  # the float32 scales promote
 
 
-def test_gradcheck_float64():
-    x = randn(1, 2, 3, 5)
+def test_gradcheck_analysis_float64():
+    x = randn(1, 1, 3, 3)
     assert torch.autograd.gradcheck(lambda t: analysis(t, 'triton'), (x, ))
-    bands = bands_like(1, 2, 2, 3, torch.float64, 'plain')
-    extra = (randn(1, 8, 1, 1, seed=3), randn(1, 2, 3, 5, seed=4),
-             randn(1, 2, 1, 1, seed=5))
+
+
+def test_gradcheck_synthesis_float64():
+    bands = bands_like(1, 1, 2, 2, torch.float64, 'plain')
+    extra = (randn(1, 4, 1, 1, seed=3), randn(1, 1, 3, 3, seed=4),
+             randn(1, 1, 1, 1, seed=5))
     assert torch.autograd.gradcheck(
-        lambda b, s, r, rs: synthesis('triton', b, (3, 5), s, r, rs),
+        lambda b, s, r, rs: synthesis('triton', b, (3, 3), s, r, rs),
         (bands, *extra))
 
 
-def test_custom_op_registration():
-    if not hasattr(torch.library, 'opcheck'):
-        pytest.skip('torch.library.opcheck needs torch >= 2.4')
-    x = randn(1, 2, 3, 5)
-    torch.library.opcheck(wk._analysis, (x, torch.float64))
+needs_opcheck = pytest.mark.skipif(not hasattr(torch.library, 'opcheck'),
+                                   reason='torch.library.opcheck: torch>=2.4')
+
+
+@needs_opcheck
+def test_opcheck_analysis():
+    torch.library.opcheck(wk._analysis, (randn(1, 2, 3, 5), torch.float64))
+
+
+@needs_opcheck
+def test_opcheck_synthesis():
     bands = bands_like(1, 2, 2, 3, torch.float64, 'plain')
     args = (bands, randn(1, 8, 1, 1, seed=3), randn(1, 2, 3, 5, seed=4),
             randn(1, 2, 1, 1, seed=5), 3, 5, torch.float64, torch.float64)
     torch.library.opcheck(wk._synthesis, args)
+
+
+@needs_opcheck
+def test_opcheck_synthesis_without_extras():
+    bands = bands_like(1, 2, 2, 3, torch.float64, 'plain')
     torch.library.opcheck(wk._synthesis,
                           (bands, None, None, None, 3, 5, torch.float64,
                            torch.float64))
+
+
+@needs_opcheck
+def test_opcheck_synthesis_backward():
+    bands = bands_like(1, 2, 2, 3, torch.float64, 'plain').detach()
+    args = (randn(1, 2, 3, 5, seed=6, grad=False), bands,
+            randn(1, 8, 1, 1, seed=3, grad=False),
+            randn(1, 2, 3, 5, seed=4, grad=False),
+            randn(1, 2, 1, 1, seed=5, grad=False))
+    torch.library.opcheck(wk._synthesis_bwd, args)
 
 
 def test_compiles_as_one_node():
@@ -210,6 +234,17 @@ def test_tracing_uses_the_reference_ops():
 
     graph = str(torch.jit.trace(fn, (x, )).graph)
     assert 'mmtinyvim::' not in graph and 'aten::add' in graph
+
+
+def test_export_uses_the_reference_ops():
+    class Transform(torch.nn.Module):
+        def forward(self, t):
+            return synthesis('triton', analysis(t, 'triton'), (4, 6),
+                             residual=t)
+
+    x = randn(1, 2, 4, 6, grad=False)
+    graph = str(torch.export.export(Transform(), (x, )).graph)
+    assert 'mmtinyvim' not in graph and 'aten.add' in graph
 
 
 def test_backend_choice(monkeypatch):
@@ -322,7 +357,9 @@ def _wte_shapes():
 def test_cuda_mobilemamba_shapes(shape, dtype, layout, batch):
     _, channels, height, width = shape
     eps = torch.finfo(dtype).eps
-    tol = 1e-6 if dtype == torch.float32 else eps
+    # float32: the scales' gradients are sums over all pixels, in another
+    # order than torch's
+    tol = 1e-5 if dtype == torch.float32 else eps
     compare_analysis((batch, channels, height, width), dtype, layout, tol,
                      out_dtype=dtype)
     compare_synthesis((batch, channels, height, width), dtype, layout,

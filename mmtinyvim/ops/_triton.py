@@ -94,3 +94,13 @@ def resolve_backend(family: str, name: Optional[str], env_var: str,
             'tensors only with TRITON_INTERPRET=1 set before the first '
             'call); use "reference" or "auto"')
     return name
+
+
+def tracing() -> bool:
+    """True while a tracer or exporter records the ops (``torch.jit.trace``
+    and the FLOP counters built on it, ONNX export, ``torch.export``): the
+    ops then run their torch references, so that exporters and counters see
+    standard ops."""
+    exporting = getattr(torch.compiler, 'is_exporting', None)
+    return (torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()
+            or bool(exporting and exporting()))

@@ -24,9 +24,9 @@ environment variable, read at every call; None means the variable, else
 * ``auto``: ``triton`` for CUDA tensors when Triton imports, else
   ``reference``.
 
-While tracing (``torch.jit.trace``, FLOP counting, ONNX export) the
-reference composition runs whatever the backend: exporters and FLOP counters
-see the same standard ops as before.
+While tracing (``torch.jit.trace``, FLOP counting, ONNX export,
+``torch.export``) the reference composition runs whatever the backend:
+exporters and FLOP counters see the same standard ops as before.
 """
 from typing import Optional
 
@@ -114,7 +114,7 @@ def laplace_upsample_residual(y: torch.Tensor, low: torch.Tensor, p: int,
     Returns the dtype torch's composition gives (the promotion of the
     inputs'); the Triton path accumulates in float32.
     """
-    if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
+    if _triton.tracing():
         # traced sizes are tensors: the composition checks them itself
         return laplace_upsample_residual_reference(y, low, p, pooled)
     _check_inputs(y, low, p, pooled)

@@ -54,7 +54,7 @@ def use_fused(name: Optional[str], device: torch.device) -> bool:
     """Whether a transform on ``device`` runs the fused kernels: never while
     tracing or exporting (exporters and FLOP counters see the reference's
     standard ops), else as the backend resolves."""
-    if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
+    if _triton.tracing():
         return False
     return resolve_backend(name, device) == 'triton'
 

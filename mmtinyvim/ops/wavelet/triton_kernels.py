@@ -38,8 +38,9 @@ _TILE = 1024
 
 @triton.jit
 def _tile(C, n_pixels, h, w, BLOCK_C: tl.constexpr, BLOCK_P: tl.constexpr):
-    c = tl.program_id(0) * BLOCK_C + tl.arange(0, BLOCK_C)
-    p = tl.program_id(1) * BLOCK_P + tl.arange(0, BLOCK_P)
+    # pixel blocks on grid axis 0, whose size is not limited to 65535
+    p = tl.program_id(0) * BLOCK_P + tl.arange(0, BLOCK_P)
+    c = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
     b = p // (h * w)
     rest = p % (h * w)
     i = rest // w
@@ -85,7 +86,7 @@ def _analysis_kernel(
         # d band_scale: sum over pixels of A(g) * the forward's bands
         ref = (ref_ptr + b2 * srb + c64 * src + i.to(tl.int64)[None, :] * srh
                + j.to(tl.int64)[None, :] * srw)
-        part = part_ptr + tl.program_id(1).to(tl.int64) * 4 * C + 4 * c
+        part = part_ptr + tl.program_id(0).to(tl.int64) * 4 * C + 4 * c
         cmask = c < C
         r0 = tl.load(ref, mask=mask, other=0.).to(ACC)
         tl.store(part, tl.sum(band0 * r0, 1), mask=cmask)
@@ -118,7 +119,7 @@ def _analysis_kernel(
         qd = tl.load(q + sqh + sqw, mask=m_d, other=0.).to(ACC)
         rpart = tl.sum(xa * qa + xb * qb + xc * qc + xd * qd, 1)
         cmask = c < C
-        tl.store(rpart_ptr + tl.program_id(1).to(tl.int64) * C + c, rpart,
+        tl.store(rpart_ptr + tl.program_id(0).to(tl.int64) * C + c, rpart,
                  mask=cmask)
         rs = tl.load(rscale_ptr + c, mask=cmask, other=0.).to(ACC)[:, None]
         g = gres_ptr + b2 * sgb + c64 * sgc + row0 * sgh + col0 * sgw
@@ -273,14 +274,14 @@ def launch_analysis(x, out, scale=None, ref=None, residual=None,
     h, w = half_size(height, width)
     n_pixels = batch * h * w
     block_c, block_p = _blocks(channels, n_pixels, channels_last(x))
-    grid = (triton.cdiv(channels, block_c), triton.cdiv(n_pixels, block_p))
+    grid = (triton.cdiv(n_pixels, block_p), triton.cdiv(channels, block_c))
     acc = _acc(x.dtype, out.dtype)
     part = rpart = None
     if ref is not None:
-        part = x.new_empty((grid[1], 4 * channels),
+        part = x.new_empty((grid[0], 4 * channels),
                            dtype=_acc_torch(x.dtype, out.dtype))
     if residual is not None:
-        rpart = x.new_empty((grid[1], channels),
+        rpart = x.new_empty((grid[0], channels),
                             dtype=_acc_torch(x.dtype, out.dtype))
     if n_pixels and channels:
         _analysis_kernel[grid](
@@ -307,7 +308,7 @@ def launch_synthesis(bands, out, scale=None, residual=None,
     if not (n_pixels and channels and height and width):
         return
     block_c, block_p = _blocks(channels, n_pixels, channels_last(out))
-    grid = (triton.cdiv(channels, block_c), triton.cdiv(n_pixels, block_p))
+    grid = (triton.cdiv(n_pixels, block_p), triton.cdiv(channels, block_c))
     _synthesis_kernel[grid](
         bands, scale, residual, residual_scale, out, channels, n_pixels, h, w,
         height, width, *bands.stride(), *_s(residual, 4), *out.stride(),
