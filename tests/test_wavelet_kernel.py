@@ -265,6 +265,24 @@ def test_backend_choice(monkeypatch):
         wo.resolve_backend(None, meta)
 
 
+def test_bad_inputs_are_refused():
+    """The kernels read and write by the shapes they are given: a mismatch
+    is refused before a launch instead of reading out of bounds."""
+    x = randn(1, 2, 5, 7, grad=False)
+    bands = analysis(x, 'triton')
+    with pytest.raises(ValueError, match='x must be a floating'):
+        analysis(x[0], 'triton')
+    with pytest.raises(ValueError, match=r'bands must have the shape '
+                       r'\(1, 2, 4, 4, 4\), got \(1, 2, 4, 3, 4\)'):
+        synthesis('triton', bands, (8, 7))
+    with pytest.raises(ValueError, match='residual must have the shape'):
+        synthesis('triton', bands, (5, 7), residual=x[:, :1])
+    with pytest.raises(ValueError, match='band_scale must hold 8 values'):
+        synthesis('triton', bands, (5, 7), band_scale=randn(1, 2, 1, 1))
+    with pytest.raises(ValueError, match='must be a floating'):
+        synthesis('triton', bands.flatten(1, 2), (5, 7))
+
+
 # ------------------------------------------------------------ WTE-Mamba --
 
 def _module_step(module, x, monkeypatch, backend, autocast=False):
@@ -279,8 +297,9 @@ def _module_step(module, x, monkeypatch, backend, autocast=False):
         p.grad.clone() for p in module.parameters() if p.grad is not None]
 
 
-@pytest.mark.parametrize('fused', [False, True])
-def test_wte_mamba_matches_reference_path(monkeypatch, fused):
+@pytest.mark.parametrize('fused, layout', [(False, 'plain'), (True, 'plain'),
+                                           (False, 'channels_last')])
+def test_wte_mamba_matches_reference_path(monkeypatch, fused, layout):
     """WTE-Mamba at an odd size, forward and every gradient, with the
     kernels forced (counted: they ran) against the torch code; also once
     its scales are folded (``fuse``)."""
@@ -288,8 +307,7 @@ def test_wte_mamba_matches_reference_path(monkeypatch, fused):
     module = mm.WTEMamba(16, 3).to(DEVICE).double()
     if fused:
         module.eval().fuse()
-    x = torch.randn(1, 16, 5, 7, dtype=torch.float64, device=DEVICE,
-                    requires_grad=True)
+    x = randn(1, 16, 5, 7, layout=layout)
     calls = []
     for name in ('haar_analysis_triton', 'haar_synthesis_triton'):
         kernel = getattr(wk, name)
@@ -410,3 +428,30 @@ def test_cuda_graph_capture_and_inductor():
                                   fullgraph=True)
     compiled_step(x, res).backward()
     assert x.grad is not None and x.grad.isfinite().all()
+
+
+@pytest.mark.skipif(not CUDA, reason='the compiled kernels need CUDA')
+@pytest.mark.parametrize('arch', sorted(mm.MobileMamba.arch_zoo))
+def test_cuda_backbone_training_step_matches_reference(monkeypatch, arch):
+    """Every variant at its ImageNet size (batch 2, float32, train mode):
+    the outputs and all parameter gradients with the kernels equal the
+    torch path's to float32 rounding."""
+    torch.manual_seed(0)
+    model = mm.MobileMamba(arch).cuda()
+    size = mm.MobileMamba.arch_zoo[arch]['img_size']
+    x = torch.randn(2, 3, size, size, device='cuda')
+    results = {}
+    for backend in ('triton', 'reference'):
+        monkeypatch.setenv(wo.ENV_VAR, backend)
+        model.zero_grad()
+        outs = model(x)
+        sum(o.square().mean() for o in outs).backward()
+        results[backend] = ([o.detach() for o in outs],
+                            [p.grad.clone() for p in model.parameters()
+                             if p.grad is not None])
+    (outs, grads), (ref_outs, ref_grads) = results['triton'], \
+        results['reference']
+    assert max(rel(a, b) for a, b in zip(outs, ref_outs)) < 1e-4
+    scale = max(float(b.abs().max()) for b in ref_grads)
+    assert max(float((a - b).abs().max())
+               for a, b in zip(grads, ref_grads)) < 1e-3 * scale

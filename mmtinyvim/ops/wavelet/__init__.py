@@ -59,9 +59,34 @@ def use_fused(name: Optional[str], device: torch.device) -> bool:
     return resolve_backend(name, device) == 'triton'
 
 
+def _check_map(name: str, t, dims: int, shape=None):
+    layout = '(B, C, 4, h, w)' if dims == 5 else '(B, C, H, W)'
+    if not isinstance(t, torch.Tensor) or not t.is_floating_point() or \
+            t.dim() != dims:
+        raise ValueError(
+            f'fused Haar transform: {name} must be a floating {layout} '
+            f'tensor, got {getattr(t, "shape", type(t))} '
+            f'{getattr(t, "dtype", "")}'.rstrip())
+    if shape is not None and tuple(t.shape) != tuple(shape):
+        raise ValueError(f'fused Haar transform: {name} must have the shape '
+                         f'{tuple(shape)}, got {tuple(t.shape)}')
+
+
+def _check_scale(name: str, t, channels: int, device):
+    if t is None:
+        return
+    if not isinstance(t, torch.Tensor) or t.numel() != channels or \
+            t.device != device:
+        raise ValueError(
+            f'fused Haar transform: {name} must hold {channels} values on '
+            f'{device} (a (1, {channels}, 1, 1) weight), got '
+            f'{getattr(t, "shape", type(t))} on {getattr(t, "device", "")}')
+
+
 def haar_analysis_fused(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     """(B, C, H, W) -> (B, C, 4, ceil(H/2), ceil(W/2)) sub-bands in
     ``dtype`` (computed in float32, float64 for float64 input)."""
+    _check_map('x', x, 4)
     return _triton.kernels('wavelet').haar_analysis_triton(x, dtype)
 
 
@@ -80,6 +105,18 @@ def haar_synthesis_fused(bands: torch.Tensor, size,
     wavelet branch is rounded to before the add, as the reference's cast;
     the result has torch's promotion of it with the residual and its scale.
     """
+    _check_map('bands', bands, 5)
+    batch, channels = bands.shape[:2]
+    height, width = (int(n) for n in size)
+    _check_map('bands', bands, 5,
+               (batch, channels, 4, (height + 1) // 2, (width + 1) // 2))
+    if residual is not None:
+        _check_map('residual', residual, 4, (batch, channels, height, width))
+        if residual.device != bands.device:
+            raise ValueError(f'fused Haar transform: residual is on '
+                             f'{residual.device}, bands on {bands.device}')
+    _check_scale('band_scale', band_scale, 4 * channels, bands.device)
+    _check_scale('residual_scale', residual_scale, channels, bands.device)
     detail = dtype
     if detail is None:
         detail = torch.promote_types(bands.dtype, torch.float32)
