@@ -1,11 +1,12 @@
 """The one lazy loader of the package's Triton kernel modules.
 
-``triton`` is an optional dependency, and importing a kernel module compiles
-nothing but does import it (and reads ``TRITON_INTERPRET``): each op family
-imports its ``triton_kernels`` module here on the first call that wants it,
+``triton`` is an optional dependency: each op family's ``triton_kernels``
+module (which imports triton, and whose kernels read ``TRITON_INTERPRET``
+when they are defined) is imported here on the first call that wants it,
 never at package import time. A module that fails to import (no triton, an
 unsupported version) makes :func:`available` False for every device, so the
-callers fall back to their torch references.
+callers fall back to their torch references. The families' backend
+switches (``auto | triton | reference``) share :func:`resolve_backend`.
 """
 import os
 from types import ModuleType
