@@ -213,14 +213,21 @@ def test_opcheck_synthesis_backward():
 
 
 def test_compiles_as_one_node():
-    x = randn(1, 2, 3, 5, grad=False)
+    """Under torch.compile (no graph break: fullgraph) the forward and the
+    backward give the eager values."""
+    x = randn(1, 2, 3, 5)
+    scale = randn(1, 8, 1, 1, seed=3)
 
-    def fn(t):
+    def fn(t, s):
         bands = analysis(t, 'triton')
-        return synthesis('triton', bands, t.shape[2:], residual=t)
+        return synthesis('triton', bands, t.shape[2:], band_scale=s,
+                         residual=t)
 
     compiled = torch.compile(fn, backend='aot_eager', fullgraph=True)
-    assert torch.allclose(compiled(x), fn(x))
+    out, grads = grads_of(lambda: compiled(x, scale), [x, scale])
+    ref, ref_grads = grads_of(lambda: fn(x, scale), [x, scale])
+    assert torch.allclose(out, ref)
+    assert all(torch.allclose(a, b) for a, b in zip(grads, ref_grads))
 
 
 def test_tracing_uses_the_reference_ops():

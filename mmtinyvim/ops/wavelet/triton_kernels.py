@@ -34,6 +34,10 @@ import triton.language as tl
 
 # elements of one (channels x pixels) tile
 _TILE = 1024
+# sizes and outer strides are not specialised on (divisibility by 16 buys
+# these gather-style loads nothing): one compilation serves every stage
+# shape, only the innermost strides (1, or the channel count) are
+_SIZES = ['C', 'n_pixels', 'h', 'w', 'H', 'W']
 
 
 @triton.jit
@@ -49,7 +53,9 @@ def _tile(C, n_pixels, h, w, BLOCK_C: tl.constexpr, BLOCK_P: tl.constexpr):
     return c, b.to(tl.int64), i, j, mask
 
 
-@triton.jit
+@triton.jit(do_not_specialize=_SIZES + [
+    'sxb', 'sxc', 'sxh', 'sob', 'soc', 'sok', 'soh', 'srb', 'src', 'srk',
+    'srh', 'sqb', 'sqc', 'sqh', 'sgb', 'sgc', 'sgh'])
 def _analysis_kernel(
         x_ptr, out_ptr, scale_ptr, ref_ptr, part_ptr, res_ptr, rscale_ptr,
         gres_ptr, rpart_ptr, C, n_pixels, h, w, H, W,
@@ -130,7 +136,8 @@ def _analysis_kernel(
         tl.store(g + sgh + sgw, (xd * rs).to(gty), mask=m_d)
 
 
-@triton.jit
+@triton.jit(do_not_specialize=_SIZES + [
+    'sbb', 'sbc', 'sbk', 'sbh', 'sqb', 'sqc', 'sqh', 'sob', 'soc', 'soh'])
 def _synthesis_kernel(
         bands_ptr, scale_ptr, res_ptr, rscale_ptr, out_ptr, C, n_pixels, h,
         w, H, W, sbb, sbc, sbk, sbh, sbw, sqb, sqc, sqh, sqw, sob, soc, soh,
