@@ -77,7 +77,9 @@ def _bilinear_source(dst, in_size, P: tl.constexpr, ACC: tl.constexpr):
     return lo, hi, w_lo, w_hi
 
 
-@triton.jit
+# the sizes are not specialised on (nothing vectorises on them): fewer
+# compilations over the stage and batch shapes
+@triton.jit(do_not_specialize=['n_cells', 'C', 'h', 'w'])
 def _laplace_fwd_kernel(y_ptr, low_ptr, pooled_ptr, out_ptr, n_cells, C, h,
                         w, syb, syc, syh, syw, slb, slc, slh, slw, spb, spc,
                         sph, spw, sob, soc, soh, sow, P: tl.constexpr,
@@ -117,7 +119,7 @@ def _laplace_fwd_kernel(y_ptr, low_ptr, pooled_ptr, out_ptr, n_cells, C, h,
              out.to(out_ptr.dtype.element_ty), mask=mask)
 
 
-@triton.jit
+@triton.jit(do_not_specialize=['n_cells', 'C', 'h', 'w', 'H', 'W'])
 def _laplace_bwd_kernel(g_ptr, gy_ptr, gp_ptr, n_cells, C, h, w, H, W, sgb,
                         sgc, sgh, sgw, syb, syc, syh, syw, spb, spc, sph, spw,
                         P: tl.constexpr, S: tl.constexpr, R: tl.constexpr,
