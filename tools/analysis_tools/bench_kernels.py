@@ -75,10 +75,12 @@ def parse_args():
         parser.error(f'unknown variants {", ".join(unknown)}; valid: '
                      f'{", ".join(names)}')
     args.variants = args.variants or names
+    # full: about 3 minutes on one H100 (compilations included), quick:
+    # about half
     if args.warmup is None:
-        args.warmup = 2 if args.quick else 3
+        args.warmup = 2 if args.quick else 5
     if args.iters is None:
-        args.iters = 5 if args.quick else 11
+        args.iters = 7 if args.quick else 21
     if args.iters < 1 or args.warmup < 0:
         parser.error('--iters must be >= 1 and --warmup >= 0')
     args.device = torch.device(args.device)
