@@ -20,11 +20,10 @@ FORBIDDEN = {
 # (file, imported module) -> why the import waits for the first call: the
 # only function-local imports of our own modules allowed
 LOCAL_IMPORT_EXCEPTIONS = {
-    ('mmtinyvim/ops/scan/__init__.py', 'mmtinyvim.ops.scan'):
+    ('mmtinyvim/ops/_triton.py', f'mmtinyvim.ops.{family}'):
         'the Triton kernels import triton, an optional dependency, only when '
-        'that backend is first used',
-    ('mmtinyvim/ops/laplace/__init__.py', 'mmtinyvim.ops.laplace'):
-        'the same, for the fused Laplace-tail kernels',
+        'that backend is first used (the one lazy loader of all of them)'
+    for family in ('scan', 'laplace', 'wavelet')
 }
 SYS_PATH_MUTATORS = ('insert', 'append', 'extend', 'remove', 'pop', 'clear',
                      '__setitem__', '__delitem__', '__iadd__')

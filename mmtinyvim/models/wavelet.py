@@ -25,6 +25,13 @@ Two implementations of the same transform:
   of the golden parity weights) as a depthwise stride-2 ``conv2d`` and the
   matching grouped ``conv_transpose2d``.
 
+With ``filters=None`` and CUDA tensors the transforms run as fused Triton
+kernels (:mod:`mmtinyvim.ops.wavelet`, switch ``MMTINYVIM_WAVELET_BACKEND``
+or ``backend=``), which also take WTE-Mamba's element-wise work around them
+(the sub-bands' cast; the per-band scale, the add of the scaled scan branch
+and the casts of the synthesis): the keyword arguments below, which the
+torch code applies as separate ops, in WTE-Mamba's order.
+
 Both run in float32, also under autocast: they mix neighbouring pixels and
 their round trip should stay exact, and a half-precision sum of four large
 activations could overflow. The cast is element-wise too, so under
@@ -35,6 +42,9 @@ from typing import Optional, Tuple
 
 import torch
 import torch.nn.functional as F
+
+from ..ops.wavelet import (haar_analysis_fused, haar_synthesis_fused,
+                           use_fused)
 
 __all__ = ['haar_filters', 'is_haar', 'haar_analysis', 'haar_synthesis']
 
@@ -81,14 +91,25 @@ def _compute_dtype(x: torch.Tensor) -> torch.dtype:
 
 
 def haar_analysis(x: torch.Tensor,
-                  filters: Optional[torch.Tensor] = None) -> torch.Tensor:
+                  filters: Optional[torch.Tensor] = None,
+                  dtype: Optional[torch.dtype] = None,
+                  backend: Optional[str] = None) -> torch.Tensor:
     """(B, C, H, W) -> sub-bands (B, C, 4, ceil(H/2), ceil(W/2)), float32
-    (float64 for a float64 input).
+    (float64 for a float64 input), then cast to ``dtype`` if given.
 
     An odd H or W is first padded with one zero row/column at the bottom or
-    right. ``filters=None`` applies the analytic Haar filters element-wise;
-    a (4C, 1, 2, 2) tensor is applied as a depthwise stride-2 convolution.
+    right. ``filters=None`` applies the analytic Haar filters element-wise
+    (or fused, see the module docstring; ``backend`` as
+    :mod:`mmtinyvim.ops.wavelet`'s); a (4C, 1, 2, 2) tensor is applied as a
+    depthwise stride-2 convolution.
     """
+    if filters is None and use_fused(backend, x.device):
+        return haar_analysis_fused(x, dtype or _compute_dtype(x))
+    bands = _haar_analysis(x, filters)
+    return bands if dtype is None else bands.to(dtype)
+
+
+def _haar_analysis(x, filters):
     batch, channels, height, width = x.shape
     with torch.autocast(device_type=x.device.type, enabled=False):
         if height % 2 or width % 2:
@@ -110,13 +131,42 @@ def haar_analysis(x: torch.Tensor,
 
 
 def haar_synthesis(bands: torch.Tensor, filters: Optional[torch.Tensor],
-                   size: Tuple[int, int]) -> torch.Tensor:
+                   size: Tuple[int, int],
+                   band_scale: Optional[torch.Tensor] = None,
+                   residual: Optional[torch.Tensor] = None,
+                   residual_scale: Optional[torch.Tensor] = None,
+                   dtype: Optional[torch.dtype] = None,
+                   backend: Optional[str] = None) -> torch.Tensor:
     """Sub-bands (B, C, 4, h, w) -> (B, C, H, W), float32; ``size = (H, W)``.
 
     ``size`` crops away the padding that :func:`haar_analysis` added.
-    ``filters=None``: inverse of the analytic Haar analysis (element-wise);
-    a (4C, 1, 2, 2) tensor is applied as a grouped transposed convolution.
+    ``filters=None``: inverse of the analytic Haar analysis (element-wise, or
+    fused: see the module docstring); a (4C, 1, 2, 2) tensor is applied as a
+    grouped transposed convolution.
+
+    WTE-Mamba's work around it, each optional: the bands are first
+    multiplied by ``band_scale`` (a (1, 4C, 1, 1) weight: band ``k`` of
+    channel ``c`` is ``4c + k``), the result is cast to ``dtype`` and
+    ``residual`` (B, C, H, W), times ``residual_scale`` (a (1, C, 1, 1)
+    weight), is added to it.
     """
+    if filters is None and use_fused(backend, bands.device):
+        return haar_synthesis_fused(bands, size, band_scale, residual,
+                                    residual_scale, dtype)
+    if band_scale is not None:
+        bands = (bands.flatten(1, 2) * band_scale).unflatten(
+            1, bands.shape[1:3])
+    detail = _haar_synthesis(bands, filters, size)
+    if dtype is not None:
+        detail = detail.to(dtype)
+    if residual is None:
+        return detail
+    if residual_scale is not None:
+        residual = residual * residual_scale
+    return residual + detail
+
+
+def _haar_synthesis(bands, filters, size):
     channels = bands.shape[1]
     with torch.autocast(device_type=bands.device.type, enabled=False):
         bands = bands.to(_compute_dtype(bands))

@@ -325,11 +325,17 @@ class WTEMamba(nn.Module):
         channels = x.shape[1]
         analysis, synthesis = ((None, None) if self.analytic_haar else
                                (self.wt_filter, self.iwt_filter))
-        bands = haar_analysis(x, analysis).flatten(1, 2).to(x.dtype)
-        bands = self.wavelet_scale[0](self.wavelet_convs[0](bands))
-        detail = haar_synthesis(bands.unflatten(1, (channels, 4)), synthesis,
-                                x.shape[2:])
-        return self.base_scale(self.global_atten(x)) + detail.to(x.dtype)
+        bands = haar_analysis(x, analysis, dtype=x.dtype).flatten(1, 2)
+        bands = self.wavelet_convs[0](bands)
+        # the two scales (Identity once fused) are applied by the synthesis:
+        # the fused kernel does them, the scan branch's add and the casts in
+        # one pass; the torch code applies them in the official order
+        return haar_synthesis(
+            bands.unflatten(1, (channels, 4)), synthesis, x.shape[2:],
+            band_scale=getattr(self.wavelet_scale[0], 'weight', None),
+            residual=self.global_atten(x),
+            residual_scale=getattr(self.base_scale, 'weight', None),
+            dtype=x.dtype)
 
     @torch.no_grad()
     def fuse(self) -> 'WTEMamba':

@@ -24,69 +24,35 @@ environment variable, read at every call; None means the variable, else
 * ``auto``: ``triton`` for CUDA tensors when Triton imports, else
   ``reference``.
 
-While tracing (``torch.jit.trace``, FLOP counting, ONNX export) the
-reference composition runs whatever the backend: exporters and FLOP counters
-see the same standard ops as before.
+While tracing (``torch.jit.trace``, FLOP counting, ONNX export,
+``torch.export``) the reference composition runs whatever the backend:
+exporters and FLOP counters see the same standard ops as before.
 """
-import os
 from typing import Optional
 
 import torch
 import torch.nn.functional as F
 
+from .. import _triton
+
 ENV_VAR = 'MMTINYVIM_LAPLACE_BACKEND'
-BACKENDS = ('auto', 'triton', 'reference')
-
-_triton = None
-
-
-def _triton_module():
-    """The Triton kernels' module, imported on first use (or None)."""
-    global _triton
-    if _triton is None:
-        try:
-            from . import triton_kernels
-            _triton = triton_kernels
-        except ImportError:
-            _triton = False
-    return _triton or None
+BACKENDS = _triton.BACKENDS
+_WHAT = 'Laplace-residual'
 
 
 def triton_available(device: torch.device) -> bool:
     """True when the Triton kernels can run on tensors of ``device``."""
-    module = _triton_module()
-    if module is None:
-        return False
-    if device.type == 'cuda':
-        return True
-    return device.type == 'cpu' and module.INTERPRETED
+    return _triton.available('laplace', device)
 
 
 def check_backend(name: Optional[str]) -> str:
     """Validate a backend name (None means the environment default)."""
-    source = 'argument'
-    if name is None:
-        name = os.environ.get(ENV_VAR, 'auto') or 'auto'
-        source = f'environment variable {ENV_VAR}'
-    if name not in BACKENDS:
-        raise ValueError(f'Unknown Laplace-residual backend {name!r} '
-                         f'(from {source}); valid: {", ".join(BACKENDS)}')
-    return name
+    return _triton.check_backend(name, ENV_VAR, _WHAT)
 
 
 def resolve_backend(name: Optional[str], device: torch.device) -> str:
     """The concrete backend that ``name`` means for tensors on ``device``."""
-    name = check_backend(name)
-    if name == 'auto':
-        return ('triton' if device.type == 'cuda' and
-                triton_available(device) else 'reference')
-    if name == 'triton' and not triton_available(device):
-        raise RuntimeError(
-            f'Laplace-residual backend "triton" is not available for '
-            f'{device.type} tensors: it needs the `triton` package and CUDA '
-            'tensors (CPU tensors only with TRITON_INTERPRET=1 set before '
-            'the first call); use "reference" or "auto"')
-    return name
+    return _triton.resolve_backend('laplace', name, ENV_VAR, _WHAT, device)
 
 
 def laplace_upsample_residual_reference(y: torch.Tensor, low: torch.Tensor,
@@ -148,7 +114,7 @@ def laplace_upsample_residual(y: torch.Tensor, low: torch.Tensor, p: int,
     Returns the dtype torch's composition gives (the promotion of the
     inputs'); the Triton path accumulates in float32.
     """
-    if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
+    if _triton.tracing():
         # traced sizes are tensors: the composition checks them itself
         return laplace_upsample_residual_reference(y, low, p, pooled)
     _check_inputs(y, low, p, pooled)
@@ -157,8 +123,8 @@ def laplace_upsample_residual(y: torch.Tensor, low: torch.Tensor, p: int,
         return laplace_upsample_residual_reference(y, low, p, pooled)
     if pooled is None:
         pooled = F.avg_pool2d(low, p)
-    return _triton_module().laplace_upsample_residual_triton(y, low, pooled,
-                                                             p)
+    return _triton.kernels('laplace').laplace_upsample_residual_triton(
+        y, low, pooled, p)
 
 
 __all__ = ['laplace_upsample_residual', 'laplace_upsample_residual_reference',

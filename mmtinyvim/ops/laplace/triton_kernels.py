@@ -14,7 +14,13 @@ Backward, with g = d loss / d out:
 
     d y      = bilinear_up^T(g):  per cell, the weighted sum of g over the
                output pixels whose bilinear stencil touches it (2p x 2p of
-               them, gathered, so no atomics and a deterministic sum);
+               them, gathered, so no atomics and a deterministic sum). The
+               weights are separable: a program walks the stencil's rows,
+               loading one row of the stencils of all its cells at a time
+               (contiguous, as neighbouring cells share their pixels) and
+               accumulating it times the row's weight; the column weights
+               are applied once at the end. d pooled comes from the same
+               loads;
     d pooled = -(sum of g over the cell's own block);
     d low    = g itself (no kernel).
 
@@ -71,7 +77,9 @@ def _bilinear_source(dst, in_size, P: tl.constexpr, ACC: tl.constexpr):
     return lo, hi, w_lo, w_hi
 
 
-@triton.jit
+# the sizes are not specialised on (nothing vectorises on them): fewer
+# compilations over the stage and batch shapes
+@triton.jit(do_not_specialize=['n_cells', 'C', 'h', 'w'])
 def _laplace_fwd_kernel(y_ptr, low_ptr, pooled_ptr, out_ptr, n_cells, C, h,
                         w, syb, syc, syh, syw, slb, slc, slh, slw, spb, spc,
                         sph, spw, sob, soc, soh, sow, P: tl.constexpr,
@@ -111,7 +119,7 @@ def _laplace_fwd_kernel(y_ptr, low_ptr, pooled_ptr, out_ptr, n_cells, C, h,
              out.to(out_ptr.dtype.element_ty), mask=mask)
 
 
-@triton.jit
+@triton.jit(do_not_specialize=['n_cells', 'C', 'h', 'w', 'H', 'W'])
 def _laplace_bwd_kernel(g_ptr, gy_ptr, gp_ptr, n_cells, C, h, w, H, W, sgb,
                         sgc, sgh, sgw, syb, syc, syh, syw, spb, spc, sph, spw,
                         P: tl.constexpr, S: tl.constexpr, R: tl.constexpr,
@@ -120,27 +128,34 @@ def _laplace_bwd_kernel(g_ptr, gy_ptr, gp_ptr, n_cells, C, h, w, H, W, sgb,
     cell = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
     cell_mask = cell < n_cells
     b, c, i, j = _cell_coords(cell, C, h, w, CHANNELS_LAST)
-    k = tl.arange(0, RPAD * RPAD)
-    a = k // RPAD
-    e = k % RPAD
-    # the stencil: output rows/columns [i*P - S, i*P - S + R)
-    row = i[:, None] * P - S + a[None, :]
+    # the stencil's columns [j*P - S, j*P - S + R): their bilinear weights
+    # towards the cell, computed once; its rows are walked one at a time
+    e = tl.arange(0, RPAD)
     col = j[:, None] * P - S + e[None, :]
-    mask = (cell_mask[:, None] & ((a < R) & (e < R))[None, :] & (row >= 0) &
-            (row < H) & (col >= 0) & (col < W))
-    g_base = b * sgb + c * sgc
-    g = tl.load(g_ptr + g_base[:, None] + row.to(tl.int64) * sgh +
-                col.to(tl.int64) * sgw, mask=mask, other=0.).to(ACC)
-
-    h0, h1, lh0, lh1 = _bilinear_source(row, h, P, ACC)
+    col_mask = (cell_mask[:, None] & (e < R)[None, :] & (col >= 0) &
+                (col < W))
     w0, w1, lw0, lw1 = _bilinear_source(col, w, P, ACC)
-    ii = i[:, None]
     jj = j[:, None]
-    weight_row = tl.where(h0 == ii, lh0, 0.) + tl.where(h1 == ii, lh1, 0.)
     weight_col = tl.where(w0 == jj, lw0, 0.) + tl.where(w1 == jj, lw1, 0.)
-    grad_y = tl.sum(weight_row * weight_col * g, 1)
-    own = (a >= S) & (a < S + P) & (e >= S) & (e < S + P)
-    grad_pooled = -tl.sum(tl.where(own[None, :], g, 0.), 1)
+    own_col = ((e >= S) & (e < S + P))[None, :]
+    g_lane = g_ptr + (b * sgb + c * sgc)[:, None] + col.to(tl.int64) * sgw
+    # per lane: sum over rows of (row weight x the row's stencil columns),
+    # and the plain sum of the cell's own rows
+    acc = tl.zeros([BLOCK, RPAD], dtype=ACC)
+    own = tl.zeros([BLOCK, RPAD], dtype=ACC)
+    for r in tl.static_range(R):
+        row = i * P - S + r
+        h0, h1, lh0, lh1 = _bilinear_source(row, h, P, ACC)
+        weight_row = tl.where(h0 == i, lh0, 0.) + tl.where(h1 == i, lh1, 0.)
+        mask = col_mask & ((row >= 0) & (row < H))[:, None]
+        g = tl.load(g_lane + (row.to(tl.int64) * sgh)[:, None], mask=mask,
+                    other=0.).to(ACC)
+        acc += weight_row[:, None] * g
+        if r >= S:  # compile-time: r, S and P are constexprs
+            if r < S + P:
+                own += g
+    grad_y = tl.sum(acc * weight_col, 1)
+    grad_pooled = -tl.sum(tl.where(own_col, own, 0.), 1)
 
     tl.store(gy_ptr + b * syb + c * syc + i * syh + j * syw,
              grad_y.to(gy_ptr.dtype.element_ty), mask=cell_mask)
@@ -227,7 +242,9 @@ def _laplace_bwd(grad: torch.Tensor, p: int, h: int, w: int,
         return grad_y, grad_pooled
     offset, size = _stencil(p)
     pad = _next_pow2(size)
-    block = max(1, min(_TILE // (pad * pad), _next_pow2(n_cells)))
+    # a tile is (cells, one row of their stencils): the rows are walked in
+    # the kernel, so a program holds many cells even at large p
+    block = max(1, min(_TILE // pad, _next_pow2(n_cells)))
     _laplace_bwd_kernel[(triton.cdiv(n_cells, block), )](
         grad, grad_y, grad_pooled, n_cells, channels, h, w, height, width,
         *_strides(grad), *_strides(grad_y), *_strides(grad_pooled), P=p,

@@ -41,6 +41,8 @@ from typing import Callable, NamedTuple, Optional, Tuple
 import torch
 import torch.nn.functional as F
 
+from .._triton import available, kernels
+
 ENV_VAR = 'MMTINYVIM_SCAN_BACKEND'
 
 
@@ -119,34 +121,16 @@ def _mamba_ssm_scan(u, delta, A, B, C, D=None, delta_bias=None,
 
 def _triton_scan(u, delta, A, B, C, D=None, delta_bias=None,
                  delta_softplus=True):
-    return _triton_module().selective_scan_triton(u, delta, A, B, C, D,
+    return kernels('scan').selective_scan_triton(u, delta, A, B, C, D,
                                                   delta_bias, delta_softplus)
 
 
 _mamba_ssm_ok = None
-_triton = None
-
-
-def _triton_module():
-    """The Triton kernels' module, imported on first use (or None)."""
-    global _triton
-    if _triton is None:
-        try:
-            from . import triton_kernels
-            _triton = triton_kernels
-        except ImportError:
-            _triton = False
-    return _triton or None
 
 
 def triton_available(device: torch.device) -> bool:
     """True when the Triton kernels can run on tensors of ``device``."""
-    module = _triton_module()
-    if module is None:
-        return False
-    if device.type == 'cuda':
-        return True
-    return device.type == 'cpu' and module.INTERPRETED
+    return available('scan', device)
 
 
 def mamba_ssm_available(device: torch.device) -> bool:

@@ -1,0 +1,107 @@
+"""The one lazy loader of the package's Triton kernel modules.
+
+``triton`` is an optional dependency: each op family's ``triton_kernels``
+module (which imports triton, and whose kernels read ``TRITON_INTERPRET``
+when they are defined) is imported here on the first call that wants it,
+never at package import time. A module that fails to import (no triton, an
+unsupported version) makes :func:`available` False for every device, so the
+callers fall back to their torch references. The families' backend
+switches (``auto | triton | reference``) share :func:`resolve_backend`.
+"""
+import os
+from types import ModuleType
+from typing import Dict, Optional
+
+import torch
+
+
+def _import_scan():
+    from .scan import triton_kernels
+    return triton_kernels
+
+
+def _import_laplace():
+    from .laplace import triton_kernels
+    return triton_kernels
+
+
+def _import_wavelet():
+    from .wavelet import triton_kernels
+    return triton_kernels
+
+
+_IMPORTERS = {'scan': _import_scan, 'laplace': _import_laplace,
+              'wavelet': _import_wavelet}
+# family -> its module, or False once its import failed
+_loaded: Dict[str, object] = {}
+
+
+def kernels(family: str) -> Optional[ModuleType]:
+    """The ``triton_kernels`` module of op ``family`` ('scan', 'laplace',
+    'wavelet'), imported on first use; None when it cannot be imported."""
+    if family not in _IMPORTERS:
+        raise ValueError(f'Unknown Triton kernel family {family!r}; valid: '
+                         f'{", ".join(_IMPORTERS)}')
+    if family not in _loaded:
+        try:
+            _loaded[family] = _IMPORTERS[family]()
+        except ImportError:
+            _loaded[family] = False
+    return _loaded[family] or None
+
+
+def available(family: str, device: torch.device) -> bool:
+    """True when ``family``'s kernels can run on tensors of ``device``: CUDA
+    tensors, or CPU tensors when the module was imported under
+    ``TRITON_INTERPRET=1`` (its ``INTERPRETED`` flag)."""
+    module = kernels(family)
+    if module is None:
+        return False
+    if device.type == 'cuda':
+        return True
+    return device.type == 'cpu' and module.INTERPRETED
+
+
+# the backend names of the ops with one Triton path and a torch reference
+BACKENDS = ('auto', 'triton', 'reference')
+
+
+def check_backend(name: Optional[str], env_var: str, what: str) -> str:
+    """Validate a backend name of an op ``what`` (None means the
+    environment variable ``env_var``, else ``auto``)."""
+    source = 'argument'
+    if name is None:
+        name = os.environ.get(env_var, 'auto') or 'auto'
+        source = f'environment variable {env_var}'
+    if name not in BACKENDS:
+        raise ValueError(f'Unknown {what} backend {name!r} (from {source}); '
+                         f'valid: {", ".join(BACKENDS)}')
+    return name
+
+
+def resolve_backend(family: str, name: Optional[str], env_var: str,
+                    what: str, device: torch.device) -> str:
+    """The concrete backend ('triton' or 'reference') that ``name`` means
+    for ``family``'s op on tensors of ``device``: ``auto`` is ``triton`` for
+    CUDA tensors when the kernels import."""
+    name = check_backend(name, env_var, what)
+    if name == 'auto':
+        return ('triton' if device.type == 'cuda' and
+                available(family, device) else 'reference')
+    if name == 'triton' and not available(family, device):
+        raise RuntimeError(
+            f'{what} backend "triton" is not available for {device.type} '
+            'tensors: it needs the `triton` package and CUDA tensors (CPU '
+            'tensors only with TRITON_INTERPRET=1 set before the first '
+            'call); use "reference" or "auto"')
+    return name
+
+
+def tracing() -> bool:
+    """True while a tracer or exporter records the ops (``torch.jit.trace``
+    and the FLOP counters built on it, ONNX export, ``torch.export``): the
+    ops then run their torch references, so that exporters and counters see
+    standard ops."""
+    exporting = getattr(torch.compiler, 'is_exporting', None)
+    return (torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()
+            or bool(exporting and exporting()))
