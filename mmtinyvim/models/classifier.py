@@ -213,6 +213,8 @@ class Classifier(nn.Module):
                              'features_only=True with it (the classifier '
                              'uses the last stage)')
         self.family = family
+        # the variant, as the strict loader's messages name it
+        self.arch_name = variant.replace('-', '_')
         self.backbone = spec.backbone(
             arch=arch, out_indices=(spec.backbone.num_outputs - 1, ),
             **backbone_kwargs)

@@ -65,8 +65,8 @@ def parse_name(name: str) -> Tuple[str, str, str]:
     model, _, tag = name.partition('.')
     if model not in MODEL_NAMES:
         close = difflib.get_close_matches(model, MODEL_NAMES, n=2)
-        hint = f' Did you mean {" or ".join(close)}?' if close else ''
-        raise ValueError(f'Unknown model {name!r};{hint} valid: '
+        hint = f' (did you mean {" or ".join(close)}?)' if close else ''
+        raise ValueError(f'Unknown model {name!r}{hint}; valid: '
                          f'{", ".join(MODEL_NAMES)}')
     variant = MODEL_NAMES[model]
     tags = _weights(variant)
