@@ -15,10 +15,9 @@ is downloaded.
 import dataclasses
 import functools
 
-from timm.models import (build_model_with_cfg, generate_default_cfgs,
-                         is_model, register_model)
-from timm.models._builder import resolve_pretrained_cfg
-from timm.models._pretrained import PretrainedCfg
+from timm.models import (PretrainedCfg, build_model_with_cfg,
+                         generate_default_cfgs, is_model, register_model,
+                         resolve_pretrained_cfg)
 
 from .classifier import Classifier
 from .factory import (MODEL_NAMES, _weights, create_model,
