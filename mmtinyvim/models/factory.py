@@ -108,12 +108,12 @@ def missing_weights_message(name: str, path: str, given: bool) -> str:
     where = ('' if given else
              f' (${CACHE_ENV}, default {DEFAULT_CACHE}, under its official '
              'name)')
+    also = '' if given else ', or pass pretrained_file=PATH'
     return (f'Pretrained weights for {cfg["architecture"]} not found: '
             f'{path}{where}. Download the official {cfg["description"]} '
             f'file {cfg["official_file"]} from {cfg["origin_url"]} (linked '
-            f'from {cfg["repository"]}#readme) and save it as '
-            f'{osp.join(cache_dir(), cfg["official_file"])}, or pass '
-            'pretrained_file=PATH. mmtinyvim never downloads.')
+            f'from {cfg["repository"]}#readme) and save it as {path}{also}. '
+            'mmtinyvim never downloads.')
 
 
 def resolve_pretrained(name: str, pretrained: Union[bool, str],
