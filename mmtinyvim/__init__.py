@@ -25,3 +25,9 @@ if importable('mmengine'):
     from . import engine  # noqa: F401  (registers the hooks)
 if importable('mmcv'):
     from .datasets import size_limit  # noqa: F401  (CheckMaxImageSize)
+# mmpretrain model names (list_models / get_model / inference_model) for the
+# ImageNet configs: a registration in mmpretrain's ModelHub, only when
+# mmpretrain is installed
+if importable('mmpretrain'):
+    from .integrations.mmpretrain_hub import register_mmpretrain_models
+    register_mmpretrain_models()

@@ -17,3 +17,4 @@ assert stack_name() == 'onedl', v(); print('[smoke_onedl]', v())"
     "tests/test_configs.py::test_config_trains_and_evaluates[mobilemamba_t2_in1k]" \
     tests/test_tinyvim.py tests/test_mobilemamba.py tests/test_import_purity.py \
     -k "trains_and_evaluates or parity or official_manifest or changes_nothing or snapshot_sees" "$@"
+"$py" -m pytest -q -p no:cacheprovider tests/test_mmpretrain_names.py

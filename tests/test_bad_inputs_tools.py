@@ -198,6 +198,45 @@ def test_cfg_options_without_equals_is_one_usage_error(tool, argv, capsys):
         '11]") so that the shell keeps it one argument.')
 
 
+# ------------------------------------------- data preprocessor mean / std --
+
+@pytest.mark.parametrize('config,option,value,expected', [
+    (DET_CONFIG, 'model.data_preprocessor.std', '[58.395,0,57.375]',
+     'model.data_preprocessor.std=[58.395, 0, 57.375]: entry 1 (0) is not '
+     'a finite number > 0. The data preprocessor divides each channel by its '
+     'std: a zero std makes the channel inf or NaN (all NaN for a constant '
+     'image), a non-finite one NaN, a negative one inverts it, and training '
+     'would run on NaN or on inverted images. Give a finite number > 0 per '
+     'image channel, in pixel units (ImageNet statistics of 0-255 images: '
+     'std=[58.395, 57.12, 57.375]), or leave out both mean and std to feed '
+     'the pixels unnormalised.'),
+    # the classifier configs' top-level data_preprocessor, which mmengine
+    # gives to a model without one
+    (CLS_CONFIG, 'data_preprocessor.std', '[1,-2.5,inf]',
+     'data_preprocessor.std=[1, -2.5, inf]: entries 1 (-2.5), 2 (inf) are '
+     'not finite numbers > 0. '),
+    (DET_CONFIG, 'model.data_preprocessor.mean', '[nan,1,1]',
+     'model.data_preprocessor.mean=[nan, 1, 1]: entry 0 (nan) is not a '
+     "finite number. The data preprocessor subtracts each channel's mean: "
+     'a non-finite one makes the channel NaN or inf, and training would run '
+     'on NaN. Give a finite number per image channel'),
+])
+def test_normalisation_that_makes_inputs_nonfinite_is_refused(
+        config, option, value, expected, tmp_path):
+    """Before: trained (and evaluated) on inf / NaN inputs without a word."""
+    with pytest.raises(ConfigCheckError) as err:
+        train.main([config, '--work-dir', str(tmp_path / 'wd'),
+                    '--cfg-options', f'{option}={value}'])
+    print(f'\n{err.value}')
+    assert str(err.value).startswith(expected)
+    assert not (tmp_path / 'wd').exists()
+    with pytest.raises(ConfigCheckError, match='is not a finite number|are '
+                       'not finite numbers'):
+        load_config(config, {option: train.parse_args(
+            [config, '--cfg-options', f'{option}={value}']).cfg_options[
+                option]})
+
+
 # ---------------------------------------------------------------- work_dir --
 
 def test_work_dir_that_is_a_file_is_one_clear_error(tmp_path):
@@ -243,3 +282,72 @@ def test_dist_scripts_check_their_files_before_spawning(script, args,
         env={**os.environ, 'PYTHON': str(tmp_path / 'no-python')})
     assert result.returncode == 2, result.stderr
     assert result.stderr.startswith(message)
+
+
+# ------------------------------- mmengine's loaders after an in-process run --
+
+@pytest.fixture
+def sentinel_loaders():
+    """Every scheme of mmengine's CheckpointLoader set to a stand-in of its
+    own: a tool that opts mmengine into the safe loader and does not put
+    the loaders back leaves mmtinyvim's in their place."""
+    from mmengine.runner.checkpoint import CheckpointLoader
+
+    from mmtinyvim.utils.checkpoint import restore_mmengine_loaders
+    previous = dict(CheckpointLoader._schemes)
+
+    def stand_in(prefix):
+        def load(filename, map_location=None):
+            raise AssertionError(f'stand-in loader of {prefix!r} called')
+        return load
+
+    sentinels = {prefix: stand_in(prefix) for prefix in previous}
+    restore_mmengine_loaders(sentinels)
+    yield sentinels
+    restore_mmengine_loaders(previous)
+
+
+def _schemes():
+    from mmengine.runner.checkpoint import CheckpointLoader
+    return dict(CheckpointLoader._schemes)
+
+
+def test_train_tool_puts_mmengine_loaders_back(sentinel_loaders, tmp_path):
+    """The run gets as far as building the runner (the safe loaders are
+    installed), then fails on the missing data."""
+    with pytest.raises(FileNotFoundError, match='COCO annotation file'):
+        train.main([DET_CONFIG, '--work-dir', str(tmp_path / 'wd'),
+                    '--cfg-options', 'model.backbone.init_cfg=None',
+                    f'train_dataloader.dataset.data_root={tmp_path}/coco/'])
+    assert _schemes() == sentinel_loaders
+
+
+def test_test_tool_puts_mmengine_loaders_back(sentinel_loaders, tmp_path):
+    import torch
+    from mmengine.config import Config
+    from mmengine.registry import DefaultScope
+    from mmpretrain.registry import MODELS
+
+    from mmtinyvim.utils.checkpoint import NonFiniteWeightsError
+    cfg = Config.fromfile(CLS_CONFIG)
+    cfg.model.backbone.init_cfg = None
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        state = MODELS.build(cfg.model).state_dict()
+    next(iter(state.values())).view(-1)[0] = float('nan')
+    checkpoint = tmp_path / 'nan.pth'
+    torch.save({'state_dict': state}, checkpoint)
+    # refused after the runner is built, before any data is read
+    with pytest.raises(NonFiniteWeightsError):
+        test_tool.main([CLS_CONFIG, str(checkpoint), '--work-dir',
+                        str(tmp_path / 'w'), '--cfg-options',
+                        'model.backbone.init_cfg=None'])
+    assert _schemes() == sentinel_loaders
+
+
+def test_image_demo_puts_mmengine_loaders_back(sentinel_loaders, tmp_path):
+    image = tmp_path / 'photo.jpg'
+    mmcv.imwrite(np.full((40, 50, 3), 90, np.uint8), str(image))
+    with pytest.warns(UserWarning, match='RANDOMLY INITIALISED'):
+        visual, _ = image_demo.paint(str(image), CLS_CONFIG)
+    assert visual.shape[:2] == (40, 50)
+    assert _schemes() == sentinel_loaders

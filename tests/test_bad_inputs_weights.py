@@ -116,3 +116,131 @@ def test_image_demo_refuses_nan_checkpoint(tmp_path):
         f'error: Checkpoint {str(checkpoint)!r} holds non-finite weights')
     assert f'{first} (2 NaN' in str(exit_.value.code)
     assert not out.exists()
+
+
+# ------------------------------------- --resume from a file that cannot --
+
+DET_CONFIG = str(REPO / 'configs/maskrcnn_tinyvim_s_coco.py')
+
+
+def _train_tool():
+    return load_file('tools/train.py', 'mmtinyvim_train_tool')
+
+
+def _build(config):
+    from mmengine.config import Config
+    from mmengine.registry import DefaultScope
+    cfg = Config.fromfile(config)
+    cfg.model.backbone.init_cfg = None
+    scope = cfg.default_scope
+    registry = {'mmdet': 'mmdet.registry', 'mmpretrain':
+                'mmpretrain.registry'}[scope]
+    models = __import__(registry, fromlist=['MODELS']).MODELS
+    torch.manual_seed(0)
+    with DefaultScope.overwrite_default_scope(scope):
+        return models.build(cfg.model)
+
+
+def _resume(tmp_path, *resume):
+    """tools/train.py of the detector config with --resume; the data root
+    does not exist, so a run that got past the check would fail on it."""
+    return ['--work-dir', str(tmp_path / 'wd'), '--resume', *resume,
+            '--cfg-options', 'model.backbone.init_cfg=None',
+            f'train_dataloader.dataset.data_root={tmp_path / "none"}/']
+
+
+TO_START_FROM_WEIGHTS = (
+    'Resuming continues a training run of this config from a checkpoint '
+    'that run wrote (iter_*.pth / epoch_*.pth in its work_dir). To start a '
+    'new training from these weights instead, leave out --resume (and '
+    'resume=True) and give --cfg-options load_from=PATH (the weights whose '
+    'names and shapes match the model are loaded, the rest keep their '
+    'initialisation), or, for backbone weights, '
+    'model.backbone.init_cfg.type=Pretrained '
+    'model.backbone.init_cfg.checkpoint=PATH (loaded strictly; add '
+    "model.backbone.init_cfg.prefix=backbone. for a whole model's file).")
+
+
+@pytest.mark.parametrize('auto', [False, True])
+def test_resume_from_backbone_weights_is_one_clear_error(tmp_path, capsys,
+                                                         auto):
+    """Before: mmengine's KeyError 'meta' / 'epoch' once training started.
+    ``auto``: the file is the newest checkpoint of the work_dir, which
+    --resume without a path would continue from."""
+    state = TinyViM(arch='s').state_dict()
+    path = tmp_path / 'tinyvim_s.pth'
+    if auto:
+        (tmp_path / 'wd').mkdir()
+        path = tmp_path / 'wd' / 'iter_5.pth'
+    torch.save(state, path)
+    train = _train_tool()
+    argv = [DET_CONFIG] + _resume(tmp_path, *([] if auto else [str(path)]))
+    with pytest.raises(SystemExit) as exit_:
+        train.run(argv)
+    assert exit_.value.code == 1
+    message = capsys.readouterr().err.strip().splitlines()[-1]
+    print(f'\n{message}')
+    first = ', '.join(list(state)[:3])
+    assert message == (
+        f'Error: Cannot resume {DET_CONFIG} from {path}: it holds a bare '
+        f'state dict of {len(state)} tensors (keys {first} ... '
+        f'(+{len(state) - 3} more)): the weights of a network on its own (no '
+        "key starts with 'backbone.': a backbone?), without the training "
+        "state resuming reads ('meta', 'message_hub', 'state_dict' missing). "
+        + TO_START_FROM_WEIGHTS)
+
+
+def test_resume_from_another_models_training_names_the_keys(tmp_path):
+    """A classifier's training checkpoint for the detector config: before,
+    mmengine loaded the few matching weights and resumed at its epoch."""
+    from mmtinyvim.utils.checkpoint import ResumeCheckpointError
+    classifier = _build(CLS_CONFIG)
+    path = tmp_path / 'epoch_3.pth'
+    torch.save({'meta': {'epoch': 3, 'iter': 300,
+                         'experiment_name': 'tinyvim_s_in1k_20260101_000000'},
+                'state_dict': classifier.state_dict(), 'message_hub': {}},
+               path)
+    with pytest.raises(ResumeCheckpointError) as err:
+        _train_tool().main([DET_CONFIG] + _resume(tmp_path, str(path)))
+    message = str(err.value)
+    print(f'\n{message}')
+    assert message.startswith(
+        f"Cannot resume {DET_CONFIG} from {path}: it holds the entries "
+        f"'meta', 'state_dict', 'message_hub'; its "
+        f'{len(classifier.state_dict())} weights (keys backbone.')
+    assert (', saved by the training run tinyvim_s_in1k_20260101_000000, and '
+            'they do not fit MaskRCNN, the model this config builds: ') \
+        in message
+    # the detector's dense output norms, neck and heads; the classifier's head
+    assert re.search(r'\d+ missing keys: backbone\.norm0\.', message)
+    assert re.search(r'\d+ unexpected keys: head\.', message)
+    assert message.endswith(TO_START_FROM_WEIGHTS)
+
+
+def test_resume_from_weights_without_training_state(tmp_path):
+    """The detector's own weights without the training state (a published
+    or converted file), given with resume=True in the config options."""
+    from mmtinyvim.utils.checkpoint import (ResumeCheckpointError,
+                                            resume_problem)
+    detector = _build(DET_CONFIG)
+    path = tmp_path / 'published.pth'
+    torch.save({'meta': {}, 'state_dict': detector.state_dict()}, path)
+    argv = [DET_CONFIG, '--work-dir', str(tmp_path / 'wd'), '--cfg-options',
+            'resume=True', f'load_from={path}',
+            'model.backbone.init_cfg=None',
+            f'train_dataloader.dataset.data_root={tmp_path / "none"}/']
+    with pytest.raises(ResumeCheckpointError) as err:
+        _train_tool().main(argv)
+    assert ("are of a two-stage detector (e.g. Mask R-CNN), without the "
+            "training state resuming reads (meta['epoch'], meta['iter'], "
+            "'message_hub' missing).") in str(err.value)
+    # the same weights with the training state resume; a key renamed or a
+    # shape changed does not
+    state = {'meta': {'epoch': 1, 'iter': 10}, 'message_hub': {},
+             'state_dict': detector.state_dict()}
+    assert resume_problem(state, detector) is None
+    renamed = dict(state['state_dict'])
+    renamed['backbone.stem'] = renamed.pop(next(iter(renamed)))
+    problem = resume_problem(dict(state, state_dict=renamed), detector)
+    assert '1 missing keys: ' in problem
+    assert '1 unexpected keys: backbone.stem' in problem

@@ -1,9 +1,12 @@
 """ONNX export through the pure-PyTorch scan, checked with onnxruntime."""
 import os
 
+import cv2
+import mmcv
 import onnx
 import pytest
 import torch
+from mmseg.structures import SegDataSample
 
 from mmtinyvim.models.backbones import mobilemamba
 from mmtinyvim.models.zoo import build_classifier
@@ -166,3 +169,127 @@ def test_failed_export_keeps_the_previous_file(tmp_path, monkeypatch):
         p2o.export(model, names, str(out), (64, 64))
     assert out.read_bytes() == b'previous export'
     assert os.listdir(tmp_path) == ['old.onnx']
+
+
+# ----------------------------------------- detectors and segmentors --
+
+RETINANET = os.path.join(ROOT, 'configs', 'retinanet_tinyvim_s_coco.py')
+SEM_FPN = os.path.join(ROOT, 'configs', 'fpn_mobilemamba_t2_ade20k.py')
+SHAPE = (128, 128)  # small: each export stays within seconds on a CPU
+
+
+def _preprocessed(model, image):
+    """The input the model's own data preprocessor makes of ``image``
+    resized to SHAPE (channel order and normalisation as in training)."""
+    resized = cv2.resize(mmcv.imread(image), SHAPE[::-1])
+    batch = dict(inputs=[torch.from_numpy(resized).permute(2, 0, 1)])
+    return model.data_preprocessor(batch, False)['inputs']
+
+
+@pytest.fixture(scope='module')
+def demo_image(tmp_path_factory):
+    """A real (demo data set) image: shapes painted on a textured
+    background, as the COCO demo data writes them."""
+    from mmtinyvim.datasets.make_demo_data import make_demo_data
+    root = make_demo_data('coco', tmp_path_factory.mktemp('demo'),
+                          num_train=1, num_val=1)
+    images = sorted((root / 'val2017').glob('*.jpg'))
+    assert images
+    return str(images[0])
+
+
+def test_detector_export_matches_pytorch_on_an_image(tmp_path, demo_image,
+                                                     capsys):
+    """RetinaNet with TinyViM-S, random weights saved as mmengine saves
+    them: the head's raw outputs per level match PyTorch's on a real image,
+    and the head's own decoding runs on the ONNX maps."""
+    import onnxruntime
+    torch.manual_seed(0)
+    model, names, task = p2o.build_from_config(RETINANET)
+    assert task == 'det'
+    checkpoint = tmp_path / 'retinanet.pth'
+    torch.save({'meta': {}, 'state_dict': model.detector.state_dict()},
+               checkpoint)
+    out = str(tmp_path / 'retinanet.onnx')
+    p2o.main([RETINANET, '--checkpoint', str(checkpoint), '--shape',
+              *map(str, SHAPE), '--out', out, '--verify', '--image',
+              demo_image, '--tolerance', str(TOLERANCE)])
+    printed = capsys.readouterr().out
+    print(printed)
+    levels = len(model.detector.bbox_head.prior_generator.strides)
+    assert names == ([f'cls_score{i}' for i in range(levels)] +
+                     [f'bbox_pred{i}' for i in range(levels)])
+    for name in names:
+        assert f'{name}: max|ONNX - PyTorch| / std = ' in printed
+    assert _only_standard_ops(out)
+
+    # --verify has compared every output (it exits beyond --tolerance)
+    exported = model  # the checkpoint's weights
+    images = p2o.image_batch(exported, demo_image, SHAPE)
+    assert torch.allclose(images, _preprocessed(model, demo_image))
+    session = onnxruntime.InferenceSession(
+        out, providers=['CPUExecutionProvider'])
+    maps = session.run(None, {'input': images.numpy()})
+    head = model.detector.bbox_head
+    assert maps[0].shape == (1, head.num_base_priors * head.cls_out_channels,
+                             SHAPE[0] // 8, SHAPE[1] // 8)
+    detections = p2o.decode_detections(exported, maps, SHAPE, score_thr=0.0)
+    with torch.no_grad():
+        reference = p2o.decode_detections(exported, exported(images), SHAPE,
+                                          score_thr=0.0)
+    boxes, expected = detections[0].bboxes, reference[0].bboxes
+    assert boxes.shape[1] == 4 and len(boxes) > 0
+    top = min(len(boxes), len(expected), 10)
+    assert torch.allclose(detections[0].scores[:top],
+                          reference[0].scores[:top], atol=1e-5)
+
+
+def test_segmentor_export_gives_logits_at_input_size(tmp_path, demo_image):
+    """Semantic FPN with MobileMamba-T2: logits resized to the input as
+    mmseg's inference does, matching PyTorch on a real image."""
+    torch.manual_seed(0)
+    model, names, task = p2o.build_from_config(SEM_FPN)
+    assert (task, names) == ('seg', ['seg_logits'])
+    path = p2o.export(model, names, str(tmp_path / 'fpn.onnx'), SHAPE)
+    assert _only_standard_ops(path)
+    images = p2o.image_batch(model, demo_image, SHAPE)
+    # mmseg's own preprocessing (no padding at test time without a
+    # test_cfg size)
+    assert torch.allclose(images, _preprocessed(model, demo_image))
+    errors = p2o.compare_with_onnxruntime(model, path, SHAPE, images=images)
+    print(f'\nSemantic FPN MobileMamba-T2 ONNX vs PyTorch: {errors}')
+    assert max(errors.values()) < TOLERANCE
+    with torch.no_grad():
+        logits = model(images)
+        # the same logits as mmseg's own inference path
+        reference = model.segmentor.predict(images, [
+            SegDataSample(metainfo=dict(img_shape=SHAPE, ori_shape=SHAPE))])
+    assert logits.shape == (1, model.segmentor.decode_head.num_classes,
+                            *SHAPE)
+    assert torch.allclose(logits[0], reference[0].seg_logits.data,
+                          atol=1e-5)
+
+
+def test_config_exports_refuse_what_they_cannot_export(tmp_path, capsys):
+    maskrcnn = os.path.join(ROOT, 'configs', 'maskrcnn_tinyvim_s_coco.py')
+    with pytest.raises(ValueError, match='MaskRCNN is a two-stage detector: '
+                       'its RoI heads crop features per proposal'):
+        p2o.build_from_config(maskrcnn)
+    classifier = os.path.join(ROOT, 'configs', 'tinyvim_s_in1k.py')
+    with pytest.raises(ValueError, match='is a classification config: '
+                       'export its classifier with pytorch2onnx.py VARIANT '
+                       '--classifier'):
+        p2o.build_from_config(classifier)
+    with pytest.raises(ValueError, match=r"--task seg: .* is a det config "
+                       r"\(default_scope 'mmdet'\)"):
+        p2o.build_from_config(RETINANET, task='seg')
+    with pytest.raises(SystemExit):
+        p2o.main([RETINANET, '--classifier'])
+    assert ('--classifier applies to a variant, not to a config'
+            in capsys.readouterr().err)
+    with pytest.raises(SystemExit):
+        p2o.main(['tinyvim-s', '--task', 'det'])
+    assert '--task applies to a config file' in capsys.readouterr().err
+    # the output named as the config is refused before anything is built
+    with pytest.raises(ValueError, match='would destroy the config'):
+        p2o.main([RETINANET, '--out', RETINANET])

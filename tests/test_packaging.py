@@ -85,7 +85,8 @@ def installed(tmp_path_factory):
     tmp = tmp_path_factory.mktemp('pkg')
     src = tmp / 'src'
     src.mkdir()
-    for name in ('setup.py', 'README.md', 'MANIFEST.in', 'metafile.yml'):
+    for name in ('setup.py', 'README.md', 'MANIFEST.in', 'metafile.yml',
+                 'model-index-mmpretrain.yml'):
         shutil.copy(REPO / name, src / name)
     ignore = shutil.ignore_patterns('__pycache__', '.mim', '*.pyc')
     for name in ('mmtinyvim', 'configs', 'tools'):
@@ -97,7 +98,8 @@ def installed(tmp_path_factory):
     with zipfile.ZipFile(wheel) as zf:
         files = set(zf.namelist())
     mim = 'mmtinyvim/.mim/'
-    for name in ('model-index.yml', 'metafile.yml', 'tools/train.py',
+    for name in ('model-index.yml', 'metafile.yml',
+                 'model-index-mmpretrain.yml', 'tools/train.py',
                  'tools/test.py', f'configs/{NAME}.py',
                  'configs/_base_/default_runtime_det.py'):
         assert mim + name in files, name
@@ -161,3 +163,21 @@ def test_wheel_installed_elsewhere_trains_tests_and_searches(installed):
         models = yaml.safe_load(f)['Models']
     assert out.count('config id:') == len(models)
     assert f'config id: {NAME}' in out
+
+    # mmpretrain's names resolve to the installed configs; mim's download
+    # stops with the metafile's line, or finds the file named there in --dest
+    out = _run([python, '-c', 'import mmtinyvim; from mmpretrain.apis '
+                "import ModelHub; print('config:', ModelHub.get("
+                "'tinyvim_s_in1k').config.filename)"], run, env)
+    assert 'config: ' + str(site / 'mmtinyvim' / '.mim' / 'configs' /
+                            'tinyvim_s_in1k.py') + '\n' in out, out[-3000:]
+    weights = next(m['Weights'] for m in models if m['Name'] == NAME)
+    proc = subprocess.run([python, '-m', 'mim', 'download', 'mmtinyvim',
+                           '--config', NAME, '--dest', 'ckpt'], cwd=run,
+                          env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode != 0 and weights in proc.stderr, proc.stderr[-3000:]
+    (run / 'ckpt' / weights.rsplit('/', 1)[-1]).write_bytes(b'')
+    out = _run([python, '-m', 'mim', 'download', 'mmtinyvim', '--config',
+                NAME, '--dest', 'ckpt'], run, env)
+    assert (run / 'ckpt' / f'{NAME}.py').is_file(), out[-3000:]

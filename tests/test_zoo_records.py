@@ -56,9 +56,10 @@ def test_metafile_entries_mark_results_published_and_name_weights(tmp_path):
         else:
             assert model['Results'] == 'not published'
             assert meta['Recipe'] == 'adapted'
-        if 'Weights' in model:
+        if 'Weights Source' in meta:
             with_weights += 1
-            assert any(w.url == model['Weights'] for w in record.weights)
+            assert any(w.url == meta['Weights Source']
+                       for w in record.weights)
     assert with_weights == sum(len(r.weights) for r in RECORDS.values())
 
 
@@ -73,7 +74,7 @@ def test_mim_reads_the_metafile():
     table = convert2df(index)
     assert len(table) == len(CONFIGS)
     row = table.loc['mobilemamba_b1_in1k']
-    assert row['weight'].startswith('https://drive.google.com/')
+    assert 'https://drive.google.com/' in row['weight']
 
 
 @pytest.mark.parametrize('config', CONFIGS, ids=lambda p: p.stem)
@@ -89,17 +90,34 @@ def test_config_backbone_weights_are_its_records(config):
         assert set(found) <= {RECORDS[variant].backbone_weights}
 
 
+def _stamps():
+    """(size, mtime) of the repository's generated files."""
+    return {name: ((REPO / name).stat().st_size,
+                   (REPO / name).stat().st_mtime_ns)
+            for name in ('metafile.yml', 'model-index-mmpretrain.yml',
+                         'docs/model_zoo.md', 'README.md')}
+
+
 def test_check_fails_on_a_stale_model_zoo_table(tmp_path, monkeypatch):
+    before = _stamps()
     doc = tmp_path / 'model_zoo.md'
     doc.write_text((REPO / 'docs' / 'model_zoo.md').read_text().replace(
         '| released | 79.9 |', '| released | 80.9 |'))
     monkeypatch.setattr(generate_zoo, 'MODEL_ZOO', doc)
     monkeypatch.setattr(generate_zoo, 'METAFILE', tmp_path / 'metafile.yml')
+    # the run below rewrites all three outputs: each one a copy in tmp_path
+    readme = tmp_path / 'README.md'
+    readme.write_text((REPO / 'README.md').read_text())
+    monkeypatch.setattr(generate_zoo, 'README', readme)
+    monkeypatch.setattr(generate_zoo, 'MMPRETRAIN_INDEX',
+                        tmp_path / 'model-index-mmpretrain.yml')
     (tmp_path / 'metafile.yml').write_text(generate_zoo.generate())
     with pytest.raises(SystemExit, match='model_zoo.md not what'):
         generate_zoo.main(['--check'])
     generate_zoo.main([])  # rewrites the table in tmp_path
     assert doc.read_text() == (REPO / 'docs' / 'model_zoo.md').read_text()
+    assert readme.read_text() == (REPO / 'README.md').read_text()
+    assert _stamps() == before  # nothing of the repository written
 
 
 def test_check_fails_on_a_stale_readme_zoo_table(tmp_path, monkeypatch):

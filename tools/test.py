@@ -32,8 +32,8 @@ from mmtinyvim.engine.config_check import (CfgOptionsAction,
                                            ConfigCheckError, check_work_dir)
 from mmtinyvim.utils.checkpoint import (NonFiniteWeightsError,
                                         require_finite, require_fit,
-                                        safe_torch_load, unwrap_state_dict,
-                                        use_safe_loader_in_mmengine)
+                                        safe_loading_in_mmengine,
+                                        safe_torch_load, unwrap_state_dict)
 from train import init_cpu_process_group, load_config
 
 
@@ -136,7 +136,10 @@ def require_checkpoint_fits(model, path):
 
 
 def main(argv=None):
-    with quiet_run():  # the unactionable third-party warnings, this run only
+    # this run only: the unactionable third-party warnings hidden, and
+    # mmengine's checkpoint loading under torch's weights_only (its loaders
+    # are put back when main ends)
+    with quiet_run(), safe_loading_in_mmengine():
         _main(argv)
 
 
@@ -178,7 +181,6 @@ def _main(argv=None):
         cfg.test_evaluator.output_dir = args.out
         cfg.test_evaluator.keep_results = True
 
-    use_safe_loader_in_mmengine()
     init_cpu_process_group(cfg)
     runner = (RUNNERS.build(cfg) if 'runner_type' in cfg else
               Runner.from_cfg(cfg))

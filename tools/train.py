@@ -12,6 +12,7 @@ import os.path as osp
 import sys
 
 import torch
+from mmengine.model import is_model_wrapper
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
@@ -19,12 +20,15 @@ from mmtinyvim.engine import (add_cuda_graph_hook, add_safety_hooks,
                               quiet_logger, quiet_run,
                               remove_cuda_graph_hook,
                               teardown_distributed)
+from mmtinyvim.engine.checkpoint_hook import newest_intact_checkpoint
 from mmtinyvim.engine.config_check import (CfgOptionsAction,
                                            ConfigCheckError, check_work_dir)
 from mmtinyvim.engine.config_check import load_config as load_checked_config
 from mmtinyvim.models.pretrained import (MissingPretrainedError,
                                          check_pretrained_files)
-from mmtinyvim.utils.checkpoint import use_safe_loader_in_mmengine
+from mmtinyvim.utils.checkpoint import (ResumeCheckpointError,
+                                        check_resume_checkpoint,
+                                        safe_loading_in_mmengine)
 
 
 def parse_args(argv=None):
@@ -145,8 +149,38 @@ def init_cpu_process_group(cfg):
             backend=cfg.env_cfg.dist_cfg.get('backend', 'gloo'))
 
 
+def resume_source(cfg, work_dir):
+    """The local checkpoint a run of ``cfg`` resumes from, or None: with
+    ``resume``, the ``load_from`` file, else the one SafeCheckpointHook
+    picks in ``work_dir`` (the newest intact one). A named file that does
+    not exist, or a URL, is left to the hook and mmengine."""
+    if not cfg.get('resume'):
+        return None
+    load_from = cfg.get('load_from')
+    if load_from is None:
+        return newest_intact_checkpoint(work_dir, warn=lambda message: None)
+    return load_from if osp.isfile(load_from) else None
+
+
+def check_resume(runner, cfg, config_path):
+    """One :class:`ResumeCheckpointError` before training when the file
+    the run resumes from is not a training state of this config's model
+    (mmengine's ``Runner.resume`` fails with ``KeyError: 'epoch'`` on a
+    file of weights alone, and loads another model's weights non-strictly
+    with a warning)."""
+    path = resume_source(cfg, osp.abspath(cfg.work_dir))
+    if path is None:
+        return
+    model = runner.model.module if is_model_wrapper(
+        runner.model) else runner.model
+    check_resume_checkpoint(path, model, config_path)
+
+
 def main(argv=None):
-    with quiet_run():  # the unactionable third-party warnings, this run only
+    # this run only: the unactionable third-party warnings hidden, and
+    # resume / load_from of runner checkpoints under torch's weights_only
+    # (mmengine's loaders are put back when main ends)
+    with quiet_run(), safe_loading_in_mmengine():
         _main(argv)
 
 
@@ -190,14 +224,13 @@ def _main(argv=None):
         cfg.resume = True
         cfg.load_from = args.resume
 
-    # resume / load_from of runner checkpoints under torch's weights_only
-    use_safe_loader_in_mmengine()
     init_cpu_process_group(cfg)
     runner, finished = None, False
     try:
         runner = (RUNNERS.build(cfg) if 'runner_type' in cfg else
                   Runner.from_cfg(cfg))
         quiet_logger(runner.logger)
+        check_resume(runner, cfg, args.config)
         # a missing ImageNet file is one message before Runner.train builds
         # any dataset (the backbone's init_weights says the same later, for
         # other tools)
@@ -211,13 +244,14 @@ def _main(argv=None):
 
 
 def run(argv=None):
-    """``main`` as a command: a missing pretrained checkpoint or a config
-    key nothing reads (the user's setup, not a bug) is printed as its
-    message alone and exits with status 1; every other error keeps its
-    traceback."""
+    """``main`` as a command: a missing pretrained checkpoint, a config
+    key nothing reads or a checkpoint that cannot be resumed (the user's
+    setup, not a bug) is printed as its message alone and exits with status
+    1; every other error keeps its traceback."""
     try:
         main(argv)
-    except (MissingPretrainedError, ConfigCheckError) as err:
+    except (MissingPretrainedError, ConfigCheckError,
+            ResumeCheckpointError) as err:
         print(f'Error: {err}', file=sys.stderr)
         sys.exit(1)
 

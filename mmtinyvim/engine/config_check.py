@@ -12,6 +12,8 @@ without ``=`` in one line.
 """
 import difflib
 import inspect
+import math
+import numbers
 import os.path as osp
 
 from mmengine.config import Config, DictAction
@@ -40,7 +42,8 @@ CHECKPOINT_HOOK_PASSED = ('self', 'out_dir', 'filename', 'meta')
 
 
 class ConfigCheckError(ValueError):
-    """A config key or component argument that nothing would read."""
+    """A config key or component argument that nothing would read, or a
+    setting that would make the run meaningless."""
 
 
 class CfgOptionsAction(DictAction):
@@ -192,6 +195,63 @@ def check_components(cfg):
                          OPTIMIZERS, scope, set_by_builder=('params', ))
 
 
+def _real(value):
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def check_normalisation(cfg):
+    """Raise :class:`ConfigCheckError` for a data preprocessor whose ``std``
+    has an entry that is not a finite number > 0, or whose ``mean`` has one
+    that is not a finite number.
+
+    The preprocessor computes ``(image - mean) / std`` per channel: a zero
+    std makes every input of that channel inf (NaN where the pixel equals
+    the mean, e.g. a constant image), a non-finite mean or std makes it NaN,
+    and training then runs on NaN from the first batch; a negative std
+    inverts the images the pretrained backbone was trained on. The preprocessor
+    checked is the one the model is built with: ``model.data_preprocessor``,
+    else the top-level ``data_preprocessor`` (mmengine's Runner gives it to
+    a model without one)."""
+    model = cfg.get('model')
+    where, preprocessor = 'model.data_preprocessor', None
+    if isinstance(model, dict):
+        preprocessor = model.get('data_preprocessor')
+    if preprocessor is None:
+        where, preprocessor = 'data_preprocessor', cfg.get('data_preprocessor')
+    if not isinstance(preprocessor, dict):
+        return
+    rules = (('std', lambda v: _real(v) and math.isfinite(v) and v > 0,
+              ('a finite number > 0', 'finite numbers > 0'),
+              'divides each channel by its std: a zero std makes the channel '
+              'inf or NaN (all NaN for a constant image), a non-finite one '
+              'NaN, a negative one inverts it, and training would run on NaN '
+              'or on inverted images',
+              '[58.395, 57.12, 57.375]'),
+             ('mean', lambda v: _real(v) and math.isfinite(v),
+              ('a finite number', 'finite numbers'),
+              'subtracts each channel\'s mean: a non-finite one makes the '
+              'channel NaN or inf, and training would run on NaN',
+              '[123.675, 116.28, 103.53]'))
+    for key, valid, (one, many), effect, example in rules:
+        values = preprocessor.get(key)
+        if values is None:
+            continue
+        entries = (list(values) if isinstance(values, (list, tuple)) else
+                   [values])
+        bad = [f'{index} ({value!r})' for index, value in enumerate(entries)
+               if not valid(value)]
+        if not bad:
+            continue
+        what = (f'entry {bad[0]} is not {one}' if len(bad) == 1 else
+                f'entries {", ".join(bad)} are not {many}')
+        raise ConfigCheckError(
+            f'{where}.{key}={values!r}: {what}. The data preprocessor '
+            f'{effect}. Give '
+            f'{one} per image channel, in pixel units (ImageNet statistics '
+            f'of 0-255 images: {key}={example}), or leave out both mean and '
+            'std to feed the pixels unnormalised.')
+
+
 def check_work_dir(path):
     """Raise :class:`ConfigCheckError` when ``path`` (the work_dir) or a
     folder above it exists as something other than a directory."""
@@ -216,7 +276,8 @@ def load_config(path, cfg_options=None):
     exists, every override's top-level key is read by a run
     (:func:`check_cfg_options`), the hook, optimizer wrapper and optimizer
     arguments are their classes' (:func:`check_components`), and the
-    ``default_scope`` is one of :data:`TASKS`."""
+    ``default_scope`` is one of :data:`TASKS`, the data preprocessor's mean
+    and std make finite inputs (:func:`check_normalisation`)."""
     if not osp.isfile(path):
         raise FileNotFoundError(f'Config file not found: {path}')
     cfg = Config.fromfile(path)
@@ -229,4 +290,5 @@ def load_config(path, cfg_options=None):
             f'{path}: default_scope={scope!r}; this tool runs configs of '
             f'{", ".join(TASKS)} (detection, segmentation, classification)')
     check_components(cfg)
+    check_normalisation(cfg)
     return cfg

@@ -39,6 +39,7 @@ toolbox's own tools.
 """
 import argparse
 import collections
+import contextlib
 import os
 import pickle
 import re
@@ -377,6 +378,19 @@ def restore_mmengine_loaders(previous: dict) -> None:
                                          force=True)
 
 
+@contextlib.contextmanager
+def safe_loading_in_mmengine():
+    """:func:`use_safe_loader_in_mmengine` for the ``with`` block only:
+    mmengine's loaders as they were are put back when it ends, also on an
+    error, so that a tool's ``main`` called in-process (a test, a notebook)
+    leaves mmengine as it found it."""
+    previous = use_safe_loader_in_mmengine()
+    try:
+        yield
+    finally:
+        restore_mmengine_loaders(previous)
+
+
 def unwrap_state_dict(checkpoint, prefer_ema=False):
     """The flat tensor dict inside an official or mmengine checkpoint.
 
@@ -498,6 +512,115 @@ def strict_load(module, state_dict, what='checkpoint', allow_missing=()):
     require_fit(module, state_dict, what, allow_missing)
     require_finite(state_dict, what)
     module.load_state_dict(state_dict, strict=False)
+
+
+class ResumeCheckpointError(ValueError):
+    """A checkpoint given to resume a training that is not a training state
+    of the model being trained."""
+
+
+# what mmengine's Runner.resume reads: meta['epoch'] and meta['iter'], the
+# message hub and the model's weights
+_RESUME_META = ('epoch', 'iter')
+# first key components -> what kind of model the weights are of
+_MODEL_KINDS = ((('rpn_head', 'roi_head'), 'a two-stage detector (e.g. '
+                 'Mask R-CNN)'),
+                (('bbox_head', ), 'a one-stage detector (e.g. RetinaNet, '
+                 'SSD)'),
+                (('decode_head', ), 'a segmentor'),
+                (('head', ), 'a classifier'))
+
+
+def model_kind(state_dict) -> str:
+    """What kind of model a state dict's key names are of, in words."""
+    tops = {str(k).split('.')[0] for k in state_dict}
+    for parts, kind in _MODEL_KINDS:
+        if 'backbone' in tops and tops & set(parts):
+            return kind
+    if 'backbone' in tops:
+        return 'a model with a backbone'
+    return "a network on its own (no key starts with 'backbone.': " \
+        'a backbone?)'
+
+
+def describe_checkpoint(checkpoint) -> str:
+    """What a loaded checkpoint file holds, in a phrase: its entries, its
+    weights' first keys and the kind of model they are of, and the training
+    run that wrote it (mmengine's ``meta['experiment_name']``)."""
+    if not isinstance(checkpoint, dict):
+        return f'a {type(checkpoint).__name__}, not a dict'
+    if checkpoint and all(torch.is_tensor(v) for v in checkpoint.values()):
+        return (f'a bare state dict of {len(checkpoint)} tensors (keys '
+                f'{_short(list(checkpoint), 3)}): the weights of '
+                f'{model_kind(checkpoint)}')
+    entries = _short([repr(k) for k in checkpoint], 8)
+    try:
+        state = unwrap_state_dict(checkpoint)
+    except TypeError:
+        return f'the entries {entries} and no weights'
+    meta = checkpoint.get('meta')
+    run = (meta.get('experiment_name') if isinstance(meta, dict) else None)
+    return (f'the entries {entries}; its {len(state)} weights (keys '
+            f'{_short(list(state), 3)}) are of {model_kind(state)}' +
+            (f', saved by the training run {run}' if run else ''))
+
+
+def resume_problem(checkpoint, model):
+    """Why mmengine's ``Runner.resume`` cannot continue training ``model``
+    from ``checkpoint`` (a loaded file), in a phrase, or None when it can:
+    the file must hold the training state mmengine writes (``meta`` with
+    ``epoch`` and ``iter``, ``message_hub``, ``state_dict``) and weights
+    that fit the model exactly (:func:`state_dict_problems`)."""
+    missing = []
+    if not isinstance(checkpoint, dict):
+        return 'it is not a dict'
+    meta = checkpoint.get('meta')
+    if not isinstance(meta, dict):
+        missing.append("'meta'")
+    else:
+        missing += [f"meta[{k!r}]" for k in _RESUME_META if k not in meta]
+    missing += [repr(k) for k in ('message_hub', 'state_dict')
+                if k not in checkpoint]
+    if missing:
+        return (f'it holds {describe_checkpoint(checkpoint)}, without the '
+                f'training state resuming reads ({", ".join(missing)} '
+                'missing)')
+    state = checkpoint['state_dict']
+    if not isinstance(state, dict):
+        return f"its 'state_dict' is a {type(state).__name__}, not a dict"
+    state = collections.OrderedDict(
+        (k[7:] if k.startswith('module.') else k, v)
+        for k, v in state.items())
+    problems = state_dict_problems(model, state)
+    if problems:
+        return (f'it holds {describe_checkpoint(checkpoint)}, and they do '
+                f'not fit {type(model).__name__}, the model this config '
+                f'builds: {"; ".join(problems)}')
+    return None
+
+
+def check_resume_checkpoint(path, model, config='the config'):
+    """Raise :class:`ResumeCheckpointError` (one message: what the file
+    holds, what resuming needs, how to start from its weights instead)
+    when the checkpoint at ``path`` cannot resume a training of ``model``
+    (:func:`resume_problem`). Before: mmengine's ``KeyError: 'epoch'`` for a
+    file without the training state, and a non-strict load with a warning
+    for another model's weights."""
+    problem = resume_problem(safe_torch_load(path), model)
+    if problem is None:
+        return
+    raise ResumeCheckpointError(
+        f'Cannot resume {config} from {path}: {problem}. Resuming continues '
+        'a training run of this config from a checkpoint that run wrote '
+        '(iter_*.pth / epoch_*.pth in its work_dir). To start a new '
+        'training from these weights instead, leave out --resume (and '
+        'resume=True) and give --cfg-options load_from=PATH (the weights '
+        'whose names and shapes match the model are loaded, the rest keep '
+        'their initialisation), or, for backbone weights, '
+        'model.backbone.init_cfg.type=Pretrained '
+        'model.backbone.init_cfg.checkpoint=PATH (loaded strictly; add '
+        'model.backbone.init_cfg.prefix=backbone. for a whole model\'s '
+        'file).')
 
 
 def _short(items, n=8):

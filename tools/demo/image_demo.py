@@ -39,7 +39,7 @@ from mmtinyvim.datasets.size_limit import (MAX_SIDE, bound_image_size,
                                            max_side_for)
 from mmtinyvim.engine.config_check import load_config
 from mmtinyvim.utils.checkpoint import (require_finite,
-                                        use_safe_loader_in_mmengine)
+                                        safe_loading_in_mmengine)
 
 RANDOM_WEIGHTS_WARNING = (
     'No checkpoint: the model runs with RANDOMLY INITIALISED weights; its '
@@ -173,23 +173,27 @@ def paint(image, config, checkpoint=None, device='cpu', score_thr=0.3,
     # the Inferencer's test pipeline checks the image it gets against the
     # limit the image was downscaled to
     bound_image_size(cfg, max_side)
-    use_safe_loader_in_mmengine()
     if checkpoint is None:
         warnings.warn(RANDOM_WEIGHTS_WARNING, UserWarning)
-    meta = resolve_dataset_meta(cfg, checkpoint)
-    img = read_image(image, max_side)
-    rgb = mmcv.bgr2rgb(img)
-    with warnings.catch_warnings():
-        # the toolboxes' own "random weights" warning is replaced by ours;
-        # their "use COCO / Cityscapes classes" by the config's dataset meta
-        warnings.filterwarnings('ignore', message='Checkpoint is not loaded')
-        if meta is not None:
-            warnings.filterwarnings(
-                'ignore', message='.*(weights is None|dataset_meta or class '
-                'names are not saved).*')
-        inferencer = build_inferencer(cfg, checkpoint, device, meta)
-        visual, prediction = _predict_and_draw(inferencer, scope, img, rgb,
-                                               score_thr)
+    # the dataset meta and the Inferencer's weights are loaded by mmengine:
+    # under torch's weights_only, mmengine's loaders put back afterwards
+    with safe_loading_in_mmengine():
+        meta = resolve_dataset_meta(cfg, checkpoint)
+        img = read_image(image, max_side)
+        rgb = mmcv.bgr2rgb(img)
+        with warnings.catch_warnings():
+            # the toolboxes' own "random weights" warning is replaced by
+            # ours; their "use COCO / Cityscapes classes" by the config's
+            # dataset meta
+            warnings.filterwarnings('ignore',
+                                    message='Checkpoint is not loaded')
+            if meta is not None:
+                warnings.filterwarnings(
+                    'ignore', message='.*(weights is None|dataset_meta or '
+                    'class names are not saved).*')
+            inferencer = build_inferencer(cfg, checkpoint, device, meta)
+            visual, prediction = _predict_and_draw(inferencer, scope, img,
+                                                   rgb, score_thr)
     return visual, prediction
 
 

@@ -1,7 +1,9 @@
-"""metafile.yml, the tables of docs/model_zoo.md and the README's zoo
-table from the variants' records (mmtinyvim.models.zoo.RECORDS) and the configs in configs/.
+"""metafile.yml, model-index-mmpretrain.yml, the tables of
+docs/model_zoo.md and the README's zoo table from the variants' records
+(mmtinyvim.models.zoo.RECORDS) and the configs in configs/ (the README's
+table also shows the measured speed of docs/benchmark_h200.json).
 
-    python tools/misc/generate_zoo.py            # rewrite all three
+    python tools/misc/generate_zoo.py            # rewrite all four
     python tools/misc/generate_zoo.py --check    # exit 1 if one is stale
 
 One entry per config ``configs/[<method>_]<family>_<arch>_<rest>.py``: its
@@ -9,9 +11,23 @@ variant's published result for that kind of config (the config name without
 the variant, e.g. ``maskrcnn_coco``), marked as published, the official
 weights the backbone starts from, and for the ImageNet configs the
 published parameters/FLOPs and the official classifier weights
-(``Weights``) where the official repository publishes them.
+(``Weights Source``) where the official repository publishes them.
+
+``Weights`` is what ``mim download`` (and mmpretrain's ``get_model(...,
+pretrained=True)``) fetch. No file in this package's format is published
+anywhere and the official files are Google Drive pages (not files a tool can
+fetch) in the official format, so in metafile.yml ``Weights`` is one line
+saying where the file is and what to run on it: ``mim download`` stops with
+that line (after trying it as a URL) instead of saving a Drive page as a
+checkpoint or crashing on a missing field.
+model-index-mmpretrain.yml holds the ImageNet entries only, without
+``Weights``: the names mmtinyvim registers in mmpretrain's ModelHub
+(mmtinyvim.integrations), whose inferencers load ``Weights`` by default;
+without it they build the classifier and warn that no checkpoint is
+defined, and ``pretrained=<converted file>`` loads one.
 """
 import argparse
+import importlib.util
 import re
 import sys
 from pathlib import Path
@@ -23,8 +39,18 @@ from mmtinyvim.models.zoo import (FAMILIES, RECORDS, REPOSITORIES,
 
 REPO = Path(__file__).resolve().parents[2]
 METAFILE = REPO / 'metafile.yml'
+MMPRETRAIN_INDEX = REPO / 'model-index-mmpretrain.yml'
+CONVERTER = 'tools/model_converters/official_to_mmtinyvim.py'
 MODEL_ZOO = REPO / 'docs' / 'model_zoo.md'
 README = REPO / 'README.md'
+# the measured speed in the README's table: the benchmark's JSON, read and
+# checked by the benchmark table's own script (tools/ is not a package)
+BENCHMARK = REPO / 'docs' / 'benchmark_h200.json'
+_spec = importlib.util.spec_from_file_location(
+    'benchmark_table',
+    REPO / 'tools' / 'analysis_tools' / 'benchmark_table.py')
+_benchmark_table = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_benchmark_table)
 # docs/model_zoo.md: section -> (datasets, metric columns)
 TABLES = {'imagenet': ('ImageNet-1k', ('Top 1 Accuracy', )),
           'coco': ('COCO', ('box AP', 'mask AP')),
@@ -37,6 +63,13 @@ HEADER = '''\
 # "Result Source"), not produced by these configs; "Recipe: adapted" means
 # the config follows the family's closest published recipe, not the one the
 # number was obtained with.
+'''
+MMPRETRAIN_HEADER = '''\
+# The ImageNet entries of metafile.yml: `import mmtinyvim` registers them in
+# mmpretrain's ModelHub (mmpretrain.list_models / get_model /
+# inference_model find these names). No `Weights`: no checkpoint in this
+# package's format is published (metafile.yml says where the official files
+# are and how to convert them); pass get_model(..., pretrained=<file>).
 '''
 COLLECTIONS = [
     dict(Name='TinyViM',
@@ -109,17 +142,56 @@ def model_entry(stem: str) -> dict:
         entry['Results'] = 'not published'
     if weights:
         # the official file as published (a download page, not a direct
-        # link): fetch it by hand and load it as checkpoints/<file>
-        entry['Weights'] = weights[0].url
+        # link): fetch it by hand, convert it for the whole classifier
         metadata['Weights File'] = weights[0].file
+        metadata['Weights Source'] = weights[0].url
+    entry['Weights'] = weights_note(stem, variant, kind, dataset, record)
     return entry
 
 
-def generate(config_dir: Path = REPO / 'configs') -> str:
+def weights_note(stem, variant, kind, dataset, record) -> str:
+    """The one line ``mim download`` stops with: where the file is and
+    what to run. mim reads a comma as the separator of several URLs, so the
+    line has none; it ends with the file the configs or the converter
+    expect, whose name mim takes as the checkpoint's (after the last ``/``):
+    once that file is in ``--dest``, mim reports it there and saves the
+    config."""
+    family, arch = parse_variant(variant)
+    weights = [w for w in record.weights if w.config == kind]
+    if dataset != 'ImageNet-1k':
+        backbone = [w for w in record.weights
+                    if w.file == record.backbone_weights][0]
+        return (f'no trained {stem} checkpoint is published: its backbone '
+                f'starts from the official {backbone.description} file - '
+                f'save it from {backbone.url} (loaded as downloaded: no '
+                f'converter needed) as checkpoints/{backbone.file}')
+    if not weights:
+        others = [f'{family}_{arch}_{w.config}' for w in record.weights]
+        return (f'no official {stem} checkpoint is published: the official '
+                f'{record.title} weights are those of '
+                f'{" and ".join(others)}')
+    official = weights[0]
+    return (f'no direct download: save the official {official.description} '
+            f'file from {official.url} as {official.file} then run python '
+            f'{CONVERTER} --family {family} --arch {arch} {official.file} '
+            f'checkpoints/{stem}.pth')
+
+
+def generate(config_dir: Path = REPO / 'configs',
+             classifiers_only: bool = False) -> str:
+    """metafile.yml; with ``classifiers_only`` model-index-mmpretrain.yml
+    (the ImageNet entries, which mmpretrain builds, without the ``Weights``
+    line, which its inferencers would load as a file)."""
     stems = sorted(p.stem for p in config_dir.glob('*.py'))
-    data = dict(Collections=COLLECTIONS,
-                Models=[model_entry(stem) for stem in stems])
-    return HEADER + yaml.safe_dump(data, sort_keys=False, width=100,
+    models = [model_entry(stem) for stem in stems]
+    header = HEADER
+    if classifiers_only:
+        models = [{k: v for k, v in m.items() if k != 'Weights'}
+                  for m in models
+                  if m['Metadata']['Training Data'] == 'ImageNet-1k']
+        header += MMPRETRAIN_HEADER
+    data = dict(Collections=COLLECTIONS, Models=models)
+    return header + yaml.safe_dump(data, sort_keys=False, width=100,
                                    allow_unicode=True)
 
 
@@ -146,13 +218,32 @@ def zoo_table(models, section: str) -> str:
     return '\n'.join(lines)
 
 
-def variants_table() -> str:
+def measured_speed(benchmark=BENCHMARK) -> dict:
+    """variant title -> 'official / mmtinyvim' inference images/s (AMP) of
+    the benchmark, mmtinyvim's number marked where the benchmark says the
+    current code has not re-measured it."""
+    data = _benchmark_table.load_benchmark(str(benchmark))
+    stale = data.get('stale', {}).get('columns', ())
+    mark = _benchmark_table.STALE_MARK
+    speed = {}
+    for row in data['inference']['rows']:
+        amp = row['amp']
+        ours = f'{amp["mmtinyvim_api"]}' + (
+            mark if 'mmtinyvim_api' in stale else '')
+        speed[row['variant']] = f'{amp["official"]} / {ours}'
+    return speed
+
+
+def variants_table(benchmark=BENCHMARK) -> str:
     """The README's zoo table: per variant, as published by its paper or
-    official README, and the official weights the configs load."""
+    official README, the inference speed measured by the benchmark
+    (docs/benchmark.md) and the official weights the configs load."""
+    speed = measured_speed(benchmark)
     lines = ['| variant | res | params (M, published) | FLOPs (G, '
              'published) | top-1 300 ep (published) | top-1 long '
-             '(published) | official ImageNet weights |',
-             '|---|---|---|---|---|---|---|']
+             '(published) | img/s official / mmtinyvim (measured) | '
+             'official ImageNet weights |',
+             '|---|---|---|---|---|---|---|---|']
     for name, record in RECORDS.items():
         results = record.results
         long = results.get('1000e_in1k') or results.get('kd1000e_in1k')
@@ -161,7 +252,8 @@ def variants_table() -> str:
         lines.append(
             f'| {record.title} | {paper_resolution(name)} | '
             f'{record.params_m} | {record.flops_g} | {top1} | '
-            f'{long.metrics["Top 1 Accuracy"] if long else ""} | {weights} |')
+            f'{long.metrics["Top 1 Accuracy"] if long else ""} | '
+            f'{speed.get(record.title, "not measured")} | {weights} |')
     return '\n'.join(lines)
 
 
@@ -195,15 +287,17 @@ def main(argv=None):
     args = parser.parse_args(argv)
     try:
         text = generate()
+        index = generate(classifiers_only=True)
         zoo = render_model_zoo(MODEL_ZOO.read_text(),
                                yaml.safe_load(text)['Models'])
         readme = render_readme(README.read_text())
     except ValueError as err:
         sys.exit(f'error: {err}')
-    outputs = ((METAFILE, text), (MODEL_ZOO, zoo), (README, readme))
+    outputs = ((METAFILE, text), (MMPRETRAIN_INDEX, index),
+               (MODEL_ZOO, zoo), (README, readme))
     if args.check:
         stale = [path.name for path, content in outputs
-                 if path.read_text() != content]
+                 if not path.is_file() or path.read_text() != content]
         if stale:
             sys.exit(f'error: {", ".join(stale)} not what tools/misc/'
                      'generate_zoo.py generates from the records and '
