@@ -106,6 +106,7 @@ setup(
     install_requires=[
         'torch>=2.0',
         'torchvision',
+        'numpy',  # the safe checkpoint loader's allow-list
         'ftfy',  # imported by mmseg
         'regex',  # imported by mmseg
     ],
@@ -115,7 +116,9 @@ setup(
         'gpu': ['mamba-ssm>=2.2'],
         'onnx': ['onnx', 'onnxruntime'],
         'mim': MIM,
-        'tests': ['pytest', 'onnx', 'onnxruntime'] + MIM,
+        # timm: tests/test_timm.py checks the variants as timm models
+        'tests': ['pytest', 'onnx', 'onnxruntime', 'timm>=1.0'] + MIM,
+        'timm': ['timm>=1.0'],
     },
     license='Apache-2.0',
 )

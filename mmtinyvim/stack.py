@@ -6,7 +6,10 @@ import names): the original OpenMMLab releases (``pip install
 mmpretrain 1.2) or their maintained continuation by onedl (``pip install
 'mmtinyvim[onedl]'``: onedl-mmengine, onedl-mmcv, onedl-mmdetection,
 onedl-mmsegmentation, onedl-mmpretrain). The package metadata therefore
-requires neither; :func:`check_stack` turns a missing one into one message.
+requires neither; :func:`check_stack` turns a missing one into one message
+where an OpenMMLab part is used. With torch alone, ``import mmtinyvim`` gives
+the backbones and :func:`mmtinyvim.create_model`; each toolbox's modules are
+registered when that toolbox is importable (:func:`importable`).
 """
 import importlib.util
 from importlib import metadata
@@ -20,6 +23,7 @@ DISTRIBUTIONS = {
     'mmpretrain': ('mmpretrain', 'onedl-mmpretrain'),
 }
 REQUIRED = ('mmengine', 'mmcv')  # the toolboxes are needed per task
+TOOLBOXES = ('mmdet', 'mmseg', 'mmpretrain')
 
 
 def _installed(dist):
@@ -54,14 +58,29 @@ def stack_name() -> str:
     return kinds.pop() if len(kinds) == 1 else 'mixed'
 
 
-def check_stack():
-    """Raise one ImportError naming both install options when mmengine or
-    mmcv cannot be imported."""
-    missing = [m for m in REQUIRED if importlib.util.find_spec(m) is None]
+def importable(module: str) -> bool:
+    """Whether ``module`` (a top-level name) can be imported, without
+    importing it. An import hook that refuses the name counts as absent."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def check_stack(modules=REQUIRED, what='mmtinyvim'):
+    """Raise one ImportError naming both install options when one of
+    ``modules`` (default: mmengine and mmcv) cannot be imported.
+
+    Called where an OpenMMLab part is used (building from a registry,
+    importing :mod:`mmtinyvim.engine`, an mm head), not at ``import
+    mmtinyvim``: the backbones and :func:`mmtinyvim.create_model` need torch
+    only. ``what`` names the part that needs them."""
+    missing = [m for m in modules if not importable(m)]
     if missing:
         raise ImportError(
-            f'mmtinyvim needs an OpenMMLab stack, but {", ".join(missing)} '
-            'cannot be imported. Install one of:\n'
+            f'{what} needs an OpenMMLab stack, but {", ".join(missing)} '
+            'cannot be imported (the backbones and mmtinyvim.create_model '
+            'need torch only). Install one of:\n'
             "  pip install 'mmtinyvim[openmmlab]'  # mmengine 0.10.7, mmcv "
             '2.1 (scripts/install_mmcv.sh), mmdet 3.3, mmseg 1.2, '
             'mmpretrain 1.2\n'

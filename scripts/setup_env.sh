@@ -20,7 +20,7 @@ fingerprint=$( (cat "$root/setup.py" "$root/scripts/setup_env.sh" \
               sha1sum | cut -c1-16)
 
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$fingerprint" ] &&
-   "$venv/bin/python" -c "import mmtinyvim, mmdet, mmseg, mmpretrain" \
+   "$venv/bin/python" -c "import mmtinyvim, mmdet, mmseg, mmpretrain, timm" \
        2>/dev/null; then
     echo "[setup] $venv is up to date"
     exit 0
@@ -35,6 +35,7 @@ pip_install -q --upgrade 'pip>=23' wheel
 pip_install $TORCH_SPEC
 PYTHON=$py bash "$root/scripts/install_mmcv.sh"
 # torch pinned again so that no requirement can move it off the requested build
+# ([tests] brings timm: the variants are checked as timm models)
 pip_install -e "$root[tests,$MMTINYVIM_STACK]" $TORCH_SPEC
 # mim without its opendatalab requirement, whose openxlab pins setuptools
 # 60.2 (torch 2.14 needs >= 77); mim's other requirements are in [tests]
@@ -46,5 +47,5 @@ want = [s.split('==')[1] for s in '$TORCH_SPEC'.split() if s.startswith('torch==
 if want and not torch.__version__.startswith(want[0]):
     sys.exit(f'[setup] torch {torch.__version__} installed, {want[0]} requested')
 PYEOF
-$py -c "import mmtinyvim, mmdet, mmseg, mmpretrain, mmcv.ops; print('[setup] ok ($MMTINYVIM_STACK): mmcv', mmcv.__version__, 'torch', __import__('torch').__version__)"
+$py -c "import mmtinyvim, mmdet, mmseg, mmpretrain, mmcv.ops, timm; print('[setup] ok ($MMTINYVIM_STACK): mmcv', mmcv.__version__, 'torch', __import__('torch').__version__)"
 echo "$fingerprint" > "$stamp"

@@ -18,7 +18,11 @@ is changed by the import.
 * :mod:`.quiet`: the unactionable third-party warnings, silenced for one
   run of our tools.
 """
-from .deploy import ClassifierLogits, switch_to_deploy
+from ..stack import check_stack
+
+check_stack(('mmengine', ), what='mmtinyvim.engine (the runner hooks)')
+
+from .deploy import ClassifierLogits, switch_to_deploy  # noqa: E402
 from .graphs import (capture_cuda_graph, compile_static, enable_cudnn_search,
                      to_memory_format)
 from .hooks import (CUDAGraphTrainingHook, DeployHook,

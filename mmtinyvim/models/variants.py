@@ -170,3 +170,27 @@ RECORDS: Dict[str, Variant] = {
          'fpn_ade20k': _seg('released', 'log, paper Tab. 6', 42.5),
          'pspnet_ade20k': _seg('released', 'log, paper Tab. 6', 36.9)}),
 }
+
+# What the families' official weights are, besides their files: the licence
+# each repository states (SPDX id; the TinyViM repository states none, see
+# LICENSE) and how its scripts evaluate on ImageNet-1k
+# (docs/recipes.md#imagenet-tinyvim, #imagenet-mobilemamba: resize to
+# resolution / crop_pct, bicubic, centre crop, ImageNet mean/std; the
+# configs' test pipelines restate these in 0-255 units).
+LICENCES = {'tinyvim': 'unknown', 'mobilemamba': 'mit'}
+IMAGENET_CLASSES = 1000
+IMAGENET_MEAN = (0.485, 0.456, 0.406)  # RGB, images scaled to [0, 1]
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """The official ImageNet test transform of a family's weights."""
+    crop_pct: float
+    interpolation: str
+    mean: Tuple[float, ...] = IMAGENET_MEAN
+    std: Tuple[float, ...] = IMAGENET_STD
+
+
+EVALUATION = {'tinyvim': Evaluation(0.875, 'bicubic'),
+              'mobilemamba': Evaluation(0.875, 'bicubic')}

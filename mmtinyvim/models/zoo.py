@@ -12,9 +12,7 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Dict, Optional, Tuple, Type
 
-from mmengine.registry import DefaultScope
-from mmpretrain.registry import MODELS as PRETRAIN_MODELS
-
+from ..stack import check_stack
 from .backbones import mobilemamba, tinyvim
 from .backbones.base import MambaBackboneBase
 from .variants import (REPOSITORIES, RECORDS, OfficialWeights,  # noqa: F401
@@ -132,7 +130,13 @@ def classifier_cfg(name: str, num_classes: int = 1000, **backbone_kwargs):
 
 
 def build_classifier(name: str, num_classes: int = 1000, **backbone_kwargs):
-    """(model, paper resolution) of a variant's classifier."""
+    """(model, paper resolution) of a variant's mmpretrain classifier
+    (:func:`mmtinyvim.create_model` gives the plain-PyTorch one)."""
+    check_stack(('mmengine', 'mmcv', 'mmpretrain'),
+                what='build_classifier (an mmpretrain ImageClassifier)')
+    # imported here: the table above is read with torch alone
+    from mmengine.registry import DefaultScope
+    from mmpretrain.registry import MODELS as PRETRAIN_MODELS
     cfg = classifier_cfg(name, num_classes, **backbone_kwargs)
     # whatever scope a Runner left current, this is an mmpretrain model
     with DefaultScope.overwrite_default_scope('mmpretrain'):

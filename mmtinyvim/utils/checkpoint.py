@@ -48,7 +48,13 @@ import zipfile
 
 import numpy as np
 import torch
-from mmengine.logging import HistoryBuffer
+
+from ..stack import importable
+
+if importable('mmengine'):
+    from mmengine.logging import HistoryBuffer
+else:  # torch alone: no checkpoint that loads here holds mmengine objects
+    HistoryBuffer = None
 
 # wrappers official training scripts put around the weights, in priority order
 WRAPPER_KEYS = ('state_dict', 'model', 'model_ema', 'net', 'net_E')
@@ -89,7 +95,7 @@ def _refuse(what, detail):
     raise pickle.UnpicklingError(f'{what} with {detail} is refused')
 
 
-class _RebuiltHistoryBuffer(HistoryBuffer):
+class _RebuiltHistoryBuffer(HistoryBuffer or object):
     """Unpickles as ``mmengine.logging.HistoryBuffer``: accepts the instance
     fields ``max_length``, ``_log_history``, ``_count_history`` (and ignores
     the pickled ``statistics_methods``, which must be the four defaults),
@@ -139,9 +145,10 @@ class _RebuiltNamespace(argparse.Namespace):
 
 
 SAFE_GLOBALS = (
-    [(_RebuiltNamespace, 'argparse.Namespace'),
-     (_RebuiltHistoryBuffer, 'mmengine.logging.history_buffer.HistoryBuffer'),
-     (_history_buffer_statistic, 'builtins.getattr')] + _numpy_safe_globals())
+    [(_RebuiltNamespace, 'argparse.Namespace')] +
+    ([(_RebuiltHistoryBuffer, 'mmengine.logging.history_buffer.HistoryBuffer'),
+      (_history_buffer_statistic, 'builtins.getattr')]
+     if HistoryBuffer is not None else []) + _numpy_safe_globals())
 
 _allow_lock = threading.Lock()
 _allow_users = 0  # project loads now inside the allow-list context

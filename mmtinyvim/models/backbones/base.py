@@ -8,12 +8,11 @@ from typing import Callable, Dict, List, Optional, Sequence, \
 
 import torch
 import torch.nn as nn
-from mmengine.logging import MMLogger
-from mmengine.model import BaseModule
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from ...ops.scan import check_backend
 from ...utils.checkpoint import safe_torch_load, strict_load, unwrap_state_dict
+from ..compat import BaseModule, MMLogger
 from ..layers import fuse_modules
 from ..pretrained import (MissingPretrainedError, is_remote,
                           missing_pretrained_message)

@@ -28,11 +28,11 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from mmcv.cnn.bricks import DropPath
 
 from ...ops.scan import selective_scan
 from ...ops.scan.cross import cross_merge, cross_scan
 from ...registry import MODELS
+from ..compat import DropPath
 from ..layers import (ConvBN, LayerNorm2d, check_image_batch,
                       empty_feature_maps, fuse_conv_bn, fuse_modules,
                       weights_dtype)

@@ -24,12 +24,12 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from mmcv.cnn.bricks import DropPath
 
 from ...ops.laplace import laplace_upsample_residual
 from ...ops.scan import selective_scan
 from ...ops.scan.cross import cross_merge, cross_scan
 from ...registry import MODELS
+from ..compat import DropPath
 from ..layers import (ConvBN, check_image_batch, empty_feature_maps, fold_bn,
                       make_fused_conv, weights_dtype)
 from .base import MambaBackboneBase, rename_prefixes
