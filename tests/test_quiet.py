@@ -119,7 +119,7 @@ def task_options(task, data):
         f'val_dataloader.dataset.data_root={data}/imagenet',
         'train_dataloader.batch_size=2', 'val_dataloader.batch_size=1',
         'train_cfg.max_epochs=1', 'model.backbone.init_cfg=None',
-        'optim_wrapper.type=OptimWrapper',
+        'optim_wrapper.type=NonFiniteGuardOptimWrapper',
     ] + loader_options('train', 'val')
 
 
