@@ -10,7 +10,7 @@ switches (``auto | triton | reference``) share :func:`resolve_backend`.
 """
 import os
 from types import ModuleType
-from typing import Dict, Optional
+from typing import Dict, Optional, Tuple
 
 import torch
 
@@ -66,16 +66,17 @@ def available(family: str, device: torch.device) -> bool:
 BACKENDS = ('auto', 'triton', 'reference')
 
 
-def check_backend(name: Optional[str], env_var: str, what: str) -> str:
+def check_backend(name: Optional[str], env_var: str, what: str,
+                  backends: Tuple[str, ...] = BACKENDS) -> str:
     """Validate a backend name of an op ``what`` (None means the
-    environment variable ``env_var``, else ``auto``)."""
+    environment variable ``env_var``, else ``auto``) against ``backends``."""
     source = 'argument'
     if name is None:
         name = os.environ.get(env_var, 'auto') or 'auto'
         source = f'environment variable {env_var}'
-    if name not in BACKENDS:
+    if name not in backends:
         raise ValueError(f'Unknown {what} backend {name!r} (from {source}); '
-                         f'valid: {", ".join(BACKENDS)}')
+                         f'valid: {", ".join(backends)}')
     return name
 
 

@@ -35,13 +35,13 @@ K token sequences and merging the K outputs back) are in
 
 The scan always runs in float32, also under autocast.
 """
-import os
 from typing import Callable, NamedTuple, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 
 from .._triton import available, kernels
+from .._triton import check_backend as _check_backend
 
 ENV_VAR = 'MMTINYVIM_SCAN_BACKEND'
 
@@ -186,15 +186,7 @@ BACKENDS = ('auto', *BACKEND_TABLE)
 
 def check_backend(name: Optional[str]) -> str:
     """Validate a backend name (None means the environment default)."""
-    source = 'argument'
-    if name is None:
-        name = os.environ.get(ENV_VAR, 'auto') or 'auto'
-        source = f'environment variable {ENV_VAR}'
-    if name not in BACKENDS:
-        raise ValueError(f'Unknown selective-scan backend {name!r} '
-                         f'(from {source}); '
-                         f'valid: {", ".join(BACKENDS)}')
-    return name
+    return _check_backend(name, ENV_VAR, 'selective-scan', BACKENDS)
 
 
 def resolve_backend(name: Optional[str], device: torch.device) -> str:
