@@ -19,7 +19,11 @@ anywhere and the official files are Google Drive pages (not files a tool can
 fetch) in the official format, so in metafile.yml ``Weights`` is one line
 saying where the file is and what to run on it: ``mim download`` stops with
 that line (after trying it as a URL) instead of saving a Drive page as a
-checkpoint or crashing on a missing field.
+checkpoint or crashing on a missing field. openmim 0.3.9 has no quiet stop:
+its request helper raises the failed request's message as a str (Python
+then adds a TypeError traceback) and its own download errors are uncaught
+exceptions, so the only clean outcome is the file already in ``--dest``
+(tests/test_mmpretrain_names.py pins this).
 model-index-mmpretrain.yml holds the ImageNet entries only, without
 ``Weights``: the names mmtinyvim registers in mmpretrain's ModelHub
 (mmtinyvim.integrations), whose inferencers load ``Weights`` by default;
