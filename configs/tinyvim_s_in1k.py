@@ -4,7 +4,10 @@
 #
 # Not reproducible with mmpretrain alone, see the notes marked "deviation":
 # timm's adaptive gradient clipping and the raw-model evaluation.
-_base_ = ['./_base_/default_runtime_cls.py']
+_base_ = [
+    'mmpretrain::_base_/datasets/imagenet_bs64_swin_224.py',
+    './_base_/default_runtime_cls.py'
+]
 
 # Set this to the DeiT RegNetY-16GF teacher's weights (timm 'regnety_160',
 # 82.9 % top-1, the checkpoint DeiT's README links;
@@ -43,58 +46,18 @@ model = dict(
         dict(type='CutMix', alpha=1.0)
     ]))
 
-data_preprocessor = dict(
-    num_classes=1000,
-    mean=[123.675, 116.28, 103.53],
-    std=[58.395, 57.12, 57.375],
-    to_rgb=True)
-bgr_mean = data_preprocessor['mean'][::-1]
-bgr_std = data_preprocessor['std'][::-1]
-
-# timm create_transform: RandomResizedCrop 224 bicubic, flip,
-# rand-m9-mstd0.5-inc1, random erasing 0.25 in 'pixel' mode (colour jitter
-# is ignored by timm under RandAugment)
-train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(
-        type='RandomResizedCrop',
-        scale=224,
-        backend='pillow',
-        interpolation='bicubic'),
-    dict(type='RandomFlip', prob=0.5, direction='horizontal'),
-    dict(
-        type='RandAugment',
-        policies='timm_increasing',
-        num_policies=2,
-        total_level=10,
-        magnitude_level=9,
-        magnitude_std=0.5,
-        hparams=dict(
-            pad_val=[round(x) for x in bgr_mean], interpolation='bicubic')),
-    dict(
-        type='RandomErasing',
-        erase_prob=0.25,
-        mode='rand',
-        min_area_ratio=0.02,
-        max_area_ratio=1 / 3,
-        fill_color=bgr_mean,
-        fill_std=bgr_std),
-    dict(type='PackInputs'),
-]
-# short side to 256 (crop ratio 0.875, not timm's default_cfg 0.9), bicubic
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
+# The data preprocessor, pipelines and evaluator are mmpretrain's
+# imagenet_bs64_swin_224 dataset base: timm create_transform's
+# RandomResizedCrop 224 bicubic, flip, rand-m9-mstd0.5-inc1, random erasing
+# 0.25 in 'pixel' mode (colour jitter is ignored by timm under RandAugment);
+# test: short side to 256 (crop ratio 0.875, not timm's default_cfg 0.9),
+# bicubic, centre crop 224; top-1/top-5 accuracy. Ours adds the image-size
+# check to the test pipeline.
+dataset_type = 'CheckedImageNet'
+test_pipeline = _base_.test_pipeline[:1] + [
     # an image too large to evaluate is refused (mmtinyvim.datasets.size_limit)
-    dict(type='CheckMaxImageSize'),
-    dict(
-        type='ResizeEdge',
-        scale=256,
-        edge='short',
-        backend='pillow',
-        interpolation='bicubic'),
-    dict(type='CenterCrop', crop_size=224),
-    dict(type='PackInputs'),
-]
+    dict(type='CheckMaxImageSize')
+] + _base_.test_pipeline[1:]
 
 # 256 images/GPU x 8 GPUs = 2048 with 3 repeated augmentations per image
 train_dataloader = dict(
@@ -103,25 +66,14 @@ train_dataloader = dict(
     persistent_workers=True,
     pin_memory=True,
     sampler=dict(type='RepeatAugSampler', num_repeats=3, shuffle=True),
-    dataset=dict(
-        type='CheckedImageNet',
-        data_root='data/imagenet',
-        split='train',
-        pipeline=train_pipeline))
+    dataset=dict(type=dataset_type, pipeline=_base_.train_pipeline))
 val_dataloader = dict(
     batch_size=384,
     num_workers=10,
     persistent_workers=True,
     pin_memory=True,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(
-        type='CheckedImageNet',
-        data_root='data/imagenet',
-        split='val',
-        pipeline=test_pipeline))
-val_evaluator = dict(type='Accuracy', topk=(1, 5))
+    dataset=dict(type=dataset_type, pipeline=test_pipeline))
 test_dataloader = val_dataloader
-test_evaluator = val_evaluator
 
 # lr 4e-3 = 1e-3 x 2048 / 512 as main.py scales it (the paper's text says
 # 2e-3, docs/recipes.md#tinyvim-disagreements item 1); weight decay 0.025 on

@@ -1,6 +1,15 @@
-# Restates mmseg's own base rather than inheriting `mmseg::`: mmengine finds
-# `mmseg::` bases by the distribution name mmsegmentation, which the onedl
-# stack (onedl-mmsegmentation) does not have, so such configs fail there.
+# Restates mmseg's own base (mmseg::_base_/default_runtime.py) instead of
+# inheriting it, as `mmseg::` cannot be resolved on the onedl stack
+# (onedl-mmengine 0.10.12, onedl-mmsegmentation 1.4.2): Config.fromfile
+# raises "ModuleNotFoundError: mmsegmentation is not installed".
+# mmengine.config.Config._get_cfg_path maps the scope through
+# mmengine.config.utils.MODULE2PACKAGE ('mmseg' -> 'mmsegmentation', the
+# OpenMMLab distribution name), and mmengine.utils.is_installed finds no
+# distribution and no module of that name (there they are
+# onedl-mmsegmentation and mmseg), although mmseg/.mim/configs is
+# installed. mmdet:: and mmpretrain:: map to their module names and
+# resolve on both stacks; mmengine 0.10.7 resolves mmseg:: too.
+# (tests/test_config_bases.py fails once the onedl stack resolves it.)
 # Runtime shared by the semantic segmentation configs (mmseg 1.x).
 # the graph-safe DDP wrapper (model_wrapper_cfg)
 _base_ = ['./graph_safe_ddp.py']

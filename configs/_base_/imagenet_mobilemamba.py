@@ -3,7 +3,10 @@
 # logs (docs/recipes.md#imagenet-mobilemamba: "all twelve configs share the
 # values below"). A variant config (configs/mobilemamba_<v>_in1k.py) sets what
 # differs: arch, drop path, head width and the resolution with its pipelines.
-_base_ = ['./default_runtime_cls.py']
+_base_ = [
+    'mmpretrain::_base_/datasets/imagenet_bs64_swin_224.py',
+    './default_runtime_cls.py'
+]
 
 # set by each variant (docs/recipes.md#mobilemamba-variants,
 # #imagenet-mobilemamba): arch, drop_path_rate, in_channels (the last stage
@@ -31,59 +34,26 @@ model = dict(
         dict(type='CutMix', alpha=1.0)
     ]))
 
-data_preprocessor = dict(
-    num_classes=1000,
-    mean=[123.675, 116.28, 103.53],
-    std=[58.395, 57.12, 57.375],
-    to_rgb=True)
-bgr_mean = data_preprocessor['mean'][::-1]
-bgr_std = data_preprocessor['std'][::-1]
-
-# timm create_transform: RandomResizedCrop, flip, rand-m9-mstd0.5-inc1,
-# random erasing 0.25 in 'pixel' mode. deviation: timm's 'random'
-# interpolation (bilinear or bicubic per image) has no mmpretrain
-# equivalent; bicubic is used.
-train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(
-        type='RandomResizedCrop',
-        scale=None,  # img_size
-        backend='pillow',
-        interpolation='bicubic'),
-    dict(type='RandomFlip', prob=0.5, direction='horizontal'),
-    dict(
-        type='RandAugment',
-        policies='timm_increasing',
-        num_policies=2,
-        total_level=10,
-        magnitude_level=9,
-        magnitude_std=0.5,
-        hparams=dict(
-            pad_val=[round(x) for x in bgr_mean], interpolation='bicubic')),
-    dict(
-        type='RandomErasing',
-        erase_prob=0.25,
-        mode='rand',
-        min_area_ratio=0.02,
-        max_area_ratio=1 / 3,
-        fill_color=bgr_mean,
-        fill_std=bgr_std),
-    dict(type='PackInputs'),
-]
+# The data preprocessor, pipelines and evaluator are mmpretrain's
+# imagenet_bs64_swin_224 dataset base, with the resolution left to the
+# variant (None here): timm create_transform's RandomResizedCrop (bicubic),
+# flip, rand-m9-mstd0.5-inc1, random erasing 0.25 in 'pixel' mode; test:
 # resize to int(img_size / 0.875), centre crop img_size (crop ratio 0.875),
-# bicubic
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
+# bicubic; top-1/top-5 accuracy. deviation: timm's 'random' interpolation
+# (bilinear or bicubic per image) has no mmpretrain equivalent; bicubic is
+# used. Ours adds the image-size check to the test pipeline.
+dataset_type = 'CheckedImageNet'
+train_pipeline = [
+    dict(step, scale=None) if step.type == 'RandomResizedCrop' else step
+    for step in _base_.train_pipeline
+]
+test_pipeline = _base_.test_pipeline[:1] + [
     # an image too large to evaluate is refused (mmtinyvim.datasets.size_limit)
-    dict(type='CheckMaxImageSize'),
-    dict(
-        type='ResizeEdge',
-        scale=None,  # int(img_size / 0.875)
-        edge='short',
-        backend='pillow',
-        interpolation='bicubic'),
-    dict(type='CenterCrop', crop_size=None),  # img_size
-    dict(type='PackInputs'),
+    dict(type='CheckMaxImageSize')
+] + [
+    dict(step, scale=None) if step.type == 'ResizeEdge' else
+    dict(step, crop_size=None) if step.type == 'CenterCrop' else step
+    for step in _base_.test_pipeline[1:]
 ]
 
 # 128 images/GPU x 8 GPUs = 1024, last incomplete batch dropped
@@ -93,26 +63,14 @@ train_dataloader = dict(
     persistent_workers=True,
     pin_memory=True,
     drop_last=True,
-    sampler=dict(type='DefaultSampler', shuffle=True),
-    dataset=dict(
-        type='CheckedImageNet',
-        data_root='data/imagenet',
-        split='train',
-        pipeline=train_pipeline))
+    dataset=dict(type=dataset_type, pipeline=train_pipeline))
 val_dataloader = dict(
     batch_size=125,
     num_workers=8,
     persistent_workers=True,
     pin_memory=True,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(
-        type='CheckedImageNet',
-        data_root='data/imagenet',
-        split='val',
-        pipeline=test_pipeline))
-val_evaluator = dict(type='Accuracy', topk=(1, 5))
+    dataset=dict(type=dataset_type, pipeline=test_pipeline))
 test_dataloader = val_dataloader
-test_evaluator = val_evaluator
 
 # lr 3e-3 = 1.5e-3 x 1024 / 512 as the code scales it (the paper's text says
 # 1.5e-3, docs/recipes.md#mobilemamba-disagreements item 1); weight decay 0.05

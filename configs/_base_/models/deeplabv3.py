@@ -1,6 +1,15 @@
-# Restates mmseg's own base rather than inheriting `mmseg::`: mmengine finds
-# `mmseg::` bases by the distribution name mmsegmentation, which the onedl
-# stack (onedl-mmsegmentation) does not have, so such configs fail there.
+# Restates mmseg's own base (mmseg::_base_/models/deeplabv3_r50-d8.py) instead of
+# inheriting it, as `mmseg::` cannot be resolved on the onedl stack
+# (onedl-mmengine 0.10.12, onedl-mmsegmentation 1.4.2): Config.fromfile
+# raises "ModuleNotFoundError: mmsegmentation is not installed".
+# mmengine.config.Config._get_cfg_path maps the scope through
+# mmengine.config.utils.MODULE2PACKAGE ('mmseg' -> 'mmsegmentation', the
+# OpenMMLab distribution name), and mmengine.utils.is_installed finds no
+# distribution and no module of that name (there they are
+# onedl-mmsegmentation and mmseg), although mmseg/.mim/configs is
+# installed. mmdet:: and mmpretrain:: map to their module names and
+# resolve on both stacks; mmengine 0.10.7 resolves mmseg:: too.
+# (tests/test_config_bases.py fails once the onedl stack resolves it.)
 # DeepLabv3 (mmseg deeplabv3_r50-d8 without its backbone): ASPP decode head
 # and an FCN auxiliary head; the leaf configs set in_channels / in_index.
 norm_cfg = dict(type='SyncBN', requires_grad=True)
