@@ -181,7 +181,11 @@ def kernel_table(prof, device, steps: int) -> dict:
     table = {}
     for event in prof.key_averages():
         if on_gpu:
-            if event.device_type != torch.autograd.DeviceType.CUDA:
+            # record_function ranges (e.g. 'Optimizer.step#AdamW.step') are
+            # also listed on the device: they span kernels counted already
+            if (event.device_type != torch.autograd.DeviceType.CUDA
+                    or getattr(event, 'is_user_annotation', False)
+                    or '#' in event.key):
                 continue
             total = getattr(event, 'self_device_time_total',
                             getattr(event, 'self_cuda_time_total', 0))
