@@ -318,6 +318,13 @@ def test_module_falls_back_where_the_kernels_do_not_apply(monkeypatch):
                              track_running_stats=module.track_running_stats)
         ref.to(DEVICE).train(module.training)
         assert max_abs(with_backend('triton', module, x), ref(x)) < 1e-6
+    # channels-last maps keep torch's path (its NHWC kernels)
+    module = layers.BatchNorm2d(3).to(DEVICE)
+    cl = x.contiguous(memory_format=torch.channels_last)
+    assert max_abs(with_backend('triton', module, cl),
+                   nn.BatchNorm2d(3).to(DEVICE)(cl)) < 1e-6
+    assert bn.rows_contiguous(x) and bn.rows_contiguous(x[:, 1:])
+    assert not bn.rows_contiguous(cl) and bn.rows_contiguous(cl[:, :, :1, :1])
     # reference backend, and auto on CPU
     module = layers.BatchNorm2d(3).to(DEVICE)
     with_backend('reference', module, x)

@@ -49,15 +49,18 @@ class BatchNorm2d(nn.BatchNorm2d):
     one: ``SyncBatchNorm.convert_sync_batchnorm``, ``norm_eval`` and the
     ``_BatchNorm`` checks see it). The kernels run when the module is
     training with running statistics tracked and a float ``momentum``, the
-    input is 4-D, the backend (``MMTINYVIM_BATCHNORM_BACKEND``, ``auto``:
-    CUDA tensors) resolves to ``triton`` and nothing traces or exports;
-    every other case is torch's own forward.
+    input is 4-D with contiguous (sample, channel) planes (NCHW: the
+    kernels' fast layout; channels-last maps keep cuDNN's NHWC kernels),
+    the backend (``MMTINYVIM_BATCHNORM_BACKEND``, ``auto``: CUDA tensors)
+    resolves to ``triton`` and nothing traces or exports; every other case
+    is torch's own forward.
     """
 
     def forward(self, x):
         if not (self.training and self.track_running_stats
                 and self.momentum is not None and x.dim() == 4
                 and not torch.jit.is_scripting()
+                and _batchnorm.rows_contiguous(x)
                 and _batchnorm.use_fused(None, x.device)):
             return super().forward(x)
         if self.num_batches_tracked is not None:

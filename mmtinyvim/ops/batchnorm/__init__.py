@@ -60,6 +60,20 @@ def use_fused(name: Optional[str], device: torch.device) -> bool:
     return resolve_backend(name, device) == 'triton'
 
 
+def rows_contiguous(x: torch.Tensor) -> bool:
+    """True when each (sample, channel) plane of the 4-D ``x`` is one
+    contiguous run (NCHW-contiguous maps and their channel-split views):
+    the layout the kernels load at full speed. Channels-last maps are
+    correct but take strided loads."""
+    height, width = x.shape[2:]
+    if height * width == 1:
+        return True
+    stride_h, stride_w = x.stride()[2:]
+    if width == 1:
+        return stride_h == 1
+    return stride_w == 1 and (height == 1 or stride_h == width)
+
+
 def batch_norm_train_reference(x, weight, bias, running_mean, running_var,
                                momentum, eps):
     """torch's training-mode batch norm (the test oracle)."""
@@ -134,5 +148,6 @@ def batch_norm_train(x: torch.Tensor, weight: Optional[torch.Tensor],
 
 
 __all__ = ['batch_norm_train', 'batch_norm_train_reference', 'use_fused',
+           'rows_contiguous',
            'BACKENDS', 'ENV_VAR', 'check_backend', 'resolve_backend',
            'triton_available']
