@@ -391,9 +391,12 @@ def test_compiled_module_matches_eager(monkeypatch):
 
 # ------------------------------------------------------ CUDA: real shapes --
 
-# TinyViM-S and MobileMamba-B1 training shapes at batch 128
-CUDA_SHAPES = [(128, 48, 56, 56), (128, 224, 7, 7), (128, 96, 28, 28),
-               (128, 144, 24, 24), (128, 384, 3, 3), (2, 48, 200, 336)]
+# TinyViM-S and MobileMamba-B1 training shapes at batch 128 (the largest
+# planes, the most channels, 7x7 and 4x4 maps), and a detection-sized map
+# at batch 2
+CUDA_SHAPES = [(128, 48, 56, 56), (128, 24, 112, 112), (128, 192, 56, 56),
+               (128, 25, 128, 128), (128, 224, 7, 7), (128, 672, 14, 14),
+               (128, 1504, 4, 4), (2, 48, 200, 336)]
 
 
 @pytest.mark.skipif(not CUDA, reason='the compiled kernels need CUDA')

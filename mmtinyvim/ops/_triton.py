@@ -43,7 +43,8 @@ _loaded: Dict[str, object] = {}
 
 def kernels(family: str) -> Optional[ModuleType]:
     """The ``triton_kernels`` module of op ``family`` ('scan', 'laplace',
-    'wavelet', 'batchnorm'), imported on first use; None when it cannot be imported."""
+    'wavelet', 'batchnorm'), imported on first use; None when it cannot be
+    imported."""
     if family not in _IMPORTERS:
         raise ValueError(f'Unknown Triton kernel family {family!r}; valid: '
                          f'{", ".join(_IMPORTERS)}')

@@ -140,7 +140,8 @@ def _merge_stats(part_ptr, c, P, CP, PB: tl.constexpr, ACC: tl.constexpr):
 
 @triton.jit(do_not_specialize=_SIZES)
 def _bn_fwd_kernel(x_ptr, y_ptr, part_ptr, w_ptr, b_ptr, rm_ptr, rv_ptr,
-                   new_rm_ptr, new_rv_ptr, mean_ptr, rstd_ptr, N, HW, sxn, sxc, sxs, syn, syc, sys,
+                   new_rm_ptr, new_rv_ptr, mean_ptr, rstd_ptr, N, HW, sxn,
+                   sxc, sxs, syn, syc, sys,
                    RB, n_hb, P, n_tiles, momentum, eps, HAS_W: tl.constexpr,
                    HAS_B: tl.constexpr, TRACK: tl.constexpr,
                    R: tl.constexpr, B: tl.constexpr, PB: tl.constexpr,
@@ -311,6 +312,12 @@ def _config(n: int, c: int, hw: int, min_programs: int, max_cols: int,
     return rows, cols, block_rows, n_hb, n_rb * n_hb, -(-block_rows // rows)
 
 
+def _num_warps(tile: int) -> int:
+    # 16 elements per thread at the full tile; fewer warps for the small
+    # tiles of small batches
+    return max(1, min(8, tile // 512))
+
+
 def _launch_config(x: torch.Tensor):
     n, c, h, w = x.shape
     return _config(n, c, h * w, _min_programs(x.device), _MAX_COLS, _TILE,
@@ -373,7 +380,8 @@ def _bn_fwd(x: torch.Tensor, weight: Optional[torch.Tensor],
     part = x.new_empty((3, c * parts), dtype=acc)
     track = running_mean is not None and running_var is not None
     grid = (c * parts, )
-    common = dict(R=rows, B=cols, ACC=_acc(x.dtype), num_warps=8)
+    common = dict(R=rows, B=cols, ACC=_acc(x.dtype),
+                  num_warps=_num_warps(rows * cols))
     _bn_stats_kernel[grid](x, part, n, h * w, *_flat_strides(x), block_rows,
                            n_hb, parts, n_tiles, **common)
     _bn_fwd_kernel[grid](
@@ -410,7 +418,8 @@ def _bn_bwd(grad: torch.Tensor, x: torch.Tensor, mean: torch.Tensor,
     rows, cols, block_rows, n_hb, parts, n_tiles = _launch_config(x)
     part = x.new_empty((2, c * parts), dtype=acc)
     grid = (c * parts, )
-    common = dict(R=rows, B=cols, ACC=_acc(x.dtype), num_warps=8)
+    common = dict(R=rows, B=cols, ACC=_acc(x.dtype),
+                  num_warps=_num_warps(rows * cols))
     _bn_bwd_sums_kernel[grid](grad, x, mean, part, n, h * w,
                               *_flat_strides(grad), *_flat_strides(x),
                               block_rows, n_hb, parts, n_tiles, **common)
