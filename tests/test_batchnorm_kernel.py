@@ -8,6 +8,10 @@ are defined), on small shapes. Run this file in its own pytest process
 """
 import importlib
 import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
 
 import pytest
 import torch
@@ -387,6 +391,72 @@ def test_compiled_module_matches_eager(monkeypatch):
     for (name, a), b in zip(model.state_dict().items(),
                             twin.state_dict().values()):
         assert max_abs(a, b) < 1e-5, name
+
+
+# the kernels through Triton's compiler for an H100 (sm_90a), CUDA or not:
+# in a fresh process, as TRITON_INTERPRET=1 makes them interpreted here
+COMPILE = textwrap.dedent('''
+    import os, subprocess, tempfile
+    import triton
+    import triton.language as tl
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+    from mmtinyvim.ops.batchnorm import triton_kernels as k
+    ptxas = os.path.join(os.path.dirname(triton.__file__), 'backends',
+                         'nvidia', 'bin', 'ptxas')
+
+    def build(fn, consts, x='*fp16', floats=()):
+        sig = {n: 'constexpr' if n in consts else
+               (x if n in ('x_ptr', 'y_ptr', 'g_ptr', 'dx_ptr') else '*fp32')
+               if n.endswith('_ptr') else 'fp32' if n in floats else 'i32'
+               for n in fn.arg_names}
+        src = ASTSource(fn=fn, signature=sig, constexprs={
+            (fn.arg_names.index(n), ): v for n, v in consts.items()})
+        ptx = triton.compile(src, target=GPUTarget('cuda', 90, 32),
+                             options=dict(num_warps=8)).asm['ptx']
+        with tempfile.NamedTemporaryFile('w', suffix='.ptx') as f:
+            f.write(ptx)
+            f.flush()
+            out = subprocess.run([ptxas, '--gpu-name', 'sm_90a', '-v',
+                                  f.name, '-o', os.devnull],
+                                 capture_output=True, text=True, check=True)
+        print(fn.__name__, x, ' '.join(
+            line.split(':', 1)[-1].strip() for line in out.stderr.splitlines()
+            if 'spill' in line or 'registers' in line))
+
+    for x in ('*fp16', '*bf16', '*fp32'):
+        tile = dict(R=4, B=1024, ACC=tl.float32)
+        build(k._bn_stats_kernel, tile, x)
+        build(k._bn_fwd_kernel, dict(HAS_W=True, HAS_B=True, TRACK=True,
+                                     PB=256, **tile), x, ('momentum', 'eps'))
+        build(k._bn_bwd_sums_kernel, tile, x)
+        build(k._bn_bwd_dx_kernel, dict(HAS_W=True, PB=256, **tile), x,
+              ('count', ))
+''')
+
+
+def test_kernels_compile_for_hopper():
+    """The compiled (not interpreted) kernels build for sm_90a through
+    Triton's own ptxas without spilling registers: the interpreter accepts
+    code the compiler refuses."""
+    try:
+        from triton.backends.compiler import GPUTarget  # noqa: F401
+        from triton.compiler import ASTSource  # noqa: F401
+    except ImportError as exc:
+        pytest.skip(f'this triton has no ASTSource/GPUTarget API: {exc}')
+    env = {k: v for k, v in os.environ.items() if k != 'TRITON_INTERPRET'}
+    repo = Path(__file__).resolve().parents[1]
+    env['PYTHONPATH'] = os.pathsep.join(
+        [str(repo)] + [p for p in env.get('PYTHONPATH', '').split(os.pathsep)
+                       if p])
+    result = subprocess.run([sys.executable, '-c', COMPILE], cwd=repo,
+                            env=env, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.splitlines()
+    print('\n' + '\n'.join(lines))
+    assert len(lines) == 12
+    assert all('0 bytes spill stores' in line for line in lines), lines
 
 
 # ------------------------------------------------------ CUDA: real shapes --
