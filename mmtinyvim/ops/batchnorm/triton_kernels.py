@@ -55,8 +55,10 @@ _TARGET = 16384
 _MIN_WAVES = 4
 # partials merged per step in the element-wise kernels
 _PART_BLOCK = 256
-# the sizes and counts vary with the shape: not specialised on
-_SIZES = ['N', 'HW', 'RB', 'n_hb', 'P', 'n_tiles']
+# the sizes and counts vary with the shape: not specialised on, but for
+# H*W, whose divisibility by 16 (and the strides') lets a row's loads and
+# stores vectorise
+_SIZES = ['N', 'RB', 'n_hb', 'P', 'n_tiles']
 
 
 @triton.jit
