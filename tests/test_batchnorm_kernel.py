@@ -527,3 +527,47 @@ def test_cuda_graph_capture_and_inductor():
     for (name, a), b in zip(module.state_dict().items(),
                             twin.state_dict().values()):
         assert max_abs(a, b) < 1e-5, name
+
+
+@pytest.mark.skipif(not CUDA, reason='the compiled kernels need CUDA')
+@pytest.mark.parametrize('family', ['tinyvim', 'mobilemamba'])
+def test_cuda_backbone_step_under_autocast(monkeypatch, family):
+    """An AMP training step of TinyViM-S / MobileMamba-T2 gives, with the
+    kernels, the torch path's outputs, gradients and running statistics to
+    float16 rounding; every BatchNorm2d ran the kernels."""
+    from mmtinyvim.models.backbones.mobilemamba import MobileMamba
+    from mmtinyvim.models.backbones.tinyvim import TinyViM
+    calls = counting(monkeypatch)
+    torch.manual_seed(0)
+    model = (TinyViM('s') if family == 'tinyvim' else
+             MobileMamba('t2')).cuda().train()
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    x = torch.randn(8, 3, 224, 224, device='cuda')
+    results = {}
+    for backend in ('triton', 'reference'):
+        monkeypatch.setenv(bn.ENV_VAR, backend)
+        model.load_state_dict(start)
+        model.zero_grad()
+        with torch.autocast('cuda', torch.float16):
+            outs = model(x)
+        sum(o.float().square().mean() for o in outs).backward()
+        results[backend] = ([o.float() for o in outs],
+                            [p.grad.clone() for p in model.parameters()
+                             if p.grad is not None],
+                            {k: v.clone() for k, v in
+                             model.state_dict().items()})
+    n_norms = sum(isinstance(m, layers.BatchNorm2d) for m in model.modules())
+    assert len(calls) == n_norms
+    (outs, grads, state), (ref_outs, ref_grads, ref_state) = \
+        results['triton'], results['reference']
+    assert max(max_abs(a, b) / float(b.abs().max())
+               for a, b in zip(outs, ref_outs)) < 1e-2
+    scale = max(float(b.abs().max()) for b in ref_grads)
+    assert max(max_abs(a, b) for a, b in zip(grads, ref_grads)) < \
+        2e-2 * scale
+    for key, value in ref_state.items():
+        if key.endswith(('running_mean', 'running_var')):
+            assert max_abs(state[key], value) < \
+                1e-2 * max(1.0, float(value.abs().max())), key
+        elif key.endswith('num_batches_tracked'):
+            assert int(state[key]) == int(value) == 1, key
