@@ -13,11 +13,13 @@ failed=()
 # when a kernel module is first imported: those tests get their own process
 "$py" -m pytest tests -q -s --durations=20 \
     --ignore=tests/test_scan_triton.py --ignore=tests/test_laplace_kernel.py \
-    --ignore=tests/test_wavelet_kernel.py "$@" || { status=$?; failed+=(tests); }
+    --ignore=tests/test_wavelet_kernel.py \
+    --ignore=tests/test_batchnorm_kernel.py "$@" || { status=$?; failed+=(tests); }
 "$py" -m pytest tests/test_scan_triton.py tests/test_laplace_kernel.py \
-    tests/test_wavelet_kernel.py -q -s "$@" \
+    tests/test_wavelet_kernel.py tests/test_batchnorm_kernel.py -q -s "$@" \
     || { status=$?; failed+=(tests/test_scan_triton.py tests/test_laplace_kernel.py
-                             tests/test_wavelet_kernel.py); }
+                             tests/test_wavelet_kernel.py
+                             tests/test_batchnorm_kernel.py); }
 if [ "$status" -ne 0 ]; then
     echo "scripts/test.sh: FAILED: ${failed[*]}" >&2
     exit "$status"

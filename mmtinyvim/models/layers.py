@@ -1,10 +1,13 @@
-"""Layers shared by both families: Conv+BN pairs that fold for deployment."""
+"""Layers shared by both families: Conv+BN pairs that fold for deployment,
+the BatchNorm2d that trains through the fused Triton kernels."""
 from typing import Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.utils.fusion import fuse_conv_bn_weights
+
+from ..ops import batchnorm as _batchnorm
 
 
 @torch.no_grad()
@@ -38,6 +41,35 @@ def fuse_conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
     return make_fused_conv(conv, *fold_bn(conv.weight, conv.bias, bn))
 
 
+class BatchNorm2d(nn.BatchNorm2d):
+    """``nn.BatchNorm2d`` whose training-mode forward runs the fused Triton
+    kernels (:mod:`mmtinyvim.ops.batchnorm`) where they apply.
+
+    Same parameters, buffers and state-dict keys as torch's module (it is
+    one: ``SyncBatchNorm.convert_sync_batchnorm``, ``norm_eval`` and the
+    ``_BatchNorm`` checks see it). The kernels run when the module is
+    training with running statistics tracked and a float ``momentum``, the
+    input is 4-D with contiguous (sample, channel) planes (NCHW: the
+    kernels' fast layout; channels-last maps keep cuDNN's NHWC kernels),
+    the backend (``MMTINYVIM_BATCHNORM_BACKEND``, ``auto``: CUDA tensors)
+    resolves to ``triton`` and nothing traces or exports; every other case
+    is torch's own forward.
+    """
+
+    def forward(self, x):
+        if not (self.training and self.track_running_stats
+                and self.momentum is not None and x.dim() == 4
+                and not torch.jit.is_scripting()
+                and _batchnorm.rows_contiguous(x)
+                and _batchnorm.use_fused(None, x.device)):
+            return super().forward(x)
+        if self.num_batches_tracked is not None:
+            self.num_batches_tracked.add_(1)
+        return _batchnorm.batch_norm_train(
+            x, self.weight, self.bias, self.running_mean, self.running_var,
+            self.momentum, self.eps, backend='triton')
+
+
 class ConvBN(nn.Sequential):
     """Bias-free Conv2d followed by BatchNorm2d (state-dict keys ``c``, ``bn``)."""
 
@@ -47,7 +79,7 @@ class ConvBN(nn.Sequential):
         self.add_module('c', nn.Conv2d(in_channels, out_channels, kernel_size,
                                        stride, padding, groups=groups,
                                        bias=False))
-        self.add_module('bn', nn.BatchNorm2d(out_channels))
+        self.add_module('bn', BatchNorm2d(out_channels))
         nn.init.constant_(self.bn.weight, bn_weight_init)
         nn.init.zeros_(self.bn.bias)
 

@@ -30,15 +30,21 @@ def _import_wavelet():
     return triton_kernels
 
 
+def _import_batchnorm():
+    from .batchnorm import triton_kernels
+    return triton_kernels
+
+
 _IMPORTERS = {'scan': _import_scan, 'laplace': _import_laplace,
-              'wavelet': _import_wavelet}
+              'wavelet': _import_wavelet, 'batchnorm': _import_batchnorm}
 # family -> its module, or False once its import failed
 _loaded: Dict[str, object] = {}
 
 
 def kernels(family: str) -> Optional[ModuleType]:
     """The ``triton_kernels`` module of op ``family`` ('scan', 'laplace',
-    'wavelet'), imported on first use; None when it cannot be imported."""
+    'wavelet', 'batchnorm'), imported on first use; None when it cannot be
+    imported."""
     if family not in _IMPORTERS:
         raise ValueError(f'Unknown Triton kernel family {family!r}; valid: '
                          f'{", ".join(_IMPORTERS)}')

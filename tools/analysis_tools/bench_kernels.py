@@ -1,8 +1,9 @@
-"""Speed of the fused kernels (Laplace tail, Haar wavelet) against the torch
-reference paths, in the same process, for every variant.
+"""Speed of the fused kernels (Laplace tail, Haar wavelet, BatchNorm) against
+the torch reference paths, in the same process, for every variant.
 
     python tools/analysis_tools/bench_kernels.py --out work_dirs/kernels.json
     python tools/analysis_tools/bench_kernels.py --quick
+    python tools/analysis_tools/bench_kernels.py --ops batchnorm --skip-nets
     python tools/analysis_tools/bench_kernels.py --device cpu --quick \\
         --img-size 64 --infer-batch 2 --train-batch 2     # plumbing only
 
@@ -11,8 +12,9 @@ their ImageNet resolution, ``arch_zoo[...]['img_size']``, else 224; no
 folding, no graphs, no compile): ``eval()`` inference under AMP (float16
 autocast) and in float32 at ``--infer-batch``, and a training step
 (forward + backward, train mode, AMP) at ``--train-batch``; each with the
-kernels' backends ``reference`` (``MMTINYVIM_LAPLACE_BACKEND`` and
-``MMTINYVIM_WAVELET_BACKEND``) and ``auto`` (the fused kernels on CUDA),
+kernels' backends ``reference`` (``MMTINYVIM_LAPLACE_BACKEND``,
+``MMTINYVIM_WAVELET_BACKEND`` and ``MMTINYVIM_BATCHNORM_BACKEND``) and
+``auto`` (the fused kernels on CUDA),
 alternating call by call. timm's resnet18 (when timm imports) is timed the
 same way as a same-run yardstick. Scans use their default backend.
 
@@ -20,6 +22,16 @@ same way as a same-run yardstick. Scans use their default backend.
 tail (``laplace_upsample_residual``) and the Haar analysis / synthesis (with
 WTE-Mamba's scales, scan-branch add and casts) in float16, forward at the
 inference batch and forward + backward at the training batch.
+
+(c) BatchNorm2d in training mode at every distinct BatchNorm2d input shape
+of ``--bn-variants`` (default TinyViM-S and MobileMamba-B1; found by forward
+hooks on the built backbones) at the training batch, float16 inputs and
+float32 weights and statistics (as under AMP): forward + backward of torch's
+cuDNN kernels (``F.batch_norm``), torch's native kernels
+(``torch.batch_norm(..., cudnn_enabled=False)``) and the Triton op
+(``mmtinyvim.ops.batchnorm``), with the bandwidth each reaches on the
+minimal traffic (x read and y written forward; dy and x read and dx written
+backward).
 
 Times: ``--warmup`` untimed calls, then the median of ``--iters`` calls,
 each between two CUDA events (wall clock on CPU). Out-of-memory cases are
@@ -41,11 +53,14 @@ from mmtinyvim.models.backbones.tinyvim import (LOW_FREQUENCY_SHARES,
                                                 POOL_FACTORS, STAGE_STRIDES,
                                                 TinyViM)
 from mmtinyvim.models.wavelet import haar_analysis, haar_synthesis
-from mmtinyvim.ops import laplace, wavelet
+from mmtinyvim.ops import batchnorm, laplace, wavelet
 
 BACKENDS = ('reference', 'auto')
-ENV_VARS = (laplace.ENV_VAR, wavelet.ENV_VAR)
+ENV_VARS = (laplace.ENV_VAR, wavelet.ENV_VAR, batchnorm.ENV_VAR)
 FAMILIES = {'tinyvim': TinyViM, 'mobilemamba': MobileMamba}
+OPS = ('laplace', 'wavelet', 'batchnorm')
+# the BatchNorm implementations of section (c)
+BN_IMPLS = ('cudnn', 'native', 'triton')
 
 
 def parse_args():
@@ -65,7 +80,14 @@ def parse_args():
                         "each variant's ImageNet size)")
     parser.add_argument('--warmup', type=int)
     parser.add_argument('--iters', type=int)
-    parser.add_argument('--skip-ops', action='store_true')
+    parser.add_argument('--ops', nargs='+', choices=OPS, default=list(OPS),
+                        help='the op sections to time (default: all)')
+    parser.add_argument('--bn-variants', nargs='+',
+                        default=['tinyvim-s', 'mobilemamba-b1'],
+                        help='whose BatchNorm2d shapes section (c) times '
+                        '(default: tinyvim-s mobilemamba-b1)')
+    parser.add_argument('--skip-ops', action='store_true',
+                        help='time no op (the networks only)')
     parser.add_argument('--skip-nets', action='store_true')
     parser.add_argument('--no-resnet', action='store_true')
     parser.add_argument('--out', help='write the results as JSON here')
@@ -75,6 +97,10 @@ def parse_args():
         parser.error(f'unknown variants {", ".join(unknown)}; valid: '
                      f'{", ".join(names)}')
     args.variants = args.variants or names
+    unknown = sorted(set(args.bn_variants) - set(names))
+    if unknown:
+        parser.error(f'unknown --bn-variants {", ".join(unknown)}; valid: '
+                     f'{", ".join(names)}')
     # full: about 3 minutes on one H100 (compilations included), quick:
     # about half
     if args.warmup is None:
@@ -115,19 +141,19 @@ class Timer:
         return begin.elapsed_time(end) / 1e3
 
 
-def compare(steps: dict, args, timer) -> dict:
+def compare(steps: dict, args, timer, switch=set_backend) -> dict:
     """Median seconds per call of each (backend -> step), the backends
-    alternating call by call after the warm-up; 'oom' when it ran out of
-    memory."""
+    alternating call by call after the warm-up (``switch(backend)`` before
+    each); 'oom' when it ran out of memory."""
     samples = {name: [] for name in steps}
     try:
         for name, step in steps.items():
-            set_backend(name)
+            switch(name)
             for _ in range(args.warmup):
                 step()
         for _ in range(args.iters):
             for name, step in steps.items():
-                set_backend(name)
+                switch(name)
                 samples[name].append(timer(step))
     except torch.cuda.OutOfMemoryError:
         torch.cuda.empty_cache()
@@ -318,7 +344,8 @@ def bench_ops(args, timer):
     def leaf(*shape):
         return torch.randn(*shape, device=device, dtype=dtype)
 
-    for channels, height, width, p in laplace_shapes(args):
+    for channels, height, width, p in (laplace_shapes(args)
+                                       if 'laplace' in args.ops else ()):
         def make(batch, grad):
             # as the mixer has them: low a channel-split view, y the
             # permuted scan output, pooled its input
@@ -337,7 +364,8 @@ def bench_ops(args, timer):
         rows += _op_rows(f'laplace p={p}', (channels, height, width), make,
                          args, timer)
 
-    for channels, height, width in wavelet_shapes(args):
+    for channels, height, width in (wavelet_shapes(args)
+                                    if 'wavelet' in args.ops else ()):
         h, w = (height + 1) // 2, (width + 1) // 2
 
         def make_analysis(batch, grad):
@@ -369,6 +397,104 @@ def bench_ops(args, timer):
     return rows
 
 
+# ------------------------------------------------------------ batchnorm --
+
+def batchnorm_shapes(args):
+    """{(channels, H, W): [variants]} of the 4-D inputs of every BatchNorm
+    of the ``--bn-variants`` backbones at their resolution (forward hooks,
+    one eval-mode image on CPU)."""
+    shapes = {}
+    for name in args.bn_variants:
+        family, arch = name.split('-')
+        size = resolution(family, arch, args)
+        model = FAMILIES[family](arch).eval()
+        hooks = [m.register_forward_hook(
+            lambda m, inputs, out: shapes.setdefault(
+                tuple(inputs[0].shape[1:]), set()).add(name))
+            for m in model.modules()
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+        with torch.no_grad():
+            model(torch.randn(1, 3, size, size))
+        for hook in hooks:
+            hook.remove()
+    return {k: sorted(v) for k, v in sorted(shapes.items())
+            if len(k) == 3}
+
+
+def bench_batchnorm(args, timer):
+    """Forward + backward of each BN_IMPLS entry at the training batch."""
+    rows = []
+    device = args.device
+    cuda = device.type == 'cuda'
+    dtype = torch.float16 if cuda else torch.float32
+    impls = BN_IMPLS if batchnorm.triton_available(device) else \
+        BN_IMPLS[:2]
+    if len(impls) < len(BN_IMPLS):
+        print(f'the Triton BatchNorm cannot run on {device.type} tensors: '
+              'not timed')
+
+    for (channels, height, width), nets in batchnorm_shapes(args).items():
+        shape = (args.train_batch, channels, height, width)
+        try:
+            x = torch.randn(shape, device=device, dtype=dtype)
+            g = torch.randn_like(x)
+        except torch.cuda.OutOfMemoryError:
+            torch.cuda.empty_cache()
+            continue
+        x.requires_grad_()
+        weight = torch.rand(channels, device=device).add_(0.5)
+        bias = torch.randn(channels, device=device)
+        weight.requires_grad_()
+        bias.requires_grad_()
+        stats = (torch.zeros(channels, device=device),
+                 torch.ones(channels, device=device))
+
+        def fn(impl):
+            if impl == 'cudnn':
+                return torch.nn.functional.batch_norm(
+                    x, *stats, weight, bias, True, 0.1, 1e-5)
+            if impl == 'native':
+                return torch.batch_norm(x, weight, bias, *stats, True, 0.1,
+                                        1e-5, False)
+            return batchnorm.batch_norm_train(x, weight, bias, *stats, 0.1,
+                                              1e-5, backend='triton')
+
+        def step(impl):
+            def run():
+                torch.autograd.grad(fn(impl), (x, weight, bias), g)
+            return run
+
+        times = compare({b: step(b) for b in impls}, args, timer,
+                        switch=lambda name: None)
+        # the least traffic: x read and y written forward, dy and x read
+        # and dx written backward
+        traffic = 5 * x.numel() * x.element_size()
+        row = dict(op='batchnorm', mode='fwd+bwd', shape=list(shape),
+                   dtype=str(dtype).replace('torch.', ''), nets=nets)
+        for b in impls:
+            ok = times[b] != 'oom'
+            row[f'{b}_us'] = times[b] * 1e6 if ok else 'oom'
+            row[f'{b}_gb_s'] = traffic / times[b] / 1e9 if ok else 'oom'
+        if 'oom' not in times.values() and 'triton' in impls:
+            row['speedup_vs_cudnn'] = times['cudnn'] / times['triton']
+            row['speedup_vs_native'] = times['native'] / times['triton']
+        rows.append(row)
+        print(format_bn(row), flush=True)
+        del x, g
+    return rows
+
+
+def format_bn(r):
+    def us(key):
+        v = r.get(key, 'n/a')
+        return f'{v:9.1f}' if isinstance(v, float) else f'{str(v):>9s}'
+    speed = (f'x{r["speedup_vs_cudnn"]:.2f} vs cudnn'
+             if 'speedup_vs_cudnn' in r else '')
+    return (f'bn  {str(r["shape"]):22s} {r["mode"]}: ' +
+            ', '.join(f'{b} {us(b + "_us")} us' for b in BN_IMPLS) +
+            f' {speed}')
+
+
 # ----------------------------------------------------------------- main --
 
 def print_tables(result):
@@ -392,6 +518,20 @@ def print_tables(result):
               f'{v("auto_us")} | {v("speedup")} |')
 
 
+def print_batchnorm_table(rows):
+    print('\n| shape | nets | cudnn us | native us | triton us | cudnn GB/s '
+          '| native GB/s | triton GB/s | triton / cudnn speed-up |\n'
+          '|---|---|---|---|---|---|---|---|---|')
+    for r in rows:
+        def v(key, fmt='.1f'):
+            x = r.get(key, 'n/a')
+            return f'{x:{fmt}}' if isinstance(x, float) else str(x)
+        print(f'| {"x".join(map(str, r["shape"]))} | {", ".join(r["nets"])}'
+              f' | ' + ' | '.join(v(f'{b}_us') for b in BN_IMPLS) + ' | ' +
+              ' | '.join(v(f'{b}_gb_s', '.0f') for b in BN_IMPLS) +
+              f' | {v("speedup_vs_cudnn", ".2f")} |')
+
+
 def main():
     args = parse_args()
     torch.manual_seed(0)
@@ -411,11 +551,13 @@ def main():
         python=platform.python_version(),
         args={k: str(v) if isinstance(v, torch.device) else v
               for k, v in vars(args).items()},
-        nets=[], ops=[])
+        nets=[], ops=[], batchnorm=[])
     timer = Timer(args.device)
     try:
         if not args.skip_ops:
             result['ops'] = bench_ops(args, timer)
+            if 'batchnorm' in args.ops:
+                result['batchnorm'] = bench_batchnorm(args, timer)
         if not args.skip_nets:
             result['nets'] = bench_nets(args, timer)
     finally:
@@ -426,6 +568,8 @@ def main():
                 os.environ[var] = value
     result['seconds'] = time.perf_counter() - start
     print_tables(result)
+    if result['batchnorm']:
+        print_batchnorm_table(result['batchnorm'])
     print(f'\n{result["seconds"]:.0f} s')
     if args.out:
         os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)

@@ -33,7 +33,7 @@ from ...ops.scan import selective_scan
 from ...ops.scan.cross import cross_merge, cross_scan
 from ...registry import MODELS
 from ..compat import DropPath
-from ..layers import (ConvBN, LayerNorm2d, check_image_batch,
+from ..layers import (BatchNorm2d, ConvBN, LayerNorm2d, check_image_batch,
                       empty_feature_maps, fuse_conv_bn, fuse_modules,
                       weights_dtype)
 from ..wavelet import haar_analysis, haar_filters, haar_synthesis, \
@@ -183,11 +183,11 @@ class LocalDWConv(nn.Sequential):
             dwconv3x3=nn.Conv2d(channels, channels, kernel_size,
                                 padding=kernel_size // 2, groups=channels,
                                 bias=False),
-            bn1=nn.BatchNorm2d(channels),
+            bn1=BatchNorm2d(channels),
             relu=nn.ReLU(inplace=True),
             dwconv1x1=nn.Conv2d(channels, channels, 1, groups=channels,
                                 bias=False),
-            bn2=nn.BatchNorm2d(channels)))
+            bn2=BatchNorm2d(channels)))
 
     @torch.no_grad()
     def fuse(self) -> nn.Sequential:

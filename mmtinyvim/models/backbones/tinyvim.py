@@ -30,8 +30,9 @@ from ...ops.scan import selective_scan
 from ...ops.scan.cross import cross_merge, cross_scan
 from ...registry import MODELS
 from ..compat import DropPath
-from ..layers import (ConvBN, check_image_batch, empty_feature_maps, fold_bn,
-                      make_fused_conv, weights_dtype)
+from ..layers import (BatchNorm2d, ConvBN, check_image_batch,
+                      empty_feature_maps, fold_bn, make_fused_conv,
+                      weights_dtype)
 from .base import MambaBackboneBase, rename_prefixes
 
 __all__ = ['TinyViM', 'checkpoint_filter_fn', 'convert_official_classifier',
@@ -86,7 +87,7 @@ class RepDWConv(_RepDepthwise):
         super().__init__()
         self.conv = ConvBN(channels, channels, 3, padding=1, groups=channels)
         self.conv1 = nn.Conv2d(channels, channels, 1, groups=channels)
-        self.bn = nn.BatchNorm2d(channels)
+        self.bn = BatchNorm2d(channels)
 
 
 class RepAxialDWConv(_RepDepthwise):
@@ -98,7 +99,7 @@ class RepAxialDWConv(_RepDepthwise):
         self.conv = ConvBN(channels, channels, kernel_size,
                            padding=(kernel_size[0] // 2, kernel_size[1] // 2),
                            groups=channels)
-        self.bn = nn.BatchNorm2d(channels)
+        self.bn = BatchNorm2d(channels)
 
 
 class InceptionAxialDW(nn.Module):
@@ -358,7 +359,7 @@ class TinyViM(MambaBackboneBase):
         self.network = nn.ModuleList(network)
 
         for i in self.out_indices:
-            self.add_module(f'norm{2 * i}', nn.BatchNorm2d(widths[i]))
+            self.add_module(f'norm{2 * i}', BatchNorm2d(widths[i]))
         self.out_channels = tuple(widths[i] for i in self.out_indices)
         self.out_strides = tuple(STAGE_STRIDES[i] for i in self.out_indices)
 
