@@ -232,6 +232,20 @@ def test_backend_choice(monkeypatch):
         bn.resolve_backend(None, DEVICE)
 
 
+def test_auto_takes_the_kernels_only_for_large_planes(monkeypatch):
+    # what auto means on CUDA, checked on CPU: the backend resolves to triton
+    monkeypatch.setattr(bn, 'resolve_backend', lambda name, device: 'triton')
+    monkeypatch.delenv(bn.ENV_VAR, raising=False)
+    small = torch.empty(128, 48, 7, 7)
+    large = torch.empty(2, 1, 512, bn.AUTO_MIN_VALUES // 1024)
+    assert not bn.use_fused_for(small)
+    assert bn.use_fused_for(large)
+    assert not bn.use_fused_for(large[:, :, :, :-1])  # one row short
+    assert bn.use_fused_for(small, 'triton')          # forced everywhere
+    monkeypatch.setenv(bn.ENV_VAR, 'triton')
+    assert bn.use_fused_for(small)
+
+
 def test_bad_inputs_are_refused():
     x = torch.randn(2, 3, 4, 4, device=DEVICE)
     with pytest.raises(ValueError, match='x must be a floating'):

@@ -51,9 +51,10 @@ class BatchNorm2d(nn.BatchNorm2d):
     training with running statistics tracked and a float ``momentum``, the
     input is 4-D with contiguous (sample, channel) planes (NCHW: the
     kernels' fast layout; channels-last maps keep cuDNN's NHWC kernels),
-    the backend (``MMTINYVIM_BATCHNORM_BACKEND``, ``auto``: CUDA tensors)
-    resolves to ``triton`` and nothing traces or exports; every other case
-    is torch's own forward.
+    the backend (``MMTINYVIM_BATCHNORM_BACKEND``) resolves to ``triton``
+    (``auto``: CUDA tensors whose channels hold at least
+    ``ops.batchnorm.AUTO_MIN_VALUES`` values, where the kernels beat cuDNN)
+    and nothing traces or exports; every other case is torch's own forward.
     """
 
     def forward(self, x):
@@ -61,7 +62,7 @@ class BatchNorm2d(nn.BatchNorm2d):
                 and self.momentum is not None and x.dim() == 4
                 and not torch.jit.is_scripting()
                 and _batchnorm.rows_contiguous(x)
-                and _batchnorm.use_fused(None, x.device)):
+                and _batchnorm.use_fused_for(x)):
             return super().forward(x)
         if self.num_batches_tracked is not None:
             self.num_batches_tracked.add_(1)

@@ -60,6 +60,27 @@ def use_fused(name: Optional[str], device: torch.device) -> bool:
     return resolve_backend(name, device) == 'triton'
 
 
+# Under ``auto`` the kernels take a map only when each channel holds at least
+# this many values (N * H * W). Each call pays a host cost (four launches
+# through the custom-op dispatcher) that cuDNN's single NCHW kernels do not;
+# timed alone on an H100 (docs/benchmark.md, "BatchNorm in training"), the
+# op beats cuDNN only on large planes (the stems at 112x112 / 128x128) and
+# loses on every smaller one. ``triton`` (argument or environment) forces the
+# kernels everywhere.
+AUTO_MIN_VALUES = 1 << 19
+
+
+def use_fused_for(x: torch.Tensor, name: Optional[str] = None) -> bool:
+    """Whether a training batch norm of ``x`` runs the kernels: as
+    :func:`use_fused`, and under ``auto`` only for channels of at least
+    :data:`AUTO_MIN_VALUES` values."""
+    if not use_fused(name, x.device):
+        return False
+    if check_backend(name) != 'auto':
+        return True
+    return x.shape[0] * x.shape[2] * x.shape[3] >= AUTO_MIN_VALUES
+
+
 def rows_contiguous(x: torch.Tensor) -> bool:
     """True when each (sample, channel) plane of the 4-D ``x`` is one
     contiguous run (NCHW-contiguous maps and their channel-split views):
@@ -148,6 +169,7 @@ def batch_norm_train(x: torch.Tensor, weight: Optional[torch.Tensor],
 
 
 __all__ = ['batch_norm_train', 'batch_norm_train_reference', 'use_fused',
+           'use_fused_for', 'AUTO_MIN_VALUES',
            'rows_contiguous',
            'BACKENDS', 'ENV_VAR', 'check_backend', 'resolve_backend',
            'triton_available']
