@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from mmtinyvim.ops import _triton
+
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = REPO / 'mmtinyvim'
 TOOLS = REPO / 'tools'
@@ -23,7 +25,7 @@ LOCAL_IMPORT_EXCEPTIONS = {
     ('mmtinyvim/ops/_triton.py', f'mmtinyvim.ops.{family}'):
         'the Triton kernels import triton, an optional dependency, only when '
         'that backend is first used (the one lazy loader of all of them)'
-    for family in ('scan', 'laplace', 'wavelet')
+    for family in _triton._IMPORTERS
 }
 SYS_PATH_MUTATORS = ('insert', 'append', 'extend', 'remove', 'pop', 'clear',
                      '__setitem__', '__delitem__', '__iadd__')
