@@ -226,7 +226,8 @@ def profile(label, model, resolution, args, device) -> dict:
     gpu_ms = sum(us for us, _ in kernels.values()) / 1e3
     top = sorted(kernels.items(), key=lambda kv: -kv[1][0])[:args.top]
     record = dict(
-        label=label, mode=args.mode, precision=args.precision,
+        label=label, device=device.type, mode=args.mode,
+        precision=args.precision,
         batch=args.batch, img_size=resolution, fused=args.fuse,
         wall_ms=wall_ms, img_s=args.batch / wall_ms * 1e3,
         kernel_ms=gpu_ms,
@@ -244,7 +245,8 @@ def profile(label, model, resolution, args, device) -> dict:
 
 
 def print_record(r):
-    unit = 'kernel' if r['busy'] is not None else 'op'
+    # on CPU the profiler's own op times stand in for kernels
+    unit = 'kernel' if r['device'] == 'cuda' else 'op'
     print(f'\n## {r["label"]}: {r["mode"]} {r["precision"]}, batch '
           f'{r["batch"]}, {r["img_size"]} px{", fused" if r["fused"] else ""}'
           f'\nwall {r["wall_ms"]:.2f} ms/step ({r["img_s"]:.0f} img/s); '
