@@ -223,27 +223,64 @@ def test_backend_choice(monkeypatch):
     assert bn.resolve_backend('auto', DEVICE) == (
         'triton' if CUDA else 'reference')
     assert bn.resolve_backend('triton', DEVICE) == 'triton'
+    assert bn.resolve_backend('native', DEVICE) == 'native'
     monkeypatch.setenv(bn.ENV_VAR, 'reference')
     assert bn.resolve_backend(None, DEVICE) == 'reference'
     monkeypatch.setenv(bn.ENV_VAR, 'fused')
     with pytest.raises(ValueError, match=r"'fused' \(from environment "
                        r'variable MMTINYVIM_BATCHNORM_BACKEND\); valid: '
-                       'auto, triton, reference'):
+                       'auto, triton, native, reference'):
         bn.resolve_backend(None, DEVICE)
 
 
-def test_auto_takes_the_kernels_only_for_large_planes(monkeypatch):
-    # what auto means on CUDA, checked on CPU: the backend resolves to triton
-    monkeypatch.setattr(bn, 'resolve_backend', lambda name, device: 'triton')
+def test_auto_picks_the_kernels_by_plane_size(monkeypatch):
+    """What auto means for a map: on CUDA the Triton kernels for channels of
+    >= AUTO_MIN_VALUES values, torch's native kernels for smaller NCHW maps,
+    cuDNN's (reference) for channels-last ones; off CUDA the reference.
+    Checked on CPU tensors by making CUDA look present."""
     monkeypatch.delenv(bn.ENV_VAR, raising=False)
     small = torch.empty(128, 48, 7, 7)
     large = torch.empty(2, 1, 512, bn.AUTO_MIN_VALUES // 1024)
-    assert not bn.use_fused_for(small)
-    assert bn.use_fused_for(large)
-    assert not bn.use_fused_for(large[:, :, :, :-1])  # one row short
-    assert bn.use_fused_for(small, 'triton')          # forced everywhere
+    cl = torch.empty(128, 48, 56, 56).contiguous(
+        memory_format=torch.channels_last)
+    assert bn.train_backend_for(small) == 'reference'   # a CPU tensor
+    cuda = torch.device('cuda')
+
+    class OnCuda:
+        """The map's shape and strides, on a (pretended) CUDA device."""
+
+        def __init__(self, t):
+            self.shape, self.device, self.stride = t.shape, cuda, t.stride
+
+    monkeypatch.setattr(bn, 'triton_available', lambda device: True)
+    assert bn.train_backend_for(OnCuda(small)) == 'native'
+    assert bn.train_backend_for(OnCuda(large)) == 'triton'
+    # one row of each plane short of the threshold
+    short = OnCuda(torch.empty(2, 1, 512, bn.AUTO_MIN_VALUES // 1024 - 1))
+    assert bn.train_backend_for(short) == 'native'
+    assert bn.train_backend_for(OnCuda(cl)) == 'reference'
+    monkeypatch.setattr(bn, 'triton_available', lambda device: False)
+    assert bn.train_backend_for(OnCuda(large)) == 'native'
+    # forced: everywhere the backend applies
+    assert bn.train_backend_for(small, 'native') == 'native'
+    assert bn.train_backend_for(OnCuda(cl), 'native') == 'native'
+    assert bn.train_backend_for(small, 'reference') == 'reference'
+    monkeypatch.setattr(bn, 'resolve_backend', lambda name, device: name)
+    assert bn.train_backend_for(small, 'triton') == 'triton'
+    assert bn.train_backend_for(cl, 'triton') == 'reference'
     monkeypatch.setenv(bn.ENV_VAR, 'triton')
-    assert bn.use_fused_for(small)
+    assert bn.train_backend_for(small) == 'triton'
+
+
+def test_native_backend_matches_torch():
+    """``native`` (torch's kernels, cuDNN's skipped) equals F.batch_norm:
+    output, gradients and running statistics."""
+    x, weight, bias, running, grad = make((3, 4, 5, 6))
+    ref = run('reference', x, weight, bias, running, grad)
+    ours = run('native', x, weight, bias, running, grad)
+    assert max_abs(ours[0], ref[0]) < 1e-6
+    for a, b in zip(ours[1] + ours[2], ref[1] + ref[2]):
+        assert max_abs(a, b) < 1e-5
 
 
 def test_bad_inputs_are_refused():
@@ -352,6 +389,64 @@ def test_module_falls_back_where_the_kernels_do_not_apply(monkeypatch):
     assert not calls
     with pytest.raises(ValueError, match='expected 4D input'):
         with_backend('triton', module, x[0])
+
+
+def test_module_native_path_matches_torch_module(monkeypatch):
+    calls = []
+    native = bn.batch_norm_train_native
+    monkeypatch.setattr(bn, 'batch_norm_train_native',
+                        lambda *a: calls.append(a[0].shape) or native(*a))
+    torch.manual_seed(0)
+    ours = layers.BatchNorm2d(4).to(DEVICE)
+    theirs = nn.BatchNorm2d(4).to(DEVICE)
+    theirs.load_state_dict(ours.state_dict())
+    x = torch.randn(3, 4, 5, 6, device=DEVICE)
+    y = with_backend('native', ours, x)
+    ref = theirs(x)
+    assert calls == [x.shape] and max_abs(y, ref) < 1e-6
+    for (name, a), b in zip(ours.state_dict().items(),
+                            theirs.state_dict().values()):
+        assert max_abs(a, b) < 1e-6, name
+
+
+def test_eager_calls_skip_the_custom_op(monkeypatch):
+    """Eagerly the kernels run through the autograd.Function (no custom-op
+    dispatch); under torch.compile through the custom ops (the forward op in
+    dynamo's graph, the backward op where AOTAutograd traces the gradient).
+    Both update the running statistics and give torch's gradients."""
+    used = []
+    ops = {name: getattr(bk, name) for name in ('_bn_fwd', '_bn_bwd')}
+    for name, op in ops.items():
+        monkeypatch.setattr(bk, name, lambda *a, _op=op, _n=name:
+                            used.append(_n) or _op(*a))
+    x, weight, bias, running, grad = make((3, 4, 5, 6))
+    ref = run('reference', x, weight, bias, running, grad)
+    ours = run('triton', x, weight, bias, running, grad)
+    assert not used
+    assert max_abs(ours[0], ref[0]) < 1e-5
+    for a, b in zip(ours[1] + ours[2], ref[1] + ref[2]):
+        assert max_abs(a, b) < 1e-4
+    # dynamo replays a traced list's mutations over the list, so the forward
+    # op is seen in the graph, not through the wrapper
+    monkeypatch.setattr(bk, '_bn_fwd', ops['_bn_fwd'])
+    graph_ops = []
+
+    def backend(gm, example_inputs):
+        graph_ops.extend(str(n.target) for n in gm.graph.nodes
+                         if n.op == 'call_function')
+        return torch._dynamo.lookup_backend('aot_eager')(gm, example_inputs)
+
+    compiled = torch.compile(
+        lambda *a: bn.batch_norm_train(*a, backend='triton'),
+        backend=backend, fullgraph=True)
+    xc = x.detach().clone().requires_grad_()
+    rm, rv = (t.clone() for t in running)
+    y = compiled(xc, weight, bias, rm, rv, 0.1, 1e-5)
+    y.backward(grad)
+    assert 'mmtinyvim.batch_norm_train_fwd.default' in graph_ops, graph_ops
+    assert used == ['_bn_bwd']
+    assert max_abs(y, ref[0]) < 1e-5 and max_abs(xc.grad, ref[1][0]) < 1e-4
+    assert max_abs(rm, ref[2][0]) < 1e-6 and max_abs(rv, ref[2][1]) < 1e-6
 
 
 def test_module_state_dict_and_sync_conversion():

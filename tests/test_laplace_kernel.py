@@ -13,6 +13,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from tests.kernel_forms import check_forms
+
 CUDA = torch.cuda.is_available()
 if not CUDA:
     os.environ.setdefault('TRITON_INTERPRET', '1')
@@ -166,6 +168,13 @@ def test_compiles_as_one_node():
     got = torch.autograd.grad(out.sum(), (y, low))
     want = torch.autograd.grad(ref.sum(), (y, low))
     assert all(torch.allclose(a, b) for a, b in zip(got, want))
+
+
+def test_eager_and_compiled_forms(monkeypatch):
+    y, low = make(1, 2, 2, 3, 4, dtype=torch.float32)
+    check_forms(monkeypatch, lk, ['_laplace_bwd'],
+                'mmtinyvim.laplace_residual_fwd.default',
+                lambda a, b: fused(a, b, 4), (y, low))
 
 
 def test_tracing_uses_the_reference_ops():

@@ -11,6 +11,8 @@ import os
 import pytest
 import torch
 
+from tests.kernel_forms import check_forms
+
 CUDA = torch.cuda.is_available()
 if not CUDA:
     os.environ.setdefault('TRITON_INTERPRET', '1')
@@ -116,6 +118,16 @@ def test_auto_backend_and_availability():
     assert ss.resolve_backend('triton', DEVICE) == 'triton'
     expected = 'triton' if CUDA else 'torch'
     assert ss.resolve_backend('auto', DEVICE) == expected
+
+
+def test_eager_and_compiled_forms(monkeypatch):
+    x = make_inputs(1, 2, 2, 1, 6, 4)
+    names = list(x)
+    check_forms(monkeypatch, sst, ['_scan_bwd'],
+                'mmtinyvim.selective_scan_fwd.default',
+                lambda *t: ss.selective_scan(**dict(zip(names, t)),
+                                             backend='triton'),
+                tuple(x.values()))
 
 
 def test_compiles_without_graph_breaks():

@@ -13,6 +13,8 @@ import os
 import pytest
 import torch
 
+from tests.kernel_forms import check_forms
+
 CUDA = torch.cuda.is_available()
 if not CUDA:
     os.environ.setdefault('TRITON_INTERPRET', '1')
@@ -228,6 +230,23 @@ def test_compiles_as_one_node():
     ref, ref_grads = grads_of(lambda: fn(x, scale), [x, scale])
     assert torch.allclose(out, ref)
     assert all(torch.allclose(a, b) for a, b in zip(grads, ref_grads))
+
+
+def test_eager_and_compiled_forms(monkeypatch):
+    x = randn(1, 2, 3, 5)
+    scale = randn(1, 8, 1, 1, seed=3)
+    rscale = randn(1, 2, 1, 1, seed=4)
+    # the analysis's gradient is a synthesis
+    check_forms(monkeypatch, wk, ['_synthesis'],
+                'mmtinyvim.haar_analysis.default',
+                lambda t: analysis(t, 'triton').sum(2), (x, ))
+    check_forms(monkeypatch, wk, ['_synthesis_bwd'],
+                'mmtinyvim.haar_synthesis.default',
+                lambda b, s, r, rs: synthesis(
+                    'triton', b, r.shape[2:], band_scale=s, residual=r,
+                    residual_scale=rs),
+                (bands_like(1, 2, 2, 3, torch.float64, 'plain'), scale, x,
+                 rscale))
 
 
 def test_tracing_uses_the_reference_ops():

@@ -42,30 +42,34 @@ def fuse_conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
 
 
 class BatchNorm2d(nn.BatchNorm2d):
-    """``nn.BatchNorm2d`` whose training-mode forward runs the fused Triton
-    kernels (:mod:`mmtinyvim.ops.batchnorm`) where they apply.
+    """``nn.BatchNorm2d`` whose training-mode forward picks its kernels per
+    map (:func:`mmtinyvim.ops.batchnorm.train_backend_for`).
 
     Same parameters, buffers and state-dict keys as torch's module (it is
     one: ``SyncBatchNorm.convert_sync_batchnorm``, ``norm_eval`` and the
-    ``_BatchNorm`` checks see it). The kernels run when the module is
-    training with running statistics tracked and a float ``momentum``, the
-    input is 4-D with contiguous (sample, channel) planes (NCHW: the
-    kernels' fast layout; channels-last maps keep cuDNN's NHWC kernels),
-    the backend (``MMTINYVIM_BATCHNORM_BACKEND``) resolves to ``triton``
-    (``auto``: CUDA tensors whose channels hold at least
-    ``ops.batchnorm.AUTO_MIN_VALUES`` values, where the kernels beat cuDNN)
-    and nothing traces or exports; every other case is torch's own forward.
+    ``_BatchNorm`` checks see it). When the module is training with running
+    statistics tracked and a float ``momentum`` on a 4-D map, the backend
+    (``MMTINYVIM_BATCHNORM_BACKEND``, default ``auto``) decides: on CUDA,
+    NCHW maps whose channels hold at least ``ops.batchnorm.AUTO_MIN_VALUES``
+    values take the fused Triton kernels, the other NCHW maps torch's native
+    kernels (faster than cuDNN's NCHW ones); channels-last maps, tracing and
+    export, eval mode and every other case run torch's own forward.
     """
 
     def forward(self, x):
         if not (self.training and self.track_running_stats
                 and self.momentum is not None and x.dim() == 4
-                and not torch.jit.is_scripting()
-                and _batchnorm.rows_contiguous(x)
-                and _batchnorm.use_fused_for(x)):
+                and not torch.jit.is_scripting()):
+            return super().forward(x)
+        backend = _batchnorm.train_backend_for(x)
+        if backend == 'reference':
             return super().forward(x)
         if self.num_batches_tracked is not None:
             self.num_batches_tracked.add_(1)
+        if backend == 'native':
+            return _batchnorm.batch_norm_train_native(
+                x, self.weight, self.bias, self.running_mean,
+                self.running_var, self.momentum, self.eps)
         return _batchnorm.batch_norm_train(
             x, self.weight, self.bias, self.running_mean, self.running_var,
             self.momentum, self.eps, backend='triton')

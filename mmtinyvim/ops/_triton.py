@@ -7,6 +7,16 @@ never at package import time. A module that fails to import (no triton, an
 unsupported version) makes :func:`available` False for every device, so the
 callers fall back to their torch references. The families' backend
 switches (``auto | triton | reference``) share :func:`resolve_backend`.
+
+Each family's kernels are reached in two forms that run the same launch
+code: a ``torch.library`` custom op (schema, fake implementation, autograd)
+for ``torch.compile``, AOTAutograd and export, which see it as one graph
+node; and an ``autograd.Function`` for eager calls (chosen by
+``torch.compiler.is_compiling()``), because the custom-op dispatcher's
+host cost per call (schema defaults, redispatch, its own autograd wrapper,
+for the forward and again for the backward op) is several times that of a
+Function, and on small maps the host time, not the kernels, decides the
+speed. CUDA graphs capture either form.
 """
 import os
 from types import ModuleType

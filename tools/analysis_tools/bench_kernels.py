@@ -31,7 +31,9 @@ cuDNN kernels (``F.batch_norm``), torch's native kernels
 (``torch.batch_norm(..., cudnn_enabled=False)``) and the Triton op
 (``mmtinyvim.ops.batchnorm``), with the bandwidth each reaches on the
 minimal traffic (x read and y written forward; dy and x read and dx written
-backward).
+backward). ``--bn-graph`` times each as a CUDA-graph replay instead: the
+kernels' GPU time without the host's per-call cost (what a captured
+training step, ``CUDAGraphTrainingHook``, pays).
 
 Times: ``--warmup`` untimed calls, then the median of ``--iters`` calls,
 each between two CUDA events (wall clock on CPU). Out-of-memory cases are
@@ -86,6 +88,10 @@ def parse_args():
                         default=['tinyvim-s', 'mobilemamba-b1'],
                         help='whose BatchNorm2d shapes section (c) times '
                         '(default: tinyvim-s mobilemamba-b1)')
+    parser.add_argument('--bn-graph', action='store_true',
+                        help='time the BatchNorm implementations as CUDA '
+                             'graph replays (their GPU time, without the '
+                             'host cost of each call)')
     parser.add_argument('--skip-ops', action='store_true',
                         help='time no op (the networks only)')
     parser.add_argument('--skip-nets', action='store_true')
@@ -462,14 +468,19 @@ def bench_batchnorm(args, timer):
         def step(impl):
             def run():
                 torch.autograd.grad(fn(impl), (x, weight, bias), g)
-            return run
+            return graph_replay(run) if args.bn_graph and cuda else run
 
-        times = compare({b: step(b) for b in impls}, args, timer,
-                        switch=lambda name: None)
+        try:
+            steps = {b: step(b) for b in impls}
+        except torch.cuda.OutOfMemoryError:
+            torch.cuda.empty_cache()
+            continue
+        times = compare(steps, args, timer, switch=lambda name: None)
         # the least traffic: x read and y written forward, dy and x read
         # and dx written backward
         traffic = 5 * x.numel() * x.element_size()
         row = dict(op='batchnorm', mode='fwd+bwd', shape=list(shape),
+                   timing='graph' if args.bn_graph and cuda else 'per call',
                    dtype=str(dtype).replace('torch.', ''), nets=nets)
         for b in impls:
             ok = times[b] != 'oom'
@@ -482,6 +493,22 @@ def bench_batchnorm(args, timer):
         print(format_bn(row), flush=True)
         del x, g
     return rows
+
+
+def graph_replay(run):
+    """``run`` captured in a CUDA graph (after warm-up calls on a side
+    stream, as ``torch.cuda.make_graphed_callables`` does): the replay costs
+    one launch, so its time is the GPU time of ``run``'s kernels."""
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):
+        for _ in range(3):
+            run()
+    torch.cuda.current_stream().wait_stream(stream)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        run()
+    return graph.replay
 
 
 def format_bn(r):

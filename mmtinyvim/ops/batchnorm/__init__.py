@@ -13,14 +13,21 @@ Backends (``backend=`` argument or the ``MMTINYVIM_BATCHNORM_BACKEND``
 environment variable, read at every call; None means the variable, else
 ``auto``):
 
-* ``triton``: the kernels, registered as ``torch.library`` custom ops
-  (``mmtinyvim::batch_norm_train_fwd``, which mutates the running
-  statistics, and ``mmtinyvim::batch_norm_train_bwd``): one node each under
-  ``torch.compile``, captured by CUDA graphs; CUDA tensors, or CPU tensors
-  under ``TRITON_INTERPRET=1`` (tests, debugging);
-* ``reference``: ``F.batch_norm(..., training=True)``, any device;
-* ``auto``: ``triton`` for CUDA tensors when Triton imports, else
-  ``reference``.
+* ``triton``: the kernels (``mmtinyvim::batch_norm_train_fwd``, whose
+  outputs include the updated running statistics, and
+  ``mmtinyvim::batch_norm_train_bwd`` as ``torch.library`` custom ops:
+  one node each under ``torch.compile``; eagerly the same kernels through an
+  ``autograd.Function``); CUDA tensors, or CPU tensors under
+  ``TRITON_INTERPRET=1`` (tests, debugging);
+* ``native``: torch's own CUDA batch-norm kernels, not cuDNN's
+  (``torch.batch_norm(..., cudnn_enabled=False)``), any device;
+* ``reference``: ``F.batch_norm(..., training=True)`` (cuDNN on CUDA), any
+  device;
+* ``auto``: for a map (:func:`train_backend_for`): on CUDA, ``triton`` for
+  channels of at least :data:`AUTO_MIN_VALUES` values, ``native`` for the
+  other NCHW maps, ``reference`` for channels-last ones and off CUDA. Without
+  a map (:func:`resolve_backend`) ``auto`` is ``triton`` for CUDA tensors
+  when Triton imports, else ``reference``.
 
 While tracing (``torch.jit.trace``, FLOP counting, ONNX export,
 ``torch.export``) the reference runs whatever the backend.
@@ -33,7 +40,7 @@ import torch.nn.functional as F
 from .. import _triton
 
 ENV_VAR = 'MMTINYVIM_BATCHNORM_BACKEND'
-BACKENDS = _triton.BACKENDS
+BACKENDS = ('auto', 'triton', 'native', 'reference')
 _WHAT = 'BatchNorm'
 
 
@@ -44,41 +51,49 @@ def triton_available(device: torch.device) -> bool:
 
 def check_backend(name: Optional[str]) -> str:
     """Validate a backend name (None means the environment default)."""
-    return _triton.check_backend(name, ENV_VAR, _WHAT)
+    return _triton.check_backend(name, ENV_VAR, _WHAT, BACKENDS)
 
 
 def resolve_backend(name: Optional[str], device: torch.device) -> str:
-    """The concrete backend that ``name`` means for tensors on ``device``."""
+    """The concrete backend that ``name`` means for tensors on ``device``
+    (``auto``: ``triton`` for CUDA tensors when Triton imports, else
+    ``reference``; :func:`train_backend_for` refines it by shape)."""
+    name = check_backend(name)
+    if name == 'native':
+        return name
     return _triton.resolve_backend('batchnorm', name, ENV_VAR, _WHAT, device)
 
 
-def use_fused(name: Optional[str], device: torch.device) -> bool:
-    """Whether a batch norm on ``device`` runs the kernels: never while
-    tracing or exporting, else as the backend resolves."""
-    if _triton.tracing():
-        return False
-    return resolve_backend(name, device) == 'triton'
-
-
 # Under ``auto`` the kernels take a map only when each channel holds at least
-# this many values (N * H * W). Each call pays a host cost (four launches
-# through the custom-op dispatcher) that cuDNN's single NCHW kernels do not;
-# timed alone on an H100 (docs/benchmark.md, "BatchNorm in training"), the
-# op beats cuDNN only on large planes (the stems at 112x112 / 128x128) and
-# loses on every smaller one. ``triton`` (argument or environment) forces the
-# kernels everywhere.
+# this many values (N * H * W): below it torch's native kernels are faster
+# (docs/benchmark.md, "BatchNorm in training": timed per shape on an H100,
+# where small maps are host-bound). ``triton`` (argument or environment)
+# forces the kernels everywhere.
 AUTO_MIN_VALUES = 1 << 19
 
 
-def use_fused_for(x: torch.Tensor, name: Optional[str] = None) -> bool:
-    """Whether a training batch norm of ``x`` runs the kernels: as
-    :func:`use_fused`, and under ``auto`` only for channels of at least
-    :data:`AUTO_MIN_VALUES` values."""
-    if not use_fused(name, x.device):
-        return False
-    if check_backend(name) != 'auto':
-        return True
-    return x.shape[0] * x.shape[2] * x.shape[3] >= AUTO_MIN_VALUES
+def train_backend_for(x: torch.Tensor, name: Optional[str] = None) -> str:
+    """The backend a training-mode :class:`~mmtinyvim.models.layers.
+    BatchNorm2d` runs for the 4-D map ``x``: ``triton``, ``native`` or
+    ``reference``.
+
+    ``reference`` while tracing or exporting, for channels-last maps
+    (cuDNN's NHWC kernels; the Triton kernels load their planes strided)
+    and, under ``auto``, off CUDA; else as the module docstring says.
+    """
+    if _triton.tracing():
+        return 'reference'
+    requested = check_backend(name)
+    if requested != 'auto':
+        concrete = resolve_backend(requested, x.device)
+        return ('reference' if concrete == 'triton' and
+                not rows_contiguous(x) else concrete)
+    if x.device.type != 'cuda' or not rows_contiguous(x):
+        return 'reference'
+    if x.shape[0] * x.shape[2] * x.shape[3] >= AUTO_MIN_VALUES and \
+            triton_available(x.device):
+        return 'triton'
+    return 'native'
 
 
 def rows_contiguous(x: torch.Tensor) -> bool:
@@ -100,6 +115,15 @@ def batch_norm_train_reference(x, weight, bias, running_mean, running_var,
     """torch's training-mode batch norm (the test oracle)."""
     return F.batch_norm(x, running_mean, running_var, weight, bias, True,
                         momentum, eps)
+
+
+def batch_norm_train_native(x, weight, bias, running_mean, running_var,
+                            momentum, eps):
+    """Training-mode batch norm through torch's own kernels with cuDNN's
+    skipped (``cudnn_enabled=False``): on CUDA the native NCHW kernels, as
+    fast as or faster than cuDNN's at every shape measured."""
+    return torch.batch_norm(x, weight, bias, running_mean, running_var, True,
+                            momentum, eps, False)
 
 
 def _check_inputs(x, weight, bias, running_mean, running_var, eps):
@@ -157,6 +181,9 @@ def batch_norm_train(x: torch.Tensor, weight: Optional[torch.Tensor],
                                           running_var, momentum, eps)
     _check_inputs(x, weight, bias, running_mean, running_var, eps)
     name = resolve_backend(backend, x.device)
+    if name == 'native':
+        return batch_norm_train_native(x, weight, bias, running_mean,
+                                       running_var, momentum, eps)
     if name == 'reference' or x.numel() == 0:
         return batch_norm_train_reference(x, weight, bias, running_mean,
                                           running_var, momentum, eps)
@@ -168,8 +195,8 @@ def batch_norm_train(x: torch.Tensor, weight: Optional[torch.Tensor],
         x, weight, bias, running_mean, running_var, momentum, eps)
 
 
-__all__ = ['batch_norm_train', 'batch_norm_train_reference', 'use_fused',
-           'use_fused_for', 'AUTO_MIN_VALUES',
+__all__ = ['batch_norm_train', 'batch_norm_train_reference',
+           'batch_norm_train_native', 'train_backend_for', 'AUTO_MIN_VALUES',
            'rows_contiguous',
            'BACKENDS', 'ENV_VAR', 'check_backend', 'resolve_backend',
            'triton_available']

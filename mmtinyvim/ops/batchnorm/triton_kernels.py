@@ -362,8 +362,68 @@ def _new_stats(x: torch.Tensor, running: Optional[torch.Tensor]):
     return torch.empty_like(running, memory_format=torch.contiguous_format)
 
 
-# functional (autograd needs it): the updated running statistics are
-# outputs, copied into the buffers by the caller
+def _launch_fwd(x, weight, bias, running_mean, running_var, new_mean,
+                new_var, momentum: float, eps: float):
+    """Both forward kernels: ``(y, mean, rstd)``; the updated running
+    statistics go to ``new_mean`` / ``new_var`` (the running buffers
+    themselves for an in-place update: each channel's first program reads
+    its running value before it writes the new one)."""
+    n, c, h, w = x.shape
+    acc = _acc_dtype(x.dtype)
+    y = output_like(x)
+    mean = x.new_empty((c, ), dtype=acc)
+    rstd = x.new_empty((c, ), dtype=acc)
+    rows, cols, block_rows, n_hb, parts, n_tiles = _launch_config(x)
+    part = x.new_empty((3, c * parts), dtype=acc)
+    track = running_mean is not None and running_var is not None
+    grid = (c * parts, )
+    strides = _flat_strides(x)
+    common = dict(R=rows, B=cols, ACC=_acc(x.dtype),
+                  num_warps=_num_warps(rows * cols))
+    _bn_stats_kernel[grid](x, part, n, h * w, *strides, block_rows, n_hb,
+                           parts, n_tiles, **common)
+    _bn_fwd_kernel[grid](
+        x, y, part, x if weight is None else weight,
+        x if bias is None else bias, running_mean if track else x,
+        running_var if track else x, new_mean if track else x,
+        new_var if track else x, mean, rstd, n, h * w, *strides,
+        *_flat_strides(y), block_rows, n_hb, parts, n_tiles, momentum, eps,
+        HAS_W=weight is not None, HAS_B=bias is not None, TRACK=track,
+        PB=_PART_BLOCK, **common)
+    return y, mean, rstd
+
+
+def _launch_bwd(grad: torch.Tensor, x: torch.Tensor, mean: torch.Tensor,
+                rstd: torch.Tensor, weight: Optional[torch.Tensor],
+                param_dtype: torch.dtype
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Both backward kernels: ``(dx, d weight, d bias)``."""
+    n, c, h, w = x.shape
+    grad = flattenable(grad)
+    acc = _acc_dtype(x.dtype)
+    dx = output_like(x)
+    dw = x.new_empty((c, ), dtype=param_dtype)
+    db = x.new_empty((c, ), dtype=param_dtype)
+    rows, cols, block_rows, n_hb, parts, n_tiles = _launch_config(x)
+    part = x.new_empty((2, c * parts), dtype=acc)
+    grid = (c * parts, )
+    g_strides, x_strides = _flat_strides(grad), _flat_strides(x)
+    common = dict(R=rows, B=cols, ACC=_acc(x.dtype),
+                  num_warps=_num_warps(rows * cols))
+    _bn_bwd_sums_kernel[grid](grad, x, mean, part, n, h * w, *g_strides,
+                              *x_strides, block_rows, n_hb, parts, n_tiles,
+                              **common)
+    _bn_bwd_dx_kernel[grid](
+        grad, x, dx, mean, rstd, x if weight is None else weight, part, dw,
+        db, n, h * w, *g_strides, *x_strides, *_flat_strides(dx),
+        block_rows, n_hb, parts, n_tiles, float(n * h * w),
+        HAS_W=weight is not None, PB=_PART_BLOCK, **common)
+    return dx, dw, db
+
+
+# What torch.compile and export see: functional ops (the updated running
+# statistics are outputs, copied into the buffers by the caller), with fake
+# implementations and autograd.
 @torch.library.custom_op('mmtinyvim::batch_norm_train_fwd', mutates_args=())
 def _bn_fwd(x: torch.Tensor, weight: Optional[torch.Tensor],
             bias: Optional[torch.Tensor],
@@ -371,29 +431,10 @@ def _bn_fwd(x: torch.Tensor, weight: Optional[torch.Tensor],
             running_var: Optional[torch.Tensor], momentum: float,
             eps: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor,
                                  torch.Tensor, torch.Tensor]:
-    n, c, h, w = x.shape
-    acc = _acc_dtype(x.dtype)
-    y = output_like(x)
-    mean = x.new_empty((c, ), dtype=acc)
-    rstd = x.new_empty((c, ), dtype=acc)
     new_mean = _new_stats(x, running_mean)
     new_var = _new_stats(x, running_var)
-    rows, cols, block_rows, n_hb, parts, n_tiles = _launch_config(x)
-    part = x.new_empty((3, c * parts), dtype=acc)
-    track = running_mean is not None and running_var is not None
-    grid = (c * parts, )
-    common = dict(R=rows, B=cols, ACC=_acc(x.dtype),
-                  num_warps=_num_warps(rows * cols))
-    _bn_stats_kernel[grid](x, part, n, h * w, *_flat_strides(x), block_rows,
-                           n_hb, parts, n_tiles, **common)
-    _bn_fwd_kernel[grid](
-        x, y, part, x if weight is None else weight,
-        x if bias is None else bias, running_mean if track else x,
-        running_var if track else x, new_mean if track else x,
-        new_var if track else x, mean, rstd, n, h * w,
-        *_flat_strides(x), *_flat_strides(y), block_rows, n_hb, parts,
-        n_tiles, float(momentum), float(eps), HAS_W=weight is not None,
-        HAS_B=bias is not None, TRACK=track, PB=_PART_BLOCK, **common)
+    y, mean, rstd = _launch_fwd(x, weight, bias, running_mean, running_var,
+                                new_mean, new_var, momentum, eps)
     return y, mean, rstd, new_mean, new_var
 
 
@@ -406,32 +447,8 @@ def _(x, weight, bias, running_mean, running_var, momentum, eps):
             _new_stats(x, running_var))
 
 
-@torch.library.custom_op('mmtinyvim::batch_norm_train_bwd', mutates_args=())
-def _bn_bwd(grad: torch.Tensor, x: torch.Tensor, mean: torch.Tensor,
-            rstd: torch.Tensor, weight: Optional[torch.Tensor],
-            param_dtype: torch.dtype
-            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    n, c, h, w = x.shape
-    grad = flattenable(grad)
-    acc = _acc_dtype(x.dtype)
-    dx = output_like(x)
-    dw = x.new_empty((c, ), dtype=param_dtype)
-    db = x.new_empty((c, ), dtype=param_dtype)
-    rows, cols, block_rows, n_hb, parts, n_tiles = _launch_config(x)
-    part = x.new_empty((2, c * parts), dtype=acc)
-    grid = (c * parts, )
-    common = dict(R=rows, B=cols, ACC=_acc(x.dtype),
-                  num_warps=_num_warps(rows * cols))
-    _bn_bwd_sums_kernel[grid](grad, x, mean, part, n, h * w,
-                              *_flat_strides(grad), *_flat_strides(x),
-                              block_rows, n_hb, parts, n_tiles, **common)
-    _bn_bwd_dx_kernel[grid](
-        grad, x, dx, mean, rstd, x if weight is None else weight, part, dw,
-        db, n, h * w, *_flat_strides(grad), *_flat_strides(x),
-        *_flat_strides(dx), block_rows, n_hb, parts, n_tiles,
-        float(n * h * w), HAS_W=weight is not None, PB=_PART_BLOCK,
-        **common)
-    return dx, dw, db
+_bn_bwd = torch.library.custom_op('mmtinyvim::batch_norm_train_bwd',
+                                  _launch_bwd, mutates_args=())
 
 
 @_bn_bwd.register_fake
@@ -442,23 +459,48 @@ def _(grad, x, mean, rstd, weight, param_dtype):
 
 
 def _setup_context(ctx, inputs, output):
+    # output: (y, mean, rstd) and, from the custom op, the new statistics
     x, weight, bias, _, _, _, _ = inputs
-    _, mean, rstd, new_mean, new_var = output
-    ctx.mark_non_differentiable(mean, rstd, new_mean, new_var)
+    mean, rstd = output[1:3]
+    ctx.mark_non_differentiable(*output[1:])
     ctx.save_for_backward(x, mean, rstd, weight)
     ctx.has_bias = bias is not None
     ctx.param_dtype = (weight if weight is not None else
                        bias if bias is not None else mean).dtype
 
 
-def _backward(ctx, grad, *_):
+def _gradients(ctx, grad, backward_kernels):
     x, mean, rstd, weight = ctx.saved_tensors
-    dx, dw, db = _bn_bwd(grad, x, mean, rstd, weight, ctx.param_dtype)
+    dx, dw, db = backward_kernels(grad, x, mean, rstd, weight,
+                                  ctx.param_dtype)
     return (dx, dw if weight is not None else None,
             db if ctx.has_bias else None, None, None, None, None)
 
 
-_bn_fwd.register_autograd(_backward, setup_context=_setup_context)
+_bn_fwd.register_autograd(
+    lambda ctx, grad, *_: _gradients(ctx, grad, _bn_bwd),
+    setup_context=_setup_context)
+
+
+class _BatchNormTrain(torch.autograd.Function):
+    """The eager form of the op: the same kernels, called directly (no
+    custom-op dispatch, which costs more host time per call than the four
+    launches), the running statistics updated in place."""
+
+    # forward(ctx, ...), not a separate setup_context: with one, every
+    # apply() binds its arguments through inspect.signature
+    @staticmethod
+    def forward(ctx, x, weight, bias, running_mean, running_var, momentum,
+                eps):
+        output = _launch_fwd(x, weight, bias, running_mean, running_var,
+                             running_mean, running_var, momentum, eps)
+        _setup_context(ctx, (x, weight, bias, running_mean, running_var,
+                             momentum, eps), output)
+        return output
+
+    @staticmethod
+    def backward(ctx, grad, *_):
+        return _gradients(ctx, grad, _launch_bwd)
 
 
 def batch_norm_train_triton(x: torch.Tensor, weight: Optional[torch.Tensor],
@@ -468,10 +510,15 @@ def batch_norm_train_triton(x: torch.Tensor, weight: Optional[torch.Tensor],
                             momentum: float, eps: float) -> torch.Tensor:
     """Training-mode batch norm of a (N, C, H, W) map in two launches
     (inputs checked by the caller, :func:`mmtinyvim.ops.batchnorm.
-    batch_norm_train`); updates the running statistics in place."""
-    y, _, _, new_mean, new_var = _bn_fwd(
-        flattenable(x), weight, bias, running_mean, running_var,
-        float(momentum), float(eps))
+    batch_norm_train`); updates the running statistics in place. Under
+    ``torch.compile`` the custom op (one graph node), else its eager form
+    (see :mod:`mmtinyvim.ops._triton`)."""
+    x, momentum, eps = flattenable(x), float(momentum), float(eps)
+    if not torch.compiler.is_compiling():
+        return _BatchNormTrain.apply(x, weight, bias, running_mean,
+                                     running_var, momentum, eps)[0]
+    y, _, _, new_mean, new_var = _bn_fwd(x, weight, bias, running_mean,
+                                         running_var, momentum, eps)
     if running_mean is not None:
         torch._foreach_copy_([running_mean, running_var],
                              [new_mean, new_var])

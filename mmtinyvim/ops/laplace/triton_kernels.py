@@ -203,9 +203,9 @@ def _strides(t: torch.Tensor):
     return tuple(t.stride())
 
 
-@torch.library.custom_op('mmtinyvim::laplace_residual_fwd', mutates_args=())
-def _laplace_fwd(y: torch.Tensor, low: torch.Tensor, pooled: torch.Tensor,
-                 p: int) -> torch.Tensor:
+def _launch_fwd(y: torch.Tensor, low: torch.Tensor, pooled: torch.Tensor,
+                p: int) -> torch.Tensor:
+    """The forward kernel: the mixer's output."""
     dtype = torch.promote_types(torch.promote_types(y.dtype, low.dtype),
                                 pooled.dtype)
     out = output_like(low, dtype)
@@ -223,6 +223,12 @@ def _laplace_fwd(y: torch.Tensor, low: torch.Tensor, pooled: torch.Tensor,
     return out
 
 
+# what torch.compile and export see (see mmtinyvim.ops._triton): custom ops
+# with fake implementations and autograd
+_laplace_fwd = torch.library.custom_op('mmtinyvim::laplace_residual_fwd',
+                                       _launch_fwd, mutates_args=())
+
+
 @_laplace_fwd.register_fake
 def _(y, low, pooled, p):
     dtype = torch.promote_types(torch.promote_types(y.dtype, low.dtype),
@@ -230,10 +236,10 @@ def _(y, low, pooled, p):
     return output_like(low, dtype)
 
 
-@torch.library.custom_op('mmtinyvim::laplace_residual_bwd', mutates_args=())
-def _laplace_bwd(grad: torch.Tensor, p: int, h: int, w: int,
-                 y_dtype: torch.dtype, pooled_dtype: torch.dtype
-                 ) -> tuple[torch.Tensor, torch.Tensor]:
+def _launch_bwd(grad: torch.Tensor, p: int, h: int, w: int,
+                y_dtype: torch.dtype, pooled_dtype: torch.dtype
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The backward kernel: the gradients of ``y`` and ``pooled``."""
     batch, channels, height, width = grad.shape
     grad_y = grad.new_empty((batch, channels, h, w), dtype=y_dtype)
     grad_pooled = grad.new_empty((batch, channels, h, w), dtype=pooled_dtype)
@@ -253,6 +259,10 @@ def _laplace_bwd(grad: torch.Tensor, p: int, h: int, w: int,
     return grad_y, grad_pooled
 
 
+_laplace_bwd = torch.library.custom_op('mmtinyvim::laplace_residual_bwd',
+                                       _launch_bwd, mutates_args=())
+
+
 @_laplace_bwd.register_fake
 def _(grad, p, h, w, y_dtype, pooled_dtype):
     shape = (grad.shape[0], grad.shape[1], h, w)
@@ -265,14 +275,32 @@ def _setup_context(ctx, inputs, output):
     ctx.meta = (p, y.shape[2], y.shape[3], y.dtype, pooled.dtype, low.dtype)
 
 
-def _backward(ctx, grad):
+def _gradients(ctx, grad, backward_kernel):
     p, h, w, y_dtype, pooled_dtype, low_dtype = ctx.meta
-    grad_y, grad_pooled = _laplace_bwd(grad, p, h, w, y_dtype, pooled_dtype)
+    grad_y, grad_pooled = backward_kernel(grad, p, h, w, y_dtype,
+                                          pooled_dtype)
     # d out / d low is the identity: the incoming gradient, not a copy
     return grad_y, grad.to(low_dtype), grad_pooled, None
 
 
-_laplace_fwd.register_autograd(_backward, setup_context=_setup_context)
+_laplace_fwd.register_autograd(
+    lambda ctx, grad: _gradients(ctx, grad, _laplace_bwd),
+    setup_context=_setup_context)
+
+
+class _LaplaceResidual(torch.autograd.Function):
+    """The eager form: the same kernels, called directly (forward(ctx, ...):
+    a separate setup_context makes every apply() bind its arguments through
+    inspect.signature)."""
+
+    @staticmethod
+    def forward(ctx, y, low, pooled, p):
+        _setup_context(ctx, (y, low, pooled, p), None)
+        return _launch_fwd(y, low, pooled, p)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return _gradients(ctx, grad, _launch_bwd)
 
 
 def laplace_upsample_residual_triton(y: torch.Tensor, low: torch.Tensor,
@@ -280,5 +308,8 @@ def laplace_upsample_residual_triton(y: torch.Tensor, low: torch.Tensor,
                                      p: int) -> torch.Tensor:
     """``bilinear_up(y, p) + low - nearest_up(pooled, p)`` in one launch
     (shapes checked by the caller,
-    :func:`mmtinyvim.ops.laplace_upsample_residual`)."""
-    return _laplace_fwd(y, low, pooled, int(p))
+    :func:`mmtinyvim.ops.laplace_upsample_residual`); the custom op under
+    ``torch.compile``, else its eager form."""
+    if torch.compiler.is_compiling():
+        return _laplace_fwd(y, low, pooled, int(p))
+    return _LaplaceResidual.apply(y, low, pooled, int(p))

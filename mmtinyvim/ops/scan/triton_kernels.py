@@ -14,7 +14,9 @@ Layout: mamba-ssm's, u/delta (batch, K*D, L), one output per direction
 (one program per (sample, direction, channel block)).
 
 The ops are registered with ``torch.library.custom_op`` so ``torch.compile``
-keeps them as single nodes (no graph break) and CUDA graphs can capture them.
+keeps them as single nodes (no graph break); eager calls run the same
+launchers through an ``autograd.Function`` (see :mod:`mmtinyvim.ops._triton`).
+CUDA graphs capture either.
 """
 from typing import Optional, Tuple
 
@@ -232,8 +234,7 @@ def _geometry(delta, B):
     return batch, k, kd // k, B.shape[2], length
 
 
-@torch.library.custom_op('mmtinyvim::selective_scan_fwd', mutates_args=())
-def _scan_fwd(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor,
+def _launch_fwd(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor,
               B: torch.Tensor, C: torch.Tensor, D: Optional[torch.Tensor],
               delta_bias: Optional[torch.Tensor], delta_softplus: bool,
               max_block_l: int) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -259,6 +260,12 @@ def _scan_fwd(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor,
     return y, states
 
 
+# what torch.compile and export see (see mmtinyvim.ops._triton): custom ops
+# with fake implementations and autograd
+_scan_fwd = torch.library.custom_op('mmtinyvim::selective_scan_fwd',
+                                    _launch_fwd, mutates_args=())
+
+
 @_scan_fwd.register_fake
 def _(u, delta, A, B, C, D, delta_bias, delta_softplus, max_block_l):
     batch, k, dg, d_state, length = _geometry(delta, B)
@@ -271,8 +278,7 @@ def _(u, delta, A, B, C, D, delta_bias, delta_softplus, max_block_l):
     return y, states
 
 
-@torch.library.custom_op('mmtinyvim::selective_scan_bwd', mutates_args=())
-def _scan_bwd(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor,
+def _launch_bwd(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor,
               B: torch.Tensor, C: torch.Tensor, D: Optional[torch.Tensor],
               delta_bias: Optional[torch.Tensor], delta_softplus: bool,
               max_block_l: int, dy: torch.Tensor,
@@ -302,6 +308,10 @@ def _scan_bwd(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor,
     return du, ddelta, dA.sum(0), dB.sum(2), dC.sum(2), dD.sum(0)
 
 
+_scan_bwd = torch.library.custom_op('mmtinyvim::selective_scan_bwd',
+                                    _launch_bwd, mutates_args=())
+
+
 @_scan_bwd.register_fake
 def _(u, delta, A, B, C, D, delta_bias, delta_softplus, max_block_l, dy,
       states):
@@ -317,10 +327,10 @@ def _setup_context(ctx, inputs, output):
     ctx.options = (delta_softplus, max_block_l)
 
 
-def _backward(ctx, grad_y, grad_states):
+def _gradients(ctx, grad_y, backward_kernel):
     u, delta, A, B, C, D, delta_bias, states = ctx.saved_tensors
-    du, ddelta, dA, dB, dC, dD = _scan_bwd(u, delta, A, B, C, D, delta_bias,
-                                           *ctx.options, grad_y, states)
+    du, ddelta, dA, dB, dC, dD = backward_kernel(
+        u, delta, A, B, C, D, delta_bias, *ctx.options, grad_y, states)
     return (du.to(u.dtype), ddelta.to(delta.dtype), dA.to(A.dtype),
             dB.to(B.dtype), dC.to(C.dtype),
             None if D is None else dD.to(D.dtype),
@@ -328,7 +338,26 @@ def _backward(ctx, grad_y, grad_states):
             ddelta.sum((0, 2)).to(delta_bias.dtype), None, None)
 
 
-_scan_fwd.register_autograd(_backward, setup_context=_setup_context)
+_scan_fwd.register_autograd(
+    lambda ctx, grad_y, grad_states: _gradients(ctx, grad_y, _scan_bwd),
+    setup_context=_setup_context)
+
+
+class _SelectiveScan(torch.autograd.Function):
+    """The eager form: the same kernels, called directly (forward(ctx, ...):
+    a separate setup_context makes every apply() bind its arguments through
+    inspect.signature). Returns the output only: the saved states are not
+    an output here, so they need no gradient slot."""
+
+    @staticmethod
+    def forward(ctx, *inputs):
+        y, states = _launch_fwd(*inputs)
+        _setup_context(ctx, inputs, (y, states))
+        return y
+
+    @staticmethod
+    def backward(ctx, grad_y):
+        return _gradients(ctx, grad_y, _launch_bwd)
 
 
 def selective_scan_triton(u, delta, A, B, C, D=None, delta_bias=None,
@@ -341,9 +370,11 @@ def selective_scan_triton(u, delta, A, B, C, D=None, delta_bias=None,
     longer sequences are cut into chunks whose boundary states are carried
     over.
     """
-    y, _ = _scan_fwd(u.contiguous(), delta.contiguous(), A.contiguous(),
-                     B.contiguous(), C.contiguous(),
-                     None if D is None else D.contiguous(),
-                     None if delta_bias is None else delta_bias.contiguous(),
-                     bool(delta_softplus), int(max_block_l))
-    return y
+    args = (u.contiguous(), delta.contiguous(), A.contiguous(),
+            B.contiguous(), C.contiguous(),
+            None if D is None else D.contiguous(),
+            None if delta_bias is None else delta_bias.contiguous(),
+            bool(delta_softplus), int(max_block_l))
+    if torch.compiler.is_compiling():
+        return _scan_fwd(*args)[0]
+    return _SelectiveScan.apply(*args)

@@ -329,34 +329,23 @@ def _flat(t: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
     return None if t is None else t.reshape(-1).contiguous()
 
 
-@torch.library.custom_op('mmtinyvim::haar_analysis', mutates_args=())
-def _analysis(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+def _analysis_fwd(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """The analysis of ``x`` as (B, 4C, h, w)."""
     out = analysis_out(x, dtype)
     launch_analysis(x, out.unflatten(1, (x.shape[1], 4)))
     return out
 
 
-@_analysis.register_fake
-def _(x, dtype):
-    return analysis_out(x, dtype)
-
-
-@torch.library.custom_op('mmtinyvim::haar_synthesis', mutates_args=())
-def _synthesis(bands: torch.Tensor, band_scale: Optional[torch.Tensor],
-               residual: Optional[torch.Tensor],
-               residual_scale: Optional[torch.Tensor], height: int,
-               width: int, dtype: torch.dtype,
-               detail_dtype: torch.dtype) -> torch.Tensor:
+def _synthesis_fwd(bands: torch.Tensor, band_scale: Optional[torch.Tensor],
+                   residual: Optional[torch.Tensor],
+                   residual_scale: Optional[torch.Tensor], height: int,
+                   width: int, dtype: torch.dtype,
+                   detail_dtype: torch.dtype) -> torch.Tensor:
+    """The synthesis, with the optional scales and residual."""
     out = synthesis_out(bands, residual, height, width, dtype)
     launch_synthesis(bands, out, _flat(band_scale), residual,
                      _flat(residual_scale), detail_dtype)
     return out
-
-
-@_synthesis.register_fake
-def _(bands, band_scale, residual, residual_scale, height, width, dtype,
-      detail_dtype):
-    return synthesis_out(bands, residual, height, width, dtype)
 
 
 def _none_like(t: torch.Tensor) -> torch.Tensor:
@@ -365,13 +354,15 @@ def _none_like(t: torch.Tensor) -> torch.Tensor:
     return t.new_empty((0, ))
 
 
-@torch.library.custom_op('mmtinyvim::haar_synthesis_bwd', mutates_args=())
-def _synthesis_bwd(grad: torch.Tensor, bands: torch.Tensor,
-                   band_scale: Optional[torch.Tensor],
-                   residual: Optional[torch.Tensor],
-                   residual_scale: Optional[torch.Tensor]
-                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor,
-                              torch.Tensor]:
+def _synthesis_grads(grad: torch.Tensor, bands: torch.Tensor,
+                     band_scale: Optional[torch.Tensor],
+                     residual: Optional[torch.Tensor],
+                     residual_scale: Optional[torch.Tensor]
+                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor,
+                                torch.Tensor]:
+    """The synthesis's backward (an analysis of ``grad``, with the partial
+    sums of the scales' gradients): (d bands (B, 4C, h, w), d band_scale,
+    d residual, d residual_scale), placeholders for absent inputs."""
     grad_bands = analysis_out(grad, bands.dtype)
     use_residual = residual is not None and residual_scale is not None
     grad_residual = (torch.empty_like(residual) if use_residual else
@@ -387,6 +378,27 @@ def _synthesis_bwd(grad: torch.Tensor, bands: torch.Tensor,
                    .to(residual_scale.dtype) if use_residual else
                    _none_like(grad))
     return grad_bands, grad_scale, grad_residual, grad_rscale
+
+
+# what torch.compile and export see (see mmtinyvim.ops._triton): custom ops
+# with fake implementations and autograd
+_analysis = torch.library.custom_op('mmtinyvim::haar_analysis', _analysis_fwd,
+                                    mutates_args=())
+_synthesis = torch.library.custom_op('mmtinyvim::haar_synthesis',
+                                     _synthesis_fwd, mutates_args=())
+_synthesis_bwd = torch.library.custom_op('mmtinyvim::haar_synthesis_bwd',
+                                         _synthesis_grads, mutates_args=())
+
+
+@_analysis.register_fake
+def _(x, dtype):
+    return analysis_out(x, dtype)
+
+
+@_synthesis.register_fake
+def _(bands, band_scale, residual, residual_scale, height, width, dtype,
+      detail_dtype):
+    return synthesis_out(bands, residual, height, width, dtype)
 
 
 @_synthesis_bwd.register_fake
@@ -405,14 +417,16 @@ def _analysis_setup(ctx, inputs, output):
     ctx.meta = (x.shape[2], x.shape[3], x.dtype)
 
 
-def _analysis_backward(ctx, grad):
+def _analysis_gradients(ctx, grad, synthesis):
     height, width, dtype = ctx.meta
     bands = grad.unflatten(1, (grad.shape[1] // 4, 4))
-    return _synthesis(bands, None, None, None, height, width, dtype,
-                      dtype), None
+    return synthesis(bands, None, None, None, height, width, dtype,
+                     dtype), None
 
 
-_analysis.register_autograd(_analysis_backward, setup_context=_analysis_setup)
+_analysis.register_autograd(
+    lambda ctx, grad: _analysis_gradients(ctx, grad, _synthesis),
+    setup_context=_analysis_setup)
 
 
 def _synthesis_setup(ctx, inputs, output):
@@ -421,9 +435,9 @@ def _synthesis_setup(ctx, inputs, output):
     ctx.residual_dtype = None if residual is None else residual.dtype
 
 
-def _synthesis_backward(ctx, grad):
+def _synthesis_gradients(ctx, grad, synthesis_grads):
     bands, band_scale, residual, residual_scale = ctx.saved_tensors
-    grad_bands, grad_scale, grad_residual, grad_rscale = _synthesis_bwd(
+    grad_bands, grad_scale, grad_residual, grad_rscale = synthesis_grads(
         grad, bands, band_scale, residual, residual_scale)
     grad_bands = grad_bands.unflatten(1, (bands.shape[1], 4))
     if residual is None:
@@ -435,14 +449,47 @@ def _synthesis_backward(ctx, grad):
             grad_residual, grad_rscale, None, None, None, None)
 
 
-_synthesis.register_autograd(_synthesis_backward,
-                             setup_context=_synthesis_setup)
+_synthesis.register_autograd(
+    lambda ctx, grad: _synthesis_gradients(ctx, grad, _synthesis_bwd),
+    setup_context=_synthesis_setup)
+
+
+# The eager forms: the same kernels, called directly. forward(ctx, ...), not
+# a separate setup_context: with one, every apply() binds its arguments
+# through inspect.signature.
+class _Analysis(torch.autograd.Function):
+
+    @staticmethod
+    def forward(ctx, x, dtype):
+        _analysis_setup(ctx, (x, dtype), None)
+        return _analysis_fwd(x, dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return _analysis_gradients(ctx, grad, _synthesis_fwd)
+
+
+class _Synthesis(torch.autograd.Function):
+
+    @staticmethod
+    def forward(ctx, *inputs):
+        _synthesis_setup(ctx, inputs, None)
+        return _synthesis_fwd(*inputs)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return _synthesis_gradients(ctx, grad, _synthesis_grads)
 
 
 def haar_analysis_triton(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     """(B, C, H, W) -> sub-bands (B, C, 4, ceil(H/2), ceil(W/2)) in
-    ``dtype``, one launch (inputs checked by the caller)."""
-    return _analysis(x, dtype).unflatten(1, (x.shape[1], 4))
+    ``dtype``, one launch (inputs checked by the caller); the custom op
+    under ``torch.compile``, else its eager form."""
+    if torch.compiler.is_compiling():
+        out = _analysis(x, dtype)
+    else:
+        out = _Analysis.apply(x, dtype)
+    return out.unflatten(1, (x.shape[1], 4))
 
 
 def haar_synthesis_triton(bands: torch.Tensor,
@@ -453,6 +500,10 @@ def haar_synthesis_triton(bands: torch.Tensor,
                           detail_dtype: torch.dtype) -> torch.Tensor:
     """``residual * residual_scale + crop(A^T(bands * band_scale))`` in
     ``dtype``, the wavelet branch rounded to ``detail_dtype`` first, one
-    launch (inputs checked by the caller)."""
-    return _synthesis(bands, band_scale, residual, residual_scale,
-                      int(height), int(width), dtype, detail_dtype)
+    launch (inputs checked by the caller); the custom op under
+    ``torch.compile``, else its eager form."""
+    args = (bands, band_scale, residual, residual_scale, int(height),
+            int(width), dtype, detail_dtype)
+    if torch.compiler.is_compiling():
+        return _synthesis(*args)
+    return _Synthesis.apply(*args)
