@@ -15,6 +15,12 @@
     python tools/analysis_tools/benchmark.py --steps-only --step-config \\
         configs/maskrcnn_tinyvim_s_coco.py \\
         $MIM/mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py
+    # the official TinyViM-S in the same process, same protocol (its
+    # repository root on PYTHONPATH; records with config official and
+    # official_fused)
+    PYTHONPATH=path/to/TinyViM python tools/analysis_tools/benchmark.py \\
+        tinyvim-s --official tinyvim-s=model.tinyvim:TinyViM_S
+    # every table of docs/benchmark.md in one command: benchmark_all.py
 
 Protocol (docs/benchmark.md, the EfficientViT/MobileMamba convention):
 classifier in ``eval()`` under ``torch.no_grad()``, batch 256 of random
@@ -66,10 +72,18 @@ or fast paths joined by ``+`` (applied to the ``eager`` network):
 The official code is not part of this repository: its numbers, and the
 ratios to them, are in docs/benchmark_h200.json / docs/benchmark.md, timed in
 the same device run as ours (a ratio is only meaningful on the same GPU kind
-in the same run); every report also times the timm peers.
+in the same run); every report also times the timm peers. ``--official
+NAME=MODULE:FUNCTION`` (repeatable) times an official model in this process
+under the protocol above: ``FUNCTION(num_classes=1000)`` of the importable
+``MODULE`` (put the official repository's root on ``PYTHONPATH``) at the
+resolution of our variant ``NAME``, as ``official`` (eager) and
+``official_fused`` (its own folding, :func:`fold_official`) in the amp/fp32
+modes, and as ``official`` in ``train`` (the same AMP step as ours, on its
+first logits when it returns a tuple or list, e.g. with distillation).
 """
 import argparse
 import copy
+import importlib
 import json
 import logging
 import platform
@@ -93,12 +107,16 @@ from mmtinyvim.engine import (ClassifierLogits, CUDAGraphTrainingHook,
                               record_training_graphs,
                               switch_to_deploy, to_memory_format)
 from mmtinyvim.models.backbones.base import MambaBackboneBase
+from mmtinyvim.models.layers import fuse_modules
 from mmtinyvim.models.zoo import (FAMILIES, VARIANTS, build_classifier,
-                                  parse_variant)
+                                  paper_resolution, parse_variant)
 from mmtinyvim.ops.scan import BACKENDS, selective_scan
 from mmtinyvim.utils.progress import track
 
 PEERS = ('resnet18', 'efficientvit_m4', 'repvit_m1_1')
+# the configurations of --official models: inference times both, training
+# the eager one (folding BatchNorms is inference only)
+OFFICIAL_CONFIGS = ('official', 'official_fused')
 MODES = ('amp', 'fp32', 'train')
 FAST_PATHS = ('deploy', 'cl', 'cudnn', 'compile', 'graph', 'api', 'engine',
               'hook')
@@ -199,6 +217,131 @@ def serve_folded_copies(model) -> None:
     for module in model.modules():
         if isinstance(module, MambaBackboneBase):
             InferencePath(module).refold().install()
+
+
+def parse_official(spec: str) -> tuple:
+    """'tinyvim-s=model.tinyvim:TinyViM_S' -> (variant, module, function);
+    the variant gives the resolution, so it must be one of ours."""
+    name, equals, path = spec.partition('=')
+    module, colon, function = path.partition(':')
+    if not (equals and colon and name and module and function):
+        raise SystemExit(
+            f'--official {spec!r}: expected NAME=MODULE:FUNCTION, e.g. '
+            'tinyvim-s=model.tinyvim:TinyViM_S (NAME: one of '
+            f'{", ".join(VARIANTS)})')
+    try:
+        parse_variant(name)
+    except ValueError:
+        raise SystemExit(f'--official {spec!r}: unknown variant {name!r}; '
+                         f'valid: {", ".join(VARIANTS)}') from None
+    return name, module, function
+
+
+def load_official(module_name: str, function: str):
+    """(factory, its module) of an official model; the official code is not
+    part of this repository, so a failed import says where it must come
+    from."""
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        raise SystemExit(
+            f'--official: cannot import {module_name!r} ({error}); put the '
+            'official repository\'s root on PYTHONPATH (e.g. PYTHONPATH='
+            'path/to/TinyViM for model.tinyvim) and install its '
+            'requirements') from None
+    factory = getattr(module, function, None)
+    if not callable(factory):
+        names = sorted(n for n, v in vars(module).items()
+                       if callable(v) and not n.startswith('_') and
+                       getattr(v, '__module__', None) == module.__name__)
+        raise SystemExit(f'--official: {module_name} has no factory '
+                         f'{function!r}; its callables: {", ".join(names)}')
+    return factory, module
+
+
+def build_official(name: str, module_name: str, function: str):
+    """(model, module, resolution): ``function(num_classes=1000)`` of the
+    official ``module_name``, at the resolution of our variant ``name``."""
+    factory, module = load_official(module_name, function)
+    return factory(num_classes=1000), module, paper_resolution(name)
+
+
+def fold_official(model: nn.Module, module) -> nn.Module:
+    """The official model folded as its own speed scripts fold it: the
+    module-level ``replace_batchnorm(net)`` when the factory's module has
+    one (MobileMamba), else every submodule with ``fuse()`` replaced by what
+    it returns (TinyViM; profile_step.py's ``fold``). Call in ``eval()``:
+    the folds use the BatchNorms' running statistics."""
+    replace_batchnorm = getattr(module, 'replace_batchnorm', None)
+    if callable(replace_batchnorm):
+        replace_batchnorm(model)  # in place; returns None
+        return model
+    if not any(hasattr(m, 'fuse') for m in model.modules()):
+        raise SystemExit(
+            f'official_fused: {module.__name__} has no replace_batchnorm() '
+            'and no part of its model has fuse(): nothing to fold')
+    return fuse_modules(model)
+
+
+def first_logits(out):
+    """The logits of a model that returns a tuple/list (the official
+    distillation heads: (class, distillation) in training)."""
+    while isinstance(out, (tuple, list)):
+        out = out[0]
+    return out
+
+
+def official_forward(model: nn.Module):
+    """The training forward of an official model: its (first) logits."""
+
+    def forward(images):
+        return first_logits(model(images))
+
+    return forward
+
+
+def run_official(name: str, spec: tuple, mode: str, config: str,
+                 batch: int, args) -> dict:
+    """``run_one`` for an official model (``--official``): ``official`` =
+    the model as its factory builds it, ``official_fused`` = after
+    :func:`fold_official` (inference only); the same input, autocast,
+    timing and training step as ours."""
+    if config not in OFFICIAL_CONFIGS or (mode == 'train' and
+                                          config != 'official'):
+        raise ValueError(f'{config!r} in mode {mode!r}: official models run '
+                         f'as {", ".join(OFFICIAL_CONFIGS)} (inference) and '
+                         'official (train)')
+    torch.cuda.empty_cache()
+    torch.cuda.reset_peak_memory_stats()
+    torch.backends.cudnn.benchmark = False
+    tic = time.perf_counter()
+    model, module, resolution = build_official(name, *spec[1:])
+    model = model.cuda()
+    record = dict(model=name, mode=mode, config=config, batch=batch,
+                  resolution=resolution, official=f'{spec[1]}:{spec[2]}',
+                  params_M=round(sum(p.numel() for p in model.parameters()) /
+                                 1e6, 3))
+    x = torch.randn(batch, 3, resolution, resolution, device='cuda')
+    autocast = dict(device_type='cuda', dtype=torch.float16)
+    if mode == 'train':
+        model.train()
+        step = _amp_train_step(model, official_forward(model), x, autocast)
+        warmup = args.train_warmup
+    else:
+        model.eval()
+        if config == 'official_fused':
+            # a fuse() may build its module on the CPU
+            model = fold_official(model, module).cuda()
+
+        def step():
+            with torch.no_grad(), torch.autocast(enabled=mode == 'amp',
+                                                 **autocast):
+                return model(x)
+
+        warmup = args.warmup
+    _time_into(record, step, warmup, tic, args)
+    del model, step
+    return record
 
 
 def run_one(name: str, mode: str, config: str, batch: int, args) -> dict:
@@ -871,6 +1014,11 @@ def bench_steps(config_path: str, args, device='cuda', height=None,
     return rows
 
 
+def official_configs(mode: str) -> tuple:
+    """The configurations an ``--official`` model is timed in, per mode."""
+    return ('official', ) if mode == 'train' else OFFICIAL_CONFIGS
+
+
 def print_table(records):
     header = ('model', 'mode', 'config', 'batch', 'img/s', 'peak GiB',
               'deploy err')
@@ -947,8 +1095,21 @@ def parse_args(argv=None):
                         'instead of through the config\'s '
                         'CUDAGraphTrainingHook (as tools/train.py '
                         '--no-cuda-graph)')
+    parser.add_argument('--official', action='append', default=[],
+                        metavar='NAME=MODULE:FUNCTION',
+                        help='also time this official model (repeatable; '
+                        'NAME: our variant whose resolution it runs at, '
+                        'e.g. tinyvim-s=model.tinyvim:TinyViM_S with the '
+                        'official repository\'s root on PYTHONPATH) as '
+                        'official and official_fused (its own folding)')
     parser.add_argument('--out', help='write all records to this JSON file')
     args = parser.parse_args(argv)
+    args.official_specs = {}
+    for spec in args.official:
+        name = parse_official(spec)[0]
+        if name in args.official_specs:
+            parser.error(f'--official {name}=... given twice')
+        args.official_specs[name] = parse_official(spec)
     for flag in ('parts_batch', 'steps_batch'):
         value = getattr(args, flag)
         if value is not None and value < 1:
@@ -965,6 +1126,8 @@ def main(argv=None):
     args = parse_args(argv)
     if not torch.cuda.is_available():
         sys.exit('benchmark.py measures GPU throughput and needs CUDA')
+    for name, module, function in args.official_specs.values():
+        load_official(module, function)  # fail now, not after minutes
     import triton
     env = dict(gpu=torch.cuda.get_device_name(), torch=torch.__version__,
                triton=triton.__version__, python=platform.python_version(),
@@ -985,9 +1148,12 @@ def main(argv=None):
         for name in args.variants:
             jobs += [(name, mode, config) for mode in args.modes
                      for config in args.configs]
+        for name in args.official_specs:
+            jobs += [(name, mode, config) for mode in args.modes
+                     for config in official_configs(mode)]
         for name, mode, config in track(
                 jobs, f'{len(jobs)} (model, mode, config) jobs'):
-            if mode == 'train':
+            if mode == 'train' and config not in OFFICIAL_CONFIGS:
                 config = '+'.join(t for t in config.split('+')
                                   if t != 'deploy') or 'eager'
                 batches = args.train_batch
@@ -999,7 +1165,11 @@ def main(argv=None):
                        for r in records):
                     continue  # training configs that differ by deploy only
                 try:
-                    record = run_one(name, mode, config, batch, args)
+                    if config in OFFICIAL_CONFIGS:
+                        record = run_official(name, args.official_specs[name],
+                                              mode, config, batch, args)
+                    else:
+                        record = run_one(name, mode, config, batch, args)
                 except Exception as error:  # keep going, report the failure
                     record = dict(model=name, mode=mode, config=config,
                                   batch=batch, error=f'{type(error).__name__}'
