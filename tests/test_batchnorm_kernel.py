@@ -2,9 +2,9 @@
 
 On a CUDA machine the compiled kernels run on the GPU, at the backbones'
 real shapes too; without CUDA the same kernels run on CPU tensors through
-Triton's interpreter (``TRITON_INTERPRET=1``, set below before the kernels
-are defined), on small shapes. Run this file in its own pytest process
-(scripts/test.sh), like tests/test_laplace_kernel.py.
+Triton's interpreter (:func:`tests.triton_testing.import_kernels`), on small
+shapes. Run this file in its own pytest process (scripts/test.sh), like
+tests/test_laplace_kernel.py.
 """
 import importlib
 import os
@@ -18,18 +18,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-CUDA = torch.cuda.is_available()
-if not CUDA:
-    os.environ.setdefault('TRITON_INTERPRET', '1')
+from tests.triton_testing import CUDA, DEVICE, import_kernels
 
-bk = importlib.import_module('mmtinyvim.ops.batchnorm.triton_kernels')
+bk = import_kernels('batchnorm')
 bn = importlib.import_module('mmtinyvim.ops.batchnorm')
 layers = importlib.import_module('mmtinyvim.models.layers')
 
-DEVICE = torch.device('cuda' if CUDA else 'cpu')
-assert CUDA or bk.INTERPRETED, (
-    'mmtinyvim.ops.batchnorm.triton_kernels was imported before this test '
-    'set TRITON_INTERPRET=1; run this file on its own or first')
 
 
 def make(shape, dtype=torch.float32, layout='plain', affine=True, mean=0.,

@@ -2,31 +2,22 @@
 
 On a CUDA machine the compiled kernels run on the GPU at the shapes the
 TinyViM variants produce; without CUDA the same kernels run on CPU tensors
-through Triton's interpreter (``TRITON_INTERPRET=1``, set below before the
-kernels are defined), on small shapes. Run this file in its own pytest
-process (scripts/test.sh), like tests/test_scan_triton.py.
+through Triton's interpreter (:func:`tests.triton_testing.import_kernels`),
+on small shapes. Run this file in its own pytest process (scripts/test.sh),
+like tests/test_scan_triton.py.
 """
 import importlib
-import os
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from tests.kernel_forms import check_forms
+from tests.triton_testing import CUDA, DEVICE, check_forms, import_kernels
 
-CUDA = torch.cuda.is_available()
-if not CUDA:
-    os.environ.setdefault('TRITON_INTERPRET', '1')
-
-lk = importlib.import_module('mmtinyvim.ops.laplace.triton_kernels')
+lk = import_kernels('laplace')
 lp = importlib.import_module('mmtinyvim.ops.laplace')
 tinyvim = importlib.import_module('mmtinyvim.models.backbones.tinyvim')
 
-DEVICE = torch.device('cuda' if CUDA else 'cpu')
-assert CUDA or lk.INTERPRETED, (
-    'mmtinyvim.ops.laplace.triton_kernels was imported before this test set '
-    'TRITON_INTERPRET=1; run this file on its own or first')
 
 FACTORS = sorted(p for p in tinyvim.POOL_FACTORS if p > 1)
 

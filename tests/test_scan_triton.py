@@ -2,28 +2,19 @@
 
 On a CUDA machine the compiled kernels run on the GPU, at the shapes the
 backbones use; without CUDA the same kernels run on CPU tensors through
-Triton's interpreter (``TRITON_INTERPRET=1``, set below before the kernels are
-defined), on tiny shapes.
+Triton's interpreter (:func:`tests.triton_testing.import_kernels`), on tiny
+shapes.
 """
 import importlib
-import os
 
 import pytest
 import torch
 
-from tests.kernel_forms import check_forms
+from tests.triton_testing import CUDA, DEVICE, check_forms, import_kernels
 
-CUDA = torch.cuda.is_available()
-if not CUDA:
-    os.environ.setdefault('TRITON_INTERPRET', '1')
-
-sst = importlib.import_module('mmtinyvim.ops.scan.triton_kernels')
+sst = import_kernels('scan')
 ss = importlib.import_module('mmtinyvim.ops.scan')
 
-DEVICE = torch.device('cuda' if CUDA else 'cpu')
-assert CUDA or sst.INTERPRETED, (
-    'mmtinyvim.ops.scan.triton_kernels was imported before this test set '
-    'TRITON_INTERPRET=1; run this file on its own or first')
 
 # (batch, directions K, channels per direction, d_state N, H, W, max_block_l)
 if CUDA:

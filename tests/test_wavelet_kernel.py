@@ -2,32 +2,24 @@
 
 On a CUDA machine the compiled kernels run on the GPU at the shapes of every
 MobileMamba variant's WTE-Mamba stages; without CUDA the same kernels run on
-CPU tensors through Triton's interpreter (``TRITON_INTERPRET=1``, set below
-before the kernels are defined), on small shapes. Run this file in its own
-pytest process (scripts/test.sh), like tests/test_laplace_kernel.py.
+CPU tensors through Triton's interpreter
+(:func:`tests.triton_testing.import_kernels`), on small shapes. Run this
+file in its own pytest process (scripts/test.sh), like
+tests/test_laplace_kernel.py.
 """
 import importlib
 import itertools
-import os
 
 import pytest
 import torch
 
-from tests.kernel_forms import check_forms
+from tests.triton_testing import CUDA, DEVICE, check_forms, import_kernels
 
-CUDA = torch.cuda.is_available()
-if not CUDA:
-    os.environ.setdefault('TRITON_INTERPRET', '1')
-
-wk = importlib.import_module('mmtinyvim.ops.wavelet.triton_kernels')
+wk = import_kernels('wavelet')
 wo = importlib.import_module('mmtinyvim.ops.wavelet')
 wv = importlib.import_module('mmtinyvim.models.wavelet')
 mm = importlib.import_module('mmtinyvim.models.backbones.mobilemamba')
 
-DEVICE = torch.device('cuda' if CUDA else 'cpu')
-assert CUDA or wk.INTERPRETED, (
-    'mmtinyvim.ops.wavelet.triton_kernels was imported before this test set '
-    'TRITON_INTERPRET=1; run this file on its own or first')
 
 
 def rel(a, b):

@@ -114,6 +114,46 @@ def resolve_backend(family: str, name: Optional[str], env_var: str,
     return name
 
 
+class Switch:
+    """The backend switch of one op family (``family``'s kernels, a torch
+    reference): the module-level ``triton_available``, ``check_backend``,
+    ``resolve_backend`` and ``use_fused`` of each family's package are this
+    object's bound methods, so that the rule is written once."""
+
+    def __init__(self, family: str, env_var: str, what: str,
+                 backends: Tuple[str, ...] = BACKENDS):
+        if family not in _IMPORTERS:
+            raise ValueError(f'Unknown Triton kernel family {family!r}; '
+                             f'valid: {", ".join(_IMPORTERS)}')
+        self.family, self.env_var, self.what = family, env_var, what
+        self.backends = backends
+
+    def triton_available(self, device: torch.device) -> bool:
+        """True when the family's kernels can run on tensors of
+        ``device``."""
+        return available(self.family, device)
+
+    def check_backend(self, name: Optional[str]) -> str:
+        """Validate a backend name (None means the environment variable,
+        else ``auto``)."""
+        return check_backend(name, self.env_var, self.what, self.backends)
+
+    def resolve_backend(self, name: Optional[str],
+                        device: torch.device) -> str:
+        """The concrete backend ('triton' or 'reference') that ``name``
+        means for tensors on ``device``."""
+        return resolve_backend(self.family, name, self.env_var, self.what,
+                               device)
+
+    def use_fused(self, name: Optional[str], device: torch.device) -> bool:
+        """Whether an op on ``device`` runs the kernels: never while tracing
+        or exporting (exporters and FLOP counters see the reference's
+        standard ops), else as the backend resolves."""
+        if tracing():
+            return False
+        return self.resolve_backend(name, device) == 'triton'
+
+
 def tracing() -> bool:
     """True while a tracer or exporter records the ops (``torch.jit.trace``
     and the FLOP counters built on it, ONNX export, ``torch.export``): the

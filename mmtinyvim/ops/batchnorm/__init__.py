@@ -39,19 +39,13 @@ import torch.nn.functional as F
 
 from .. import _triton
 
-ENV_VAR = 'MMTINYVIM_BATCHNORM_BACKEND'
-BACKENDS = ('auto', 'triton', 'native', 'reference')
-_WHAT = 'BatchNorm'
-
-
-def triton_available(device: torch.device) -> bool:
-    """True when the Triton kernels can run on tensors of ``device``."""
-    return _triton.available('batchnorm', device)
-
-
-def check_backend(name: Optional[str]) -> str:
-    """Validate a backend name (None means the environment default)."""
-    return _triton.check_backend(name, ENV_VAR, _WHAT, BACKENDS)
+_SWITCH = _triton.Switch('batchnorm', 'MMTINYVIM_BATCHNORM_BACKEND',
+                         'BatchNorm', ('auto', 'triton', 'native',
+                                       'reference'))
+ENV_VAR = _SWITCH.env_var
+BACKENDS = _SWITCH.backends
+triton_available = _SWITCH.triton_available
+check_backend = _SWITCH.check_backend
 
 
 def resolve_backend(name: Optional[str], device: torch.device) -> str:
@@ -61,7 +55,7 @@ def resolve_backend(name: Optional[str], device: torch.device) -> str:
     name = check_backend(name)
     if name == 'native':
         return name
-    return _triton.resolve_backend('batchnorm', name, ENV_VAR, _WHAT, device)
+    return _SWITCH.resolve_backend(name, device)
 
 
 # Under ``auto`` the kernels take a map only when each channel holds at least

@@ -35,24 +35,13 @@ import torch.nn.functional as F
 
 from .. import _triton
 
-ENV_VAR = 'MMTINYVIM_LAPLACE_BACKEND'
-BACKENDS = _triton.BACKENDS
-_WHAT = 'Laplace-residual'
-
-
-def triton_available(device: torch.device) -> bool:
-    """True when the Triton kernels can run on tensors of ``device``."""
-    return _triton.available('laplace', device)
-
-
-def check_backend(name: Optional[str]) -> str:
-    """Validate a backend name (None means the environment default)."""
-    return _triton.check_backend(name, ENV_VAR, _WHAT)
-
-
-def resolve_backend(name: Optional[str], device: torch.device) -> str:
-    """The concrete backend that ``name`` means for tensors on ``device``."""
-    return _triton.resolve_backend('laplace', name, ENV_VAR, _WHAT, device)
+_SWITCH = _triton.Switch('laplace', 'MMTINYVIM_LAPLACE_BACKEND',
+                         'Laplace-residual')
+ENV_VAR = _SWITCH.env_var
+BACKENDS = _SWITCH.backends
+triton_available = _SWITCH.triton_available
+check_backend = _SWITCH.check_backend
+resolve_backend = _SWITCH.resolve_backend
 
 
 def laplace_upsample_residual_reference(y: torch.Tensor, low: torch.Tensor,

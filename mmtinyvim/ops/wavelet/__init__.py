@@ -30,33 +30,14 @@ import torch
 
 from .. import _triton
 
-ENV_VAR = 'MMTINYVIM_WAVELET_BACKEND'
-BACKENDS = _triton.BACKENDS
-_WHAT = 'Haar-wavelet'
-
-
-def triton_available(device: torch.device) -> bool:
-    """True when the Triton kernels can run on tensors of ``device``."""
-    return _triton.available('wavelet', device)
-
-
-def check_backend(name: Optional[str]) -> str:
-    """Validate a backend name (None means the environment default)."""
-    return _triton.check_backend(name, ENV_VAR, _WHAT)
-
-
-def resolve_backend(name: Optional[str], device: torch.device) -> str:
-    """The concrete backend that ``name`` means for tensors on ``device``."""
-    return _triton.resolve_backend('wavelet', name, ENV_VAR, _WHAT, device)
-
-
-def use_fused(name: Optional[str], device: torch.device) -> bool:
-    """Whether a transform on ``device`` runs the fused kernels: never while
-    tracing or exporting (exporters and FLOP counters see the reference's
-    standard ops), else as the backend resolves."""
-    if _triton.tracing():
-        return False
-    return resolve_backend(name, device) == 'triton'
+_SWITCH = _triton.Switch('wavelet', 'MMTINYVIM_WAVELET_BACKEND',
+                         'Haar-wavelet')
+ENV_VAR = _SWITCH.env_var
+BACKENDS = _SWITCH.backends
+triton_available = _SWITCH.triton_available
+check_backend = _SWITCH.check_backend
+resolve_backend = _SWITCH.resolve_backend
+use_fused = _SWITCH.use_fused
 
 
 def _check_map(name: str, t, dims: int, shape=None):

@@ -1,9 +1,34 @@
-"""The check that a Triton op family runs in its two forms (see
-mmtinyvim.ops._triton): eagerly through its autograd.Function, with no
-custom-op call; under torch.compile through its custom ops, the forward op
-a node of dynamo's graph and the backward op called where AOTAutograd
-traces the gradient. Shared by the Triton kernel test files."""
+"""What the Triton kernel test files share: the import of a family's
+kernels (interpreted on CPU) and the check of the ops' two forms."""
+import importlib
+import os
+
 import torch
+
+CUDA = torch.cuda.is_available()
+DEVICE = torch.device('cuda' if CUDA else 'cpu')
+
+
+def import_kernels(family: str):
+    """``mmtinyvim.ops.<family>.triton_kernels``: compiled on a CUDA
+    machine; without CUDA run on CPU tensors by Triton's interpreter, which
+    triton reads when a kernel is defined, so ``TRITON_INTERPRET=1`` is set
+    before the first import and the kernel test files run in their own
+    pytest process (scripts/test.sh)."""
+    if not CUDA:
+        os.environ.setdefault('TRITON_INTERPRET', '1')
+    name = f'mmtinyvim.ops.{family}.triton_kernels'
+    module = importlib.import_module(name)
+    assert CUDA or module.INTERPRETED, (
+        f'{name} was imported before TRITON_INTERPRET=1 was set; run the '
+        'kernel test files in their own process')
+    return module
+
+
+# The two forms (see mmtinyvim.ops._triton): eagerly through the family's
+# autograd.Function, with no custom-op call; under torch.compile through its
+# custom ops, the forward op a node of dynamo's graph and the backward op
+# called where AOTAutograd traces the gradient.
 
 
 def check_forms(monkeypatch, kernels, backward_ops, graph_op, fn, inputs):
