@@ -72,6 +72,20 @@ def _block(pid, P, n_hb, RB, HW, B: tl.constexpr):
     return c.to(tl.int64), p, rb * RB, cols, cols < HW
 
 
+@triton.jit
+def _tile(row0, t, row_end, col_mask, R: tl.constexpr):
+    """Rows (int64) and mask of the ``t``-th R-row tile of a block that
+    starts at ``row0`` and ends before ``row_end``."""
+    n = (row0 + t * R + tl.arange(0, R)).to(tl.int64)
+    return n, (n < row_end)[:, None] & col_mask[None, :]
+
+
+@triton.jit
+def _at(base, n, row_stride, col_off):
+    """Pointers of a tile: rows ``n`` of ``row_stride``, column offsets."""
+    return base + (n * row_stride)[:, None] + col_off[None, :]
+
+
 @triton.jit(do_not_specialize=_SIZES)
 def _bn_stats_kernel(x_ptr, part_ptr, N, HW, sxn, sxc, sxs, RB, n_hb, P,
                      n_tiles, R: tl.constexpr, B: tl.constexpr,
@@ -83,16 +97,13 @@ def _bn_stats_kernel(x_ptr, part_ptr, N, HW, sxn, sxc, sxs, RB, n_hb, P,
     col_off = cols.to(tl.int64) * sxs
     n_cols = tl.minimum(HW - (p % n_hb) * B, B)
     row_end = tl.minimum(row0 + RB, N)
-    rows = tl.arange(0, R)
     count = tl.full([], 0.0, ACC)
     mean = tl.full([], 0.0, ACC)
     m2 = tl.full([], 0.0, ACC)
     for t in range(n_tiles):
         r0 = row0 + t * R
-        n = r0 + rows
-        mask = (n < row_end)[:, None] & col_mask[None, :]
-        v = tl.load(base + (n.to(tl.int64) * sxn)[:, None] + col_off[None, :],
-                    mask=mask, other=0.).to(ACC)
+        n, mask = _tile(row0, t, row_end, col_mask, R)
+        v = tl.load(_at(base, n, sxn, col_off), mask=mask, other=0.).to(ACC)
         # the tile's own count, mean and M2 (two passes over registers)
         k = (tl.maximum(tl.minimum(row_end - r0, R), 0) * n_cols).to(ACC)
         v = tl.where(mask, v - shift, 0.)
@@ -181,14 +192,11 @@ def _bn_fwd_kernel(x_ptr, y_ptr, part_ptr, w_ptr, b_ptr, rm_ptr, rv_ptr,
     y_off = cols.to(tl.int64) * sys
     y_base = y_ptr + c * syc
     row_end = tl.minimum(row0 + RB, N)
-    rows = tl.arange(0, R)
     for t in range(n_tiles):
-        n = (row0 + t * R + rows).to(tl.int64)
-        mask = (n < row_end)[:, None] & col_mask[None, :]
-        v = tl.load(base + (n * sxn)[:, None] + x_off[None, :], mask=mask,
-                    other=0.).to(ACC)
+        n, mask = _tile(row0, t, row_end, col_mask, R)
+        v = tl.load(_at(base, n, sxn, x_off), mask=mask, other=0.).to(ACC)
         out = ((v - shift) - mean) * scale + bias
-        tl.store(y_base + (n * syn)[:, None] + y_off[None, :],
+        tl.store(_at(y_base, n, syn, y_off),
                  out.to(y_ptr.dtype.element_ty), mask=mask)
 
 
@@ -204,16 +212,12 @@ def _bn_bwd_sums_kernel(g_ptr, x_ptr, mean_ptr, part_ptr, N, HW, sgn, sgc,
     g_off = cols.to(tl.int64) * sgs
     x_off = cols.to(tl.int64) * sxs
     row_end = tl.minimum(row0 + RB, N)
-    rows = tl.arange(0, R)
     sum_g = tl.zeros([R, B], ACC)
     sum_gx = tl.zeros([R, B], ACC)
     for t in range(n_tiles):
-        n = (row0 + t * R + rows).to(tl.int64)
-        mask = (n < row_end)[:, None] & col_mask[None, :]
-        g = tl.load(g_base + (n * sgn)[:, None] + g_off[None, :], mask=mask,
-                    other=0.).to(ACC)
-        v = tl.load(x_base + (n * sxn)[:, None] + x_off[None, :], mask=mask,
-                    other=0.).to(ACC)
+        n, mask = _tile(row0, t, row_end, col_mask, R)
+        g = tl.load(_at(g_base, n, sgn, g_off), mask=mask, other=0.).to(ACC)
+        v = tl.load(_at(x_base, n, sxn, x_off), mask=mask, other=0.).to(ACC)
         sum_g += g
         sum_gx += tl.where(mask, g * (v - mean), 0.)
     idx = c * P + p
@@ -258,16 +262,12 @@ def _bn_bwd_dx_kernel(g_ptr, x_ptr, dx_ptr, mean_ptr, rstd_ptr, w_ptr,
     x_off = cols.to(tl.int64) * sxs
     d_off = cols.to(tl.int64) * sds
     row_end = tl.minimum(row0 + RB, N)
-    rows = tl.arange(0, R)
     for t in range(n_tiles):
-        n = (row0 + t * R + rows).to(tl.int64)
-        mask = (n < row_end)[:, None] & col_mask[None, :]
-        g = tl.load(g_base + (n * sgn)[:, None] + g_off[None, :], mask=mask,
-                    other=0.).to(ACC)
-        v = tl.load(x_base + (n * sxn)[:, None] + x_off[None, :], mask=mask,
-                    other=0.).to(ACC)
+        n, mask = _tile(row0, t, row_end, col_mask, R)
+        g = tl.load(_at(g_base, n, sgn, g_off), mask=mask, other=0.).to(ACC)
+        v = tl.load(_at(x_base, n, sxn, x_off), mask=mask, other=0.).to(ACC)
         dx = (g - mean_g - (v - mean) * proj) * coef
-        tl.store(d_base + (n * sdn)[:, None] + d_off[None, :],
+        tl.store(_at(d_base, n, sdn, d_off),
                  dx.to(dx_ptr.dtype.element_ty), mask=mask)
 
 
