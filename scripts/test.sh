@@ -14,12 +14,15 @@ failed=()
 "$py" -m pytest tests -q -s --durations=20 \
     --ignore=tests/test_scan_triton.py --ignore=tests/test_laplace_kernel.py \
     --ignore=tests/test_wavelet_kernel.py \
-    --ignore=tests/test_batchnorm_kernel.py "$@" || { status=$?; failed+=(tests); }
+    --ignore=tests/test_batchnorm_kernel.py \
+    --ignore=tests/test_detector_kernels.py "$@" || { status=$?; failed+=(tests); }
 "$py" -m pytest tests/test_scan_triton.py tests/test_laplace_kernel.py \
-    tests/test_wavelet_kernel.py tests/test_batchnorm_kernel.py -q -s "$@" \
+    tests/test_wavelet_kernel.py tests/test_batchnorm_kernel.py \
+    tests/test_detector_kernels.py -q -s "$@" \
     || { status=$?; failed+=(tests/test_scan_triton.py tests/test_laplace_kernel.py
                              tests/test_wavelet_kernel.py
-                             tests/test_batchnorm_kernel.py); }
+                             tests/test_batchnorm_kernel.py
+                             tests/test_detector_kernels.py); }
 if [ "$status" -ne 0 ]; then
     echo "scripts/test.sh: FAILED: ${failed[*]}" >&2
     exit "$status"
