@@ -134,6 +134,9 @@ def test_several_blocks_per_channel(monkeypatch):
     monkeypatch.setattr(bk, '_TILE', 32)
     monkeypatch.setattr(bk, '_TARGET', 64)
     monkeypatch.setattr(bk, '_PART_BLOCK', 4)
+    # the interpreter's grid floor on every device (a GPU's, four waves of
+    # its multiprocessors, would cut the blocks to one tile each)
+    monkeypatch.setattr(bk, '_min_programs', lambda device: 16)
     x = torch.empty(7, 3, 5, 9, device=DEVICE)
     rows, cols, block_rows, n_hb, parts, n_tiles = bk._launch_config(x)
     assert n_hb == 3 and parts > n_hb and parts > 4 and n_tiles > 1

@@ -1153,10 +1153,11 @@ def main(argv=None):
                      for config in official_configs(mode)]
         for name, mode, config in track(
                 jobs, f'{len(jobs)} (model, mode, config) jobs'):
-            if mode == 'train' and config not in OFFICIAL_CONFIGS:
-                config = '+'.join(t for t in config.split('+')
-                                  if t != 'deploy') or 'eager'
-                batches = args.train_batch
+            if mode == 'train':
+                if config not in OFFICIAL_CONFIGS:
+                    config = '+'.join(t for t in config.split('+')
+                                      if t != 'deploy') or 'eager'
+                batches = args.train_batch  # official models' too
             else:
                 batches = [args.batch]
             for batch in batches:
