@@ -175,16 +175,16 @@ def batch_norm_train(x: torch.Tensor, weight: Optional[torch.Tensor],
                                           running_var, momentum, eps)
     _check_inputs(x, weight, bias, running_mean, running_var, eps)
     name = resolve_backend(backend, x.device)
-    if name == 'native':
-        return batch_norm_train_native(x, weight, bias, running_mean,
-                                       running_var, momentum, eps)
     if name == 'reference' or x.numel() == 0:
         return batch_norm_train_reference(x, weight, bias, running_mean,
                                           running_var, momentum, eps)
     if momentum is None:
-        raise ValueError('batch_norm_train: momentum None (a cumulative '
-                         'moving average) is not supported by the triton '
+        raise ValueError(f'batch_norm_train: momentum None (a cumulative '
+                         f'moving average) is not supported by the {name} '
                          'backend; give a float or use "reference"')
+    if name == 'native':
+        return batch_norm_train_native(x, weight, bias, running_mean,
+                                       running_var, momentum, eps)
     return _triton.kernels('batchnorm').batch_norm_train_triton(
         x, weight, bias, running_mean, running_var, momentum, eps)
 
