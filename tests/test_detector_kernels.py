@@ -81,6 +81,12 @@ def run(model, path, monkeypatch):
 @pytest.mark.parametrize('config', ['maskrcnn_tinyvim_s_coco.py',
                                     'maskrcnn_mobilemamba_t2_coco.py'])
 def test_maskrcnn_detections_through_the_kernels(config, monkeypatch):
+    if CUDA:
+        # TF32 convs would round the two paths' (equal up to float32
+        # rounding) inputs apart by ~1e-3 of std: compare the kernels, not
+        # TF32 (the golden data's GPU bound is for TF32 off, too)
+        monkeypatch.setattr(torch.backends.cudnn, 'allow_tf32', False)
+        monkeypatch.setattr(torch.backends.cuda.matmul, 'allow_tf32', False)
     model = build(config)
     ref_features, ref = run(model, 'reference', monkeypatch)
     features, fused = run(model, 'fused', monkeypatch)
@@ -88,7 +94,8 @@ def test_maskrcnn_detections_through_the_kernels(config, monkeypatch):
                  for a, b in zip(features, ref_features))
     print(f'\n{config}: backbone features max|fused - reference| / std '
           f'{parity:.2e}')
-    assert parity < 1e-4
+    # a chunked scan on the GPU: the golden data's 1e-3 bound
+    assert parity < (1e-3 if CUDA else 1e-4)
     for r, f in zip(ref, fused):
         assert len(r) == len(f) > TOP
         top = r[r.scores.argsort(descending=True)[:TOP]]

@@ -1,5 +1,7 @@
-"""Layers shared by both families: Conv+BN pairs that fold for deployment,
-the BatchNorm2d that trains through the fused Triton kernels."""
+"""Layers shared by both families: Conv+BN pairs that fold for deployment
+(and, by themselves, for inference: :class:`FoldsForInference`), the
+BatchNorm2d that trains through the fused Triton kernels."""
+import itertools
 from typing import Optional, Sequence, Tuple
 
 import torch
@@ -7,6 +9,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.utils.fusion import fuse_conv_bn_weights
 
+from ..ops import _triton
 from ..ops import batchnorm as _batchnorm
 
 
@@ -75,8 +78,75 @@ class BatchNorm2d(nn.BatchNorm2d):
             self.momentum, self.eps, backend='triton')
 
 
-class ConvBN(nn.Sequential):
-    """Bias-free Conv2d followed by BatchNorm2d (state-dict keys ``c``, ``bn``)."""
+class FoldsForInference:
+    """Mixin for a block whose ``fuse()`` returns a new module equal to the
+    block in eval mode and leaves the block itself unchanged (Conv-BN pairs,
+    re-parameterisable depthwise blocks).
+
+    When the block and all its submodules are in eval mode and autograd is
+    off (``torch.no_grad`` / ``torch.inference_mode``: validation, testing,
+    inferencers, plain inference), :meth:`inference_fold` gives that fused
+    module and the block's ``forward`` runs it: the network as built skips
+    the BatchNorm passes over the map that an explicit ``switch_to_deploy``
+    would remove, with no switch. The fused module is built on first use and
+    kept (as a plain attribute: not a submodule, not in the state dict, not
+    pickled) until any parameter or buffer of the block is replaced or
+    changed in place (optimizer steps, ``load_state_dict``, ``.to()``,
+    running-statistics updates all do) or the block goes back to training.
+    While autograd records, while tracing or exporting, and under
+    ``torch.compile`` (whose graph folds by itself) the block runs as
+    written.
+    """
+
+    _FOLDED = '_inference_folded'
+
+    def inference_fold(self) -> Optional[nn.Module]:
+        """The fused module to run instead of this block now, or None."""
+        if torch.is_grad_enabled() or _triton.tracing() or \
+                torch.compiler.is_compiling():
+            return None
+        state = []
+        try:
+            for module in self.modules():
+                if module.training:
+                    return None
+                for t in itertools.chain(module._parameters.values(),
+                                         module._buffers.values()):
+                    if t is not None:
+                        state.append((t, t._version, t.data_ptr()))
+        except RuntimeError:  # inference tensors keep no version counter
+            return None
+        cached = self.__dict__.get(self._FOLDED)
+        if cached is not None and len(cached[0]) == len(state) and all(
+                a[0] is b[0] and a[1:] == b[1:]
+                for a, b in zip(cached[0], state)):
+            return cached[1]
+        if any(isinstance(m, nn.modules.batchnorm._BatchNorm) and
+               m.running_mean is None for m in self.modules()):
+            return None  # batch statistics in eval mode: nothing to fold
+        fused = self.fuse()
+        self.__dict__[self._FOLDED] = (state, fused)
+        return fused
+
+    def inference_fold_cached(self) -> Optional[nn.Module]:
+        """The fused module kept from the last folded call, or None."""
+        cached = self.__dict__.get(self._FOLDED)
+        return None if cached is None else cached[1]
+
+    def train(self, mode: bool = True):
+        self.__dict__.pop(self._FOLDED, None)
+        return super().train(mode)
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state.pop(self._FOLDED, None)
+        return state
+
+
+class ConvBN(FoldsForInference, nn.Sequential):
+    """Bias-free Conv2d followed by BatchNorm2d (state-dict keys ``c``, ``bn``);
+    in eval mode without autograd one folded conv (:class:`FoldsForInference`).
+    """
 
     def __init__(self, in_channels, out_channels, kernel_size=1, stride=1,
                  padding=0, groups=1, bn_weight_init=1.0):
@@ -87,6 +157,12 @@ class ConvBN(nn.Sequential):
         self.add_module('bn', BatchNorm2d(out_channels))
         nn.init.constant_(self.bn.weight, bn_weight_init)
         nn.init.zeros_(self.bn.bias)
+
+    def forward(self, x):
+        folded = self.inference_fold()
+        if folded is not None:
+            return folded(x)
+        return self.bn(self.c(x))
 
     def fuse(self) -> nn.Conv2d:
         """One Conv2d with bias that equals this pair in eval mode."""

@@ -33,9 +33,9 @@ from ...ops.scan import selective_scan
 from ...ops.scan.cross import cross_merge, cross_scan
 from ...registry import MODELS
 from ..compat import DropPath
-from ..layers import (BatchNorm2d, ConvBN, LayerNorm2d, check_image_batch,
-                      empty_feature_maps, fuse_conv_bn, fuse_modules,
-                      weights_dtype)
+from ..layers import (BatchNorm2d, ConvBN, FoldsForInference, LayerNorm2d,
+                      check_image_batch, empty_feature_maps, fuse_conv_bn,
+                      fuse_modules, weights_dtype)
 from ..wavelet import haar_analysis, haar_filters, haar_synthesis, \
     is_haar
 from .base import MambaBackboneBase, rename_prefixes
@@ -174,9 +174,10 @@ class ChannelScale(nn.Module):
         return x * self.weight
 
 
-class LocalDWConv(nn.Sequential):
+class LocalDWConv(FoldsForInference, nn.Sequential):
     """Local branch of MRFFI: k x k depthwise Conv-BN, ReLU, 1x1 depthwise
-    Conv-BN (``dwconv3x3`` is the official name, whatever k is)."""
+    Conv-BN (``dwconv3x3`` is the official name, whatever k is); two folded
+    convs in eval mode without autograd."""
 
     def __init__(self, channels: int, kernel_size: int):
         super().__init__(OrderedDict(
@@ -188,6 +189,12 @@ class LocalDWConv(nn.Sequential):
             dwconv1x1=nn.Conv2d(channels, channels, 1, groups=channels,
                                 bias=False),
             bn2=BatchNorm2d(channels)))
+
+    def forward(self, x):
+        folded = self.inference_fold()
+        if folded is not None:
+            return folded(x)
+        return super().forward(x)
 
     @torch.no_grad()
     def fuse(self) -> nn.Sequential:

@@ -30,9 +30,9 @@ from ...ops.scan import selective_scan
 from ...ops.scan.cross import cross_merge, cross_scan
 from ...registry import MODELS
 from ..compat import DropPath
-from ..layers import (BatchNorm2d, ConvBN, check_image_batch,
-                      empty_feature_maps, fold_bn, make_fused_conv,
-                      weights_dtype)
+from ..layers import (BatchNorm2d, ConvBN, FoldsForInference,
+                      check_image_batch, empty_feature_maps, fold_bn,
+                      make_fused_conv, weights_dtype)
 from .base import MambaBackboneBase, rename_prefixes
 
 __all__ = ['TinyViM', 'checkpoint_filter_fn', 'convert_official_classifier',
@@ -57,14 +57,18 @@ CLASSIFIER_RENAMES = (('patch_embed.', 'backbone.patch_embed.'),
                       ('dist_head.', 'head.dist_head.'))
 
 
-class _RepDepthwise(nn.Module):
-    """Depthwise ``BN(ConvBN_k(x) + Conv1x1(x) + x)``, foldable into one conv.
+class _RepDepthwise(FoldsForInference, nn.Module):
+    """Depthwise ``BN(ConvBN_k(x) + Conv1x1(x) + x)``, foldable into one conv
+    (and run as that conv in eval mode without autograd).
 
     Subclasses create ``conv`` (k x k depthwise ConvBN), ``conv1`` (1x1
     depthwise conv with bias) and ``bn`` in the official registration order.
     """
 
     def forward(self, x):
+        folded = self.inference_fold()
+        if folded is not None:
+            return folded(x)
         return self.bn(self.conv(x) + self.conv1(x) + x)
 
     @torch.no_grad()
