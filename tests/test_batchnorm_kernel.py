@@ -230,14 +230,15 @@ def test_backend_choice(monkeypatch):
         bn.resolve_backend(None, DEVICE)
 
 
-def test_auto_picks_the_kernels_by_plane_size(monkeypatch):
-    """What auto means for a map: on CUDA the Triton kernels for channels of
-    >= AUTO_MIN_VALUES values, torch's native kernels for smaller NCHW maps,
-    cuDNN's (reference) for channels-last ones; off CUDA the reference.
-    Checked on CPU tensors by making CUDA look present."""
+def test_auto_never_picks_the_kernels(monkeypatch):
+    """What auto means for a map: on CUDA torch.batch_norm for NCHW maps
+    (small or large: the kernels stalled whole eager steps), cuDNN's module
+    path (reference) for channels-last ones; off CUDA the reference; the
+    kernels only when forced. Checked on CPU tensors by making CUDA look
+    present."""
     monkeypatch.delenv(bn.ENV_VAR, raising=False)
     small = torch.empty(128, 48, 7, 7)
-    large = torch.empty(2, 1, 512, bn.AUTO_MIN_VALUES // 1024)
+    large = torch.empty(128, 24, 112, 112)
     cl = torch.empty(128, 48, 56, 56).contiguous(
         memory_format=torch.channels_last)
     assert bn.train_backend_for(small) == 'reference'   # a CPU tensor
@@ -251,19 +252,15 @@ def test_auto_picks_the_kernels_by_plane_size(monkeypatch):
 
     monkeypatch.setattr(bn, 'triton_available', lambda device: True)
     assert bn.train_backend_for(OnCuda(small)) == 'native'
-    assert bn.train_backend_for(OnCuda(large)) == 'triton'
-    # one row of each plane short of the threshold
-    short = OnCuda(torch.empty(2, 1, 512, bn.AUTO_MIN_VALUES // 1024 - 1))
-    assert bn.train_backend_for(short) == 'native'
-    assert bn.train_backend_for(OnCuda(cl)) == 'reference'
-    monkeypatch.setattr(bn, 'triton_available', lambda device: False)
     assert bn.train_backend_for(OnCuda(large)) == 'native'
+    assert bn.train_backend_for(OnCuda(cl)) == 'reference'
     # forced: everywhere the backend applies
     assert bn.train_backend_for(small, 'native') == 'native'
     assert bn.train_backend_for(OnCuda(cl), 'native') == 'native'
     assert bn.train_backend_for(small, 'reference') == 'reference'
     monkeypatch.setattr(bn, 'resolve_backend', lambda name, device: name)
     assert bn.train_backend_for(small, 'triton') == 'triton'
+    assert bn.train_backend_for(OnCuda(large), 'triton') == 'triton'
     assert bn.train_backend_for(cl, 'triton') == 'reference'
     monkeypatch.setenv(bn.ENV_VAR, 'triton')
     assert bn.train_backend_for(small) == 'triton'

@@ -52,11 +52,11 @@ class BatchNorm2d(nn.BatchNorm2d):
     one: ``SyncBatchNorm.convert_sync_batchnorm``, ``norm_eval`` and the
     ``_BatchNorm`` checks see it). When the module is training with running
     statistics tracked and a float ``momentum`` on a 4-D map, the backend
-    (``MMTINYVIM_BATCHNORM_BACKEND``, default ``auto``) decides: on CUDA,
-    NCHW maps whose channels hold at least ``ops.batchnorm.AUTO_MIN_VALUES``
-    values take the fused Triton kernels, the other NCHW maps torch's native
-    kernels (faster than cuDNN's NCHW ones); channels-last maps, tracing and
-    export, eval mode and every other case run torch's own forward.
+    (``MMTINYVIM_BATCHNORM_BACKEND``, default ``auto``) decides: under
+    ``auto`` NCHW maps on CUDA take ``torch.batch_norm`` directly (the same
+    kernels as torch's module, less host time per call), ``triton`` forces
+    the fused Triton kernels; channels-last maps, tracing and export, eval
+    mode and every other case run torch's own forward.
     """
 
     def forward(self, x):

@@ -23,11 +23,13 @@ environment variable, read at every call; None means the variable, else
   (``torch.batch_norm(..., cudnn_enabled=False)``), any device;
 * ``reference``: ``F.batch_norm(..., training=True)`` (cuDNN on CUDA), any
   device;
-* ``auto``: for a map (:func:`train_backend_for`): on CUDA, ``triton`` for
-  channels of at least :data:`AUTO_MIN_VALUES` values, ``native`` for the
-  other NCHW maps, ``reference`` for channels-last ones and off CUDA. Without
-  a map (:func:`resolve_backend`) ``auto`` is ``triton`` for CUDA tensors
-  when Triton imports, else ``reference``.
+* ``auto``: for a map (:func:`train_backend_for`): ``native`` for NCHW
+  maps on CUDA, ``reference`` for channels-last ones and off CUDA; never the
+  kernels, which only ``triton`` selects: in a whole eager training step
+  they left the GPU idle for tens of ms per step (docs/benchmark.md,
+  "BatchNorm in a whole eager step"; cause not found yet), although alone
+  they are faster. Without a map (:func:`resolve_backend`) ``auto`` is
+  ``triton`` for CUDA tensors when Triton imports, else ``reference``.
 
 While tracing (``torch.jit.trace``, FLOP counting, ONNX export,
 ``torch.export``) the reference runs whatever the backend.
@@ -58,14 +60,6 @@ def resolve_backend(name: Optional[str], device: torch.device) -> str:
     return _SWITCH.resolve_backend(name, device)
 
 
-# Under ``auto`` the kernels take a map only when each channel holds at least
-# this many values (N * H * W): below it torch's native kernels are faster
-# (docs/benchmark.md, "BatchNorm in training": timed per shape on an H100,
-# where small maps are host-bound). ``triton`` (argument or environment)
-# forces the kernels everywhere.
-AUTO_MIN_VALUES = 1 << 19
-
-
 def train_backend_for(x: torch.Tensor, name: Optional[str] = None) -> str:
     """The backend a training-mode :class:`~mmtinyvim.models.layers.
     BatchNorm2d` runs for the 4-D map ``x``: ``triton``, ``native`` or
@@ -73,7 +67,8 @@ def train_backend_for(x: torch.Tensor, name: Optional[str] = None) -> str:
 
     ``reference`` while tracing or exporting, for channels-last maps
     (cuDNN's NHWC kernels; the Triton kernels load their planes strided)
-    and, under ``auto``, off CUDA; else as the module docstring says.
+    and, under ``auto``, off CUDA; ``auto`` on CUDA NCHW maps: ``native``
+    (see the module docstring for why not the kernels).
     """
     if _triton.tracing():
         return 'reference'
@@ -84,9 +79,6 @@ def train_backend_for(x: torch.Tensor, name: Optional[str] = None) -> str:
                 not rows_contiguous(x) else concrete)
     if x.device.type != 'cuda' or not rows_contiguous(x):
         return 'reference'
-    if x.shape[0] * x.shape[2] * x.shape[3] >= AUTO_MIN_VALUES and \
-            triton_available(x.device):
-        return 'triton'
     return 'native'
 
 
@@ -113,9 +105,11 @@ def batch_norm_train_reference(x, weight, bias, running_mean, running_var,
 
 def batch_norm_train_native(x, weight, bias, running_mean, running_var,
                             momentum, eps):
-    """Training-mode batch norm through torch's own kernels with cuDNN's
-    skipped (``cudnn_enabled=False``): on CUDA the native NCHW kernels, as
-    fast as or faster than cuDNN's at every shape measured."""
+    """Training-mode batch norm through ``torch.batch_norm`` with
+    ``cudnn_enabled=False``. torch 2.11 no longer honours that flag (its
+    CUDA kernels are cuDNN's, the same as ``F.batch_norm``'s: kernel
+    profile in docs/benchmark.md); what this saves is ``F.batch_norm``'s
+    Python-side checks, host time per call."""
     return torch.batch_norm(x, weight, bias, running_mean, running_var, True,
                             momentum, eps, False)
 
@@ -190,7 +184,7 @@ def batch_norm_train(x: torch.Tensor, weight: Optional[torch.Tensor],
 
 
 __all__ = ['batch_norm_train', 'batch_norm_train_reference',
-           'batch_norm_train_native', 'train_backend_for', 'AUTO_MIN_VALUES',
+           'batch_norm_train_native', 'train_backend_for',
            'rows_contiguous',
            'BACKENDS', 'ENV_VAR', 'check_backend', 'resolve_backend',
            'triton_available']
