@@ -486,3 +486,31 @@ def test_table_refuses_records_of_two_gpus(tmp_path):
             dict(env=dict(gpu=gpu), records=[])))
     with pytest.raises(SystemExit, match='records of several GPUs'):
         driver.collect_records(str(tmp_path))
+
+
+def test_classifier_jobs_time_official_training_at_the_training_batch():
+    """The official models' training jobs run at --train-batch (they once
+    ran at the inference batch), inference at --batch; training drops
+    deploy and times configurations equal without it once."""
+    args = bench.parse_args([
+        'tinyvim-s', '--peers', 'resnet18', '--modes', 'amp', 'train',
+        '--configs', 'eager', 'deploy+graph', 'graph', '--batch', '256',
+        '--train-batch', '64', '128',
+        '--official', 'tinyvim-s=model.tinyvim:TinyViM_S'])
+    jobs = bench.classifier_jobs(args)
+    official = [j for j in jobs if j[2].startswith('official')]
+    assert official == [('tinyvim-s', 'amp', 'official', 256),
+                        ('tinyvim-s', 'amp', 'official_fused', 256),
+                        ('tinyvim-s', 'train', 'official', 64),
+                        ('tinyvim-s', 'train', 'official', 128)]
+    ours = [j for j in jobs if j[0] == 'tinyvim-s' and j not in official]
+    assert ours == [('tinyvim-s', 'amp', 'eager', 256),
+                    ('tinyvim-s', 'amp', 'deploy+graph', 256),
+                    ('tinyvim-s', 'amp', 'graph', 256),
+                    ('tinyvim-s', 'train', 'eager', 64),
+                    ('tinyvim-s', 'train', 'eager', 128),
+                    ('tinyvim-s', 'train', 'graph', 64),
+                    ('tinyvim-s', 'train', 'graph', 128)]
+    assert len(jobs) == len(set(jobs))
+    assert all(batch in (64, 128) for _, mode, _, batch in jobs
+               if mode == 'train')

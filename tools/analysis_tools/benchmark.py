@@ -1122,6 +1122,38 @@ def parse_args(argv=None):
     return args
 
 
+def classifier_jobs(args) -> list:
+    """(model, mode, config, batch) of every classifier measurement, in
+    order: the peers, our variants, then the ``--official`` models.
+    Training drops ``deploy`` from a configuration (the training step has
+    none; configurations equal without it are timed once) and runs at every
+    ``--train-batch``, the official models' training too; inference runs at
+    ``--batch``."""
+    wanted = []
+    for name in args.peers:
+        wanted += [(name, mode, config) for mode in args.modes
+                   for config in args.peer_configs]
+    for name in args.variants:
+        wanted += [(name, mode, config) for mode in args.modes
+                   for config in args.configs]
+    for name in args.official_specs:
+        wanted += [(name, mode, config) for mode in args.modes
+                   for config in official_configs(mode)]
+    jobs = []
+    for name, mode, config in wanted:
+        if mode == 'train':
+            if config not in OFFICIAL_CONFIGS:
+                config = '+'.join(t for t in config.split('+')
+                                  if t != 'deploy') or 'eager'
+            batches = args.train_batch
+        else:
+            batches = [args.batch]
+        for batch in batches:
+            if (name, mode, config, batch) not in jobs:
+                jobs.append((name, mode, config, batch))
+    return jobs
+
+
 def main(argv=None):
     args = parse_args(argv)
     if not torch.cuda.is_available():
@@ -1141,45 +1173,24 @@ def main(argv=None):
             args.variants, args.batch, args.scan_backends)
     elif not (args.det_only or args.parts_only or args.steps_only):
         records = []
-        jobs = []
-        for name in args.peers:
-            jobs += [(name, mode, config) for mode in args.modes
-                     for config in args.peer_configs]
-        for name in args.variants:
-            jobs += [(name, mode, config) for mode in args.modes
-                     for config in args.configs]
-        for name in args.official_specs:
-            jobs += [(name, mode, config) for mode in args.modes
-                     for config in official_configs(mode)]
-        for name, mode, config in track(
-                jobs, f'{len(jobs)} (model, mode, config) jobs'):
-            if mode == 'train':
-                if config not in OFFICIAL_CONFIGS:
-                    config = '+'.join(t for t in config.split('+')
-                                      if t != 'deploy') or 'eager'
-                batches = args.train_batch  # official models' too
-            else:
-                batches = [args.batch]
-            for batch in batches:
-                if any(r['model'] == name and r['mode'] == mode and
-                       r['config'] == config and r['batch'] == batch
-                       for r in records):
-                    continue  # training configs that differ by deploy only
-                try:
-                    if config in OFFICIAL_CONFIGS:
-                        record = run_official(name, args.official_specs[name],
-                                              mode, config, batch, args)
-                    else:
-                        record = run_one(name, mode, config, batch, args)
-                except Exception as error:  # keep going, report the failure
-                    record = dict(model=name, mode=mode, config=config,
-                                  batch=batch, error=f'{type(error).__name__}'
-                                  f': {str(error)[:300]}')
-                    torch.cuda.empty_cache()
-                print(json.dumps(record), flush=True)
-                records.append(record)
-                results['records'] = records
-                write_json(results, args.out)
+        jobs = classifier_jobs(args)
+        for name, mode, config, batch in track(
+                jobs, f'{len(jobs)} (model, mode, config, batch) jobs'):
+            try:
+                if config in OFFICIAL_CONFIGS:
+                    record = run_official(name, args.official_specs[name],
+                                          mode, config, batch, args)
+                else:
+                    record = run_one(name, mode, config, batch, args)
+            except Exception as error:  # keep going, report the failure
+                record = dict(model=name, mode=mode, config=config,
+                              batch=batch, error=f'{type(error).__name__}'
+                              f': {str(error)[:300]}')
+                torch.cuda.empty_cache()
+            print(json.dumps(record), flush=True)
+            records.append(record)
+            results['records'] = records
+            write_json(results, args.out)
         print_table([r for r in records if 'error' not in r])
     if args.det_config:
         results['detector'] = [row for path in args.det_config
