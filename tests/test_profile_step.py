@@ -53,3 +53,32 @@ def test_cpu_plumbing(tmp_path):
     total = sum(c['ms'] for c in record['categories'].values())
     assert total == pytest.approx(record['kernel_ms'], rel=1e-6)
     assert out.read_text().count('"label": "mobilemamba-t2"') == 1
+
+
+def test_host_phases_and_compile_count_of_a_training_step():
+    (record,) = tool.main(['mobilemamba-t2', '--device', 'cpu', '--mode',
+                           'train', '--batch', '2', '--img-size', '32',
+                           '--warmup', '1', '--steps', '1', '--top', '1'])
+    phases = record['host_ms']
+    assert set(phases) == {'forward', 'backward', 'optimizer', 'final sync'}
+    assert all(ms >= 0 for ms in phases.values())
+    # on CPU the host phases are the step: they cannot exceed its wall time
+    assert sum(phases.values()) <= record['wall_ms'] * 1.001
+    assert phases['forward'] > 0 and phases['backward'] > 0
+    # no Triton kernel runs on CPU outside the interpreter: nothing compiles
+    assert record['triton_compiles'] in (0, None)
+
+
+def test_triton_compiles_counts_cache_misses(monkeypatch):
+    jit = pytest.importorskip('triton.runtime.jit')
+    calls = []
+    monkeypatch.setattr(jit.JITFunction, '_do_compile',
+                        lambda self, *a, **k: calls.append(a) or 'kernel',
+                        raising=False)
+    with tool.TritonCompiles() as compiles:
+        assert jit.JITFunction._do_compile(object(), 'key') == 'kernel'
+        assert jit.JITFunction._do_compile(object(), 'key') == 'kernel'
+    assert compiles.count == 2 and len(calls) == 2
+    # restored on exit
+    assert jit.JITFunction._do_compile(object(), 'key') == 'kernel'
+    assert len(calls) == 3 and compiles.count == 2

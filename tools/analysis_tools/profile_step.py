@@ -25,7 +25,11 @@ steps (synchronised) gives img/s; then the same number of steps under
 into the categories of :data:`CATEGORIES` (the first pattern that matches a
 kernel's name wins), per step. ``GPU busy`` = the kernels' summed time
 over the step's wall time: far under 1 means the host (launches, Python)
-is the bound.
+is the bound, or the GPU waits for something. The timed steps also give
+the host time per phase (forward, ``backward()``, optimizer: the
+GradScaler's inf check waits for the GPU there, final sync) and the number
+of Triton JIT compilations they triggered (in-memory cache misses: should
+be 0 after the warm-up), to tell a slow host from a stall.
 """
 import argparse
 import importlib
@@ -144,16 +148,28 @@ def first_logits(out):
     return out
 
 
-def make_step(model, args, resolution, device):
+def make_step(model, args, resolution, device, phases=None):
+    """The step function; with a ``phases`` dict it adds each call's host
+    time per phase (ms): ``forward`` (zero_grad + forward + loss, or the
+    inference forward), ``backward`` (the ``backward()`` call),
+    ``optimizer`` (the GradScaler's step, whose inf check waits for the
+    GPU, and update)."""
     x = torch.randn(args.batch, 3, resolution, resolution, device=device)
+
+    def add(name, since):
+        if phases is not None:
+            phases[name] = phases.get(name, 0.0) + \
+                (time.perf_counter() - since) * 1e3
     amp = dict(device_type=device.type, dtype=torch.float16,
                enabled=args.precision == 'amp' and device.type == 'cuda')
     if args.mode == 'infer':
         model.eval()
 
         def step():
+            tic = time.perf_counter()
             with torch.no_grad(), torch.autocast(**amp):
                 model(x)
+            add('forward', tic)
         return step
     model.train()
     target = torch.randint(0, 1000, (args.batch,), device=device)
@@ -161,13 +177,46 @@ def make_step(model, args, resolution, device):
     scaler = torch.amp.GradScaler(device.type, enabled=amp['enabled'])
 
     def step():
+        tic = time.perf_counter()
         optimizer.zero_grad(set_to_none=True)
         with torch.autocast(**amp):
             loss = F.cross_entropy(first_logits(model(x)).float(), target)
+        add('forward', tic)
+        tic = time.perf_counter()
         scaler.scale(loss).backward()
+        add('backward', tic)
+        tic = time.perf_counter()
         scaler.step(optimizer)
         scaler.update()
+        add('optimizer', tic)
     return step
+
+
+class TritonCompiles:
+    """Counts Triton JIT compilations (in-memory cache misses) inside the
+    ``with`` block; ``count`` None where this Triton has no such hook."""
+
+    def __enter__(self):
+        self.count, self._saved = None, None
+        try:
+            from triton.runtime.jit import JITFunction
+        except ImportError:
+            return self
+        compile_ = getattr(JITFunction, '_do_compile', None)
+        if compile_ is None:
+            return self
+        self.count, self._saved = 0, (JITFunction, compile_)
+
+        def counted(fn, *args, **kwargs):
+            self.count += 1
+            return compile_(fn, *args, **kwargs)
+
+        JITFunction._do_compile = counted
+        return self
+
+    def __exit__(self, *exc):
+        if self._saved is not None:
+            self._saved[0]._do_compile = self._saved[1]
 
 
 def _sync(device):
@@ -201,15 +250,22 @@ def profile(label, model, resolution, args, device) -> dict:
     model = model.to(device)
     if args.fuse:
         model = fold(model.eval())
-    step = make_step(model, args, resolution, device)
+    phases = {}
+    step = make_step(model, args, resolution, device, phases)
     for _ in range(args.warmup):
         step()
     _sync(device)
-    tic = time.perf_counter()
-    for _ in range(args.steps):
-        step()
-    _sync(device)
-    wall_ms = (time.perf_counter() - tic) * 1e3 / args.steps
+    phases.clear()
+    with TritonCompiles() as compiles:
+        tic = time.perf_counter()
+        for _ in range(args.steps):
+            step()
+        sync_tic = time.perf_counter()
+        _sync(device)
+        end = time.perf_counter()
+    wall_ms = (end - tic) * 1e3 / args.steps
+    host_ms = {name: ms / args.steps for name, ms in phases.items()}
+    host_ms['final sync'] = (end - sync_tic) * 1e3 / args.steps
     activities = [torch.profiler.ProfilerActivity.CPU]
     if device.type == 'cuda':
         activities.append(torch.profiler.ProfilerActivity.CUDA)
@@ -230,6 +286,7 @@ def profile(label, model, resolution, args, device) -> dict:
         precision=args.precision,
         batch=args.batch, img_size=resolution, fused=args.fuse,
         wall_ms=wall_ms, img_s=args.batch / wall_ms * 1e3,
+        host_ms=host_ms, triton_compiles=compiles.count,
         kernel_ms=gpu_ms,
         launches=sum(n for _, n in kernels.values()),
         busy=gpu_ms / wall_ms,
@@ -251,7 +308,10 @@ def print_record(r):
           f'{r["batch"]}, {r["img_size"]} px{", fused" if r["fused"] else ""}'
           f'\nwall {r["wall_ms"]:.2f} ms/step ({r["img_s"]:.0f} img/s); '
           f'{unit} time {r["kernel_ms"]:.2f} ms in {r["launches"]:.0f} '
-          f'launches; busy {r["busy"]:.2f}\n')
+          f'launches; busy {r["busy"]:.2f}')
+    print('host ms/step by phase: ' + ', '.join(
+        f'{name} {ms:.2f}' for name, ms in r['host_ms'].items()) +
+        f'; Triton compiles in the timed steps: {r["triton_compiles"]}\n')
     print('| category | ms/step | share | launches/step |')
     print('|---|---|---|---|')
     for name, c in r['categories'].items():
