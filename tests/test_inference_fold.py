@@ -40,7 +40,7 @@ def _folded_blocks(model):
     """The outermost foldable blocks (the ones inside them do not run once
     they are folded)."""
     names = [n for n, m in model.named_modules()
-             if isinstance(m, FoldsForInference)]
+             if isinstance(m, FoldsForInference) and m.folds_for_inference()]
     outer = [n for n in names
              if not any(n.startswith(p + '.') for p in names)]
     return [model.get_submodule(n) for n in outer]
@@ -87,7 +87,7 @@ def test_network_folds_in_eval_without_autograd(name):
     blocks = _folded_blocks(model)
     assert blocks and all('_inference_folded' in m.__dict__ for m in blocks)
     inside = {f'{n}.{c}' for n, m in model.named_modules()
-              if isinstance(m, FoldsForInference)
+              if isinstance(m, FoldsForInference) and m.folds_for_inference()
               for c, sub in m.named_modules() if c and
               isinstance(sub, nn.modules.batchnorm._BatchNorm)}
     # every BatchNorm of a foldable block ran unfolded, none ran folded
@@ -249,3 +249,27 @@ def test_fold_under_autocast(name, device, dtype):
     print(f'\n{name} {device} {dtype} against float32: max|d|/std '
           f'unfolded {err_plain:.2e}, folded {err_folded:.2e}')
     assert err_folded <= 2.5 * err_plain + 1e-3
+
+
+def test_residual_folds_only_its_depthwise_conv_bn_form():
+    """MobileMamba's Residual runs as one conv for a residual depthwise
+    Conv-BN; for any other body it is not folded itself (its fuse() would
+    change it in place), the body's own blocks fold."""
+    from mmtinyvim.models.backbones.mobilemamba import FFN, Residual
+    torch.manual_seed(2)
+    dw = _trained_like(Residual(ConvBN(6, 6, 3, padding=1, groups=6)))
+    ffn = _trained_like(Residual(FFN(6, 12)))
+    x = torch.randn(2, 6, 7, 9)
+    for block in (dw, ffn):
+        with torch.enable_grad():
+            ref = block(x).detach()
+        with torch.no_grad():
+            out = block(x)
+        assert rel_err(out, ref) <= 1e-5
+    assert isinstance(dw.inference_fold_cached(), nn.Conv2d)
+    assert not ffn.folds_for_inference()
+    with torch.no_grad():
+        assert ffn.inference_fold() is None
+    assert ffn.inference_fold_cached() is None
+    assert ffn.m.pw1.inference_fold_cached() is not None
+    assert isinstance(ffn.m, FFN)  # untouched

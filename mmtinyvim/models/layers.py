@@ -100,10 +100,16 @@ class FoldsForInference:
 
     _FOLDED = '_inference_folded'
 
+    def folds_for_inference(self) -> bool:
+        """Whether this block folds at all (a subclass whose ``fuse()``
+        changes the block itself for some of its forms says no for those)."""
+        return True
+
     def inference_fold(self) -> Optional[nn.Module]:
         """The fused module to run instead of this block now, or None."""
         if torch.is_grad_enabled() or _triton.tracing() or \
-                torch.compiler.is_compiling():
+                torch.compiler.is_compiling() or \
+                not self.folds_for_inference():
             return None
         state = self._fold_state()
         if state is None:

@@ -85,14 +85,23 @@ def _is_residual_depthwise(conv: nn.Conv2d) -> bool:
                 for k, p in zip(conv.kernel_size, conv.padding)))
 
 
-class Residual(nn.Module):
-    """``x + m(x)``."""
+class Residual(FoldsForInference, nn.Module):
+    """``x + m(x)``; a residual depthwise Conv-BN runs as one conv (the
+    identity in its kernel centre) in eval mode without autograd."""
 
     def __init__(self, m: nn.Module):
         super().__init__()
         self.m = m
 
+    def folds_for_inference(self) -> bool:
+        # fuse() returns a new conv only for this form; for the others it
+        # fuses m in place and returns self
+        return isinstance(self.m, ConvBN) and _is_residual_depthwise(self.m.c)
+
     def forward(self, x):
+        folded = self.inference_fold()
+        if folded is not None:
+            return folded(x)
         return x + self.m(x)
 
     @torch.no_grad()
