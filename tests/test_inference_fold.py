@@ -166,7 +166,7 @@ def test_no_fold_while_training_recording_or_with_batch_statistics():
         assert not torch.equal(before, m.bn.running_mean)  # it trained
         m.bn.eval()
         assert m.inference_fold() is not None
-    assert m.inference_fold() is None  # autograd records
+    assert m.inference_fold() is None  # autograd records for its weights
     plain = ConvBN(4, 4, 1)
     plain.bn = BatchNorm2d(4, track_running_stats=False)
     plain.eval()
@@ -273,3 +273,67 @@ def test_residual_folds_only_its_depthwise_conv_bn_form():
     assert ffn.inference_fold_cached() is None
     assert ffn.m.pw1.inference_fold_cached() is not None
     assert isinstance(ffn.m, FFN)  # untouched
+
+
+def test_a_frozen_block_folds_with_autograd_on():
+    """Eval mode and no parameter requiring grad (a frozen stage): folded
+    with autograd on too, the input's gradient that of the unfolded block;
+    a parameter that trains turns the fold off."""
+    torch.manual_seed(3)
+    m = _trained_like(RepDWConv(6))
+    x = torch.randn(2, 6, 7, 9, requires_grad=True)
+    m(x).square().sum().backward()
+    ref_out, ref_grad = m(x).detach(), x.grad.clone()
+    assert m.inference_fold_cached() is None
+    m.requires_grad_(False)
+    x.grad = None
+    out = m(x)
+    out.square().sum().backward()
+    fused = m.inference_fold_cached()
+    assert fused is not None
+    assert not any(p.requires_grad or p.grad is not None
+                   for p in fused.parameters())
+    assert rel_err(out.detach(), ref_out) <= 1e-5
+    assert rel_err(x.grad, ref_grad) <= 1e-5
+    m.conv.bn.weight.requires_grad_(True)
+    assert m.inference_fold() is None
+
+
+def test_frozen_stages_fold_while_the_rest_trains(monkeypatch):
+    """frozen_stages: the frozen stem and stage fold in a training step
+    (eval mode, no parameter requires grad); the loss and the gradients of
+    the trained parameters are those of the unfolded network (in float64,
+    so that the bound can be tight)."""
+    torch.manual_seed(4)
+    model = TinyViM(arch='s', out_indices=(0, 1, 2, 3), frozen_stages=1)
+    _trained_like(model).double().train()
+    x = torch.randn(2, 3, 64, 64, dtype=torch.float64)
+
+    def step():
+        model.zero_grad()
+        loss = sum(o.square().mean() for o in model(x))
+        loss.backward()
+        return loss.detach(), {n: p.grad.clone()
+                               for n, p in model.named_parameters()
+                               if p.grad is not None}
+
+    loss, grads = step()
+    frozen = model._stem_and_stages()[:2]
+    folded = [m for part in frozen for m in _folded_blocks(part)]
+    assert folded and all(m.inference_fold_cached() is not None
+                          for m in folded)
+    assert not any(m.inference_fold_cached() is not None
+                   for m in _folded_blocks(model) if m not in folded)
+    monkeypatch.setattr(FoldsForInference, 'folds_for_inference',
+                        lambda self: False)
+    ref_loss, ref_grads = step()
+    assert grads.keys() == ref_grads.keys() and grads
+    assert float((loss - ref_loss).abs()) <= 1e-10 * float(ref_loss)
+    # relative to the largest gradient: some are zero in exact arithmetic
+    # (biases in front of a training-mode BatchNorm) and only rounding noise
+    scale = max(float(g.abs().max()) for g in ref_grads.values())
+    worst = max(float((grads[n] - ref_grads[n]).abs().max())
+                for n in grads) / scale
+    print(f'\nfrozen_stages=1, float64: gradients folded vs unfolded '
+          f'max|d| / max|grad| {worst:.2e}')
+    assert worst <= 1e-9

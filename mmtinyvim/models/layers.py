@@ -85,17 +85,19 @@ class FoldsForInference:
 
     When the block and all its submodules are in eval mode and autograd is
     off (``torch.no_grad`` / ``torch.inference_mode``: validation, testing,
-    inferencers, plain inference), :meth:`inference_fold` gives that fused
-    module and the block's ``forward`` runs it: the network as built skips
+    inferencers, plain inference) or none of the block's parameters
+    requires grad (a frozen stage in training: ``frozen_stages`` with
+    ``norm_eval``), :meth:`inference_fold` gives that fused module and the
+    block's ``forward`` runs it: the network as built skips
     the BatchNorm passes over the map that an explicit ``switch_to_deploy``
     would remove, with no switch. The fused module is built on first use and
     kept (as a plain attribute: not a submodule, not in the state dict, not
     pickled) until any parameter or buffer of the block is replaced or
     changed in place (optimizer steps, ``load_state_dict``, ``.to()``,
     running-statistics updates all do) or the block goes back to training.
-    While autograd records, while tracing or exporting, and under
-    ``torch.compile`` (whose graph folds by itself) the block runs as
-    written.
+    While autograd records for the block's parameters, while tracing or
+    exporting, and under ``torch.compile`` (whose graph folds by itself)
+    the block runs as written.
     """
 
     _FOLDED = '_inference_folded'
@@ -107,9 +109,15 @@ class FoldsForInference:
 
     def inference_fold(self) -> Optional[nn.Module]:
         """The fused module to run instead of this block now, or None."""
-        if torch.is_grad_enabled() or _triton.tracing() or \
+        if self.training or _triton.tracing() or \
                 torch.compiler.is_compiling() or \
                 not self.folds_for_inference():
+            return None
+        # with autograd on only a frozen block folds: the folded weights
+        # carry no gradient to the block's parameters (the input's gradient
+        # is the same either way)
+        if torch.is_grad_enabled() and any(p.requires_grad
+                                           for p in self.parameters()):
             return None
         state = self._fold_state()
         if state is None:
@@ -121,7 +129,9 @@ class FoldsForInference:
         if any(isinstance(m, nn.modules.batchnorm._BatchNorm) and
                m.running_mean is None for m in self.modules()):
             return None  # batch statistics in eval mode: nothing to fold
-        fused = self.fuse()
+        # its weights are derived: no gradient (and no weight-gradient
+        # kernels) for them when a frozen block runs with autograd on
+        fused = self.fuse().requires_grad_(False)
         self.__dict__[self._FOLDED] = (*state, fused)
         return fused
 
@@ -163,7 +173,7 @@ class FoldsForInference:
 
 class ConvBN(FoldsForInference, nn.Sequential):
     """Bias-free Conv2d followed by BatchNorm2d (state-dict keys ``c``, ``bn``);
-    in eval mode without autograd one folded conv (:class:`FoldsForInference`).
+    one folded conv for inference (:class:`FoldsForInference`).
     """
 
     def __init__(self, in_channels, out_channels, kernel_size=1, stride=1,

@@ -87,7 +87,7 @@ def _is_residual_depthwise(conv: nn.Conv2d) -> bool:
 
 class Residual(FoldsForInference, nn.Module):
     """``x + m(x)``; a residual depthwise Conv-BN runs as one conv (the
-    identity in its kernel centre) in eval mode without autograd."""
+    identity in its kernel centre) for inference (``FoldsForInference``)."""
 
     def __init__(self, m: nn.Module):
         super().__init__()
@@ -186,7 +186,7 @@ class ChannelScale(nn.Module):
 class LocalDWConv(FoldsForInference, nn.Sequential):
     """Local branch of MRFFI: k x k depthwise Conv-BN, ReLU, 1x1 depthwise
     Conv-BN (``dwconv3x3`` is the official name, whatever k is); two folded
-    convs in eval mode without autograd."""
+    convs for inference (``FoldsForInference``)."""
 
     def __init__(self, channels: int, kernel_size: int):
         super().__init__(OrderedDict(

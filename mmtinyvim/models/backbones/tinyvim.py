@@ -59,7 +59,7 @@ CLASSIFIER_RENAMES = (('patch_embed.', 'backbone.patch_embed.'),
 
 class _RepDepthwise(FoldsForInference, nn.Module):
     """Depthwise ``BN(ConvBN_k(x) + Conv1x1(x) + x)``, foldable into one conv
-    (and run as that conv in eval mode without autograd).
+    (and run as that conv for inference: ``layers.FoldsForInference``).
 
     Subclasses create ``conv`` (k x k depthwise ConvBN), ``conv1`` (1x1
     depthwise conv with bias) and ``bn`` in the official registration order.
