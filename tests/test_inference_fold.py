@@ -337,3 +337,22 @@ def test_frozen_stages_fold_while_the_rest_trains(monkeypatch):
     print(f'\nfrozen_stages=1, float64: gradients folded vs unfolded '
           f'max|d| / max|grad| {worst:.2e}')
     assert worst <= 1e-9
+
+
+def test_eval_refolds_after_changes_through_data():
+    """``tensor.data`` changes bypass the version counter (mmengine's
+    EMAHook swaps weights that way before validation): ``eval()``, which
+    mmengine's loops call after that swap, drops the fold."""
+    torch.manual_seed(5)
+    model = _trained_like(NETWORKS['tinyvim-s']())
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        model(x)
+        for name, t in model.state_dict().items():
+            if t.is_floating_point():
+                t.data.mul_(1.25)  # what EMAHook's .data.copy_ does
+        model.eval()
+        out = model(x)
+    with torch.enable_grad():
+        ref = [o.detach() for o in model(x)]
+    assert max(rel_err(o, r) for o, r in zip(out, ref)) <= 1e-4

@@ -94,7 +94,11 @@ class FoldsForInference:
     kept (as a plain attribute: not a submodule, not in the state dict, not
     pickled) until any parameter or buffer of the block is replaced or
     changed in place (optimizer steps, ``load_state_dict``, ``.to()``,
-    running-statistics updates all do) or the block goes back to training.
+    running-statistics updates all do) or ``train()`` / ``eval()`` is
+    called on it. A change made through ``tensor.data`` is the exception:
+    it bypasses the version counter the cache checks, so call ``eval()``
+    again after one (mmengine's validation and test loops do, after
+    EMAHook swaps the weights in that way).
     While autograd records for the block's parameters, while tracing or
     exporting, and under ``torch.compile`` (whose graph folds by itself)
     the block runs as written.
