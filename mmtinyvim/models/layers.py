@@ -1,7 +1,6 @@
 """Layers shared by both families: Conv+BN pairs that fold for deployment
 (and, by themselves, for inference: :class:`FoldsForInference`), the
 BatchNorm2d that trains through the fused Triton kernels."""
-import itertools
 from typing import Optional, Sequence, Tuple
 
 import torch
@@ -88,7 +87,8 @@ class FoldsForInference:
     inferencers, plain inference) or none of the block's parameters
     requires grad (a frozen stage in training: ``frozen_stages`` with
     ``norm_eval``), :meth:`inference_fold` gives that fused module and the
-    block's ``forward`` runs it: the network as built skips
+    mixin's ``forward`` runs it, else the subclass's ``forward_unfolded``
+    (the block as written): the network as built skips
     the BatchNorm passes over the map that an explicit ``switch_to_deploy``
     would remove, with no switch. The fused module is built on first use and
     kept (as a plain attribute: not a submodule, not in the state dict, not
@@ -106,6 +106,16 @@ class FoldsForInference:
 
     _FOLDED = '_inference_folded'
 
+    def forward(self, x):
+        folded = self.inference_fold()
+        if folded is not None:
+            return folded(x)
+        return self.forward_unfolded(x)
+
+    def forward_unfolded(self, x):
+        """The block as written (each subclass's own forward)."""
+        raise NotImplementedError
+
     def folds_for_inference(self) -> bool:
         """Whether this block folds at all (a subclass whose ``fuse()``
         changes the block itself for some of its forms says no for those)."""
@@ -116,12 +126,6 @@ class FoldsForInference:
         if self.training or _triton.tracing() or \
                 torch.compiler.is_compiling() or \
                 not self.folds_for_inference():
-            return None
-        # with autograd on only a frozen block folds: the folded weights
-        # carry no gradient to the block's parameters (the input's gradient
-        # is the same either way)
-        if torch.is_grad_enabled() and any(p.requires_grad
-                                           for p in self.parameters()):
             return None
         state = self._fold_state()
         if state is None:
@@ -141,8 +145,12 @@ class FoldsForInference:
 
     def _fold_state(self):
         """(tensors, [id, version, data pointer] of each) of the block's
-        parameters and buffers, or None while any of its modules trains.
-        Plain int lists: compared in one C call, a few µs per block."""
+        parameters and buffers; None while any of its modules trains, or
+        while autograd records and a parameter requires grad (the folded
+        weights carry no gradient to the parameters; the input's gradient
+        is the same either way). Plain int lists: compared in one C call,
+        a few µs per block."""
+        recording = torch.is_grad_enabled()
         tensors, key = [], []
         stack = [self]
         try:
@@ -150,11 +158,16 @@ class FoldsForInference:
                 module = stack.pop()
                 if module.training:
                     return None
-                for group in (module._parameters, module._buffers):
-                    for t in group.values():
-                        if t is not None:
-                            tensors.append(t)
-                            key += (id(t), t._version, t.data_ptr())
+                for t in module._parameters.values():
+                    if t is not None:
+                        if recording and t.requires_grad:
+                            return None
+                        tensors.append(t)
+                        key += (id(t), t._version, t.data_ptr())
+                for t in module._buffers.values():
+                    if t is not None:
+                        tensors.append(t)
+                        key += (id(t), t._version, t.data_ptr())
                 stack.extend(module._modules.values())
         except RuntimeError:  # inference tensors keep no version counter
             return None
@@ -190,10 +203,7 @@ class ConvBN(FoldsForInference, nn.Sequential):
         nn.init.constant_(self.bn.weight, bn_weight_init)
         nn.init.zeros_(self.bn.bias)
 
-    def forward(self, x):
-        folded = self.inference_fold()
-        if folded is not None:
-            return folded(x)
+    def forward_unfolded(self, x):
         return self.bn(self.c(x))
 
     def fuse(self) -> nn.Conv2d:

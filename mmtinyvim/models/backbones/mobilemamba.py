@@ -98,10 +98,7 @@ class Residual(FoldsForInference, nn.Module):
         # fuses m in place and returns self
         return isinstance(self.m, ConvBN) and _is_residual_depthwise(self.m.c)
 
-    def forward(self, x):
-        folded = self.inference_fold()
-        if folded is not None:
-            return folded(x)
+    def forward_unfolded(self, x):
         return x + self.m(x)
 
     @torch.no_grad()
@@ -199,11 +196,7 @@ class LocalDWConv(FoldsForInference, nn.Sequential):
                                 bias=False),
             bn2=BatchNorm2d(channels)))
 
-    def forward(self, x):
-        folded = self.inference_fold()
-        if folded is not None:
-            return folded(x)
-        return super().forward(x)
+    forward_unfolded = nn.Sequential.forward
 
     @torch.no_grad()
     def fuse(self) -> nn.Sequential:

@@ -65,10 +65,7 @@ class _RepDepthwise(FoldsForInference, nn.Module):
     depthwise conv with bias) and ``bn`` in the official registration order.
     """
 
-    def forward(self, x):
-        folded = self.inference_fold()
-        if folded is not None:
-            return folded(x)
+    def forward_unfolded(self, x):
         return self.bn(self.conv(x) + self.conv1(x) + x)
 
     @torch.no_grad()
